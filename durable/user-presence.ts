@@ -1,0 +1,747 @@
+/**
+ * UserPresence: one Durable Object per user, the single authority over that
+ * user's presence. It owns
+ *   - the user's devices (hibernating WebSockets + HTTP heartbeats) and their TTL,
+ *   - the user's side of every friendship edge,
+ *   - the leases of the friends who watch this user (fan-out targets),
+ *   - a cache of the presence of the friends this user watches while it has a
+ *     live client, and
+ *   - an outbox of calls to other users' objects that must be retried.
+ * One alarm serves every timer: the earliest of device TTLs, the coalesced
+ * position publish, watch renewal and outbox retries.
+ *
+ * Presence rules live in src/presence/ (no Cloudflare imports); this class
+ * stores rows, moves messages and calls those rules.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../src/env";
+import { aggregate, classifyChange, isLive, isShownOnline } from "../src/presence/aggregate";
+import { readConfig, type PresenceConfig } from "../src/presence/config";
+import { CloseCode, errorFrame, offlinePresence, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION, type ServerMessage } from "../src/presence/protocol";
+import { parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
+import { alarmTime, backoffMs, deviceDeadline, nextDeadline, positionPublishAt, takeToken, type Bucket } from "../src/presence/timers";
+import type { DeviceKind, DeviceState, DeviceStatus, Presence } from "../src/presence/types";
+
+interface SocketAttachment {
+  deviceId: string;
+  kind: DeviceKind;
+  subscribed: boolean;
+}
+
+export type FriendshipState = "friends" | "removed";
+
+/** A refusal the worker turns into an HTTP error (RPC results, not exceptions, so the code survives). */
+export type Refusal = { ok: false; code: "too_many_devices" | "friend_limit"; message: string };
+
+type OutboxKind = "edge" | "presence" | "watch";
+interface OutboxRow {
+  key: string;
+  target: string;
+  kind: OutboxKind;
+  payload: string;
+  attempts: number;
+}
+
+const FANOUT_CHUNK = 50;
+
+const MIGRATIONS: string[][] = [
+  [
+    `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+    `CREATE TABLE devices (
+       device_id TEXT PRIMARY KEY, kind TEXT NOT NULL, transport TEXT NOT NULL,
+       status TEXT, status_text TEXT, realm TEXT, x REAL, y REAL, z REAL,
+       last_heartbeat_at INTEGER, last_seen_at INTEGER NOT NULL)`,
+    `CREATE TABLE friends (friend_id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL, since INTEGER NOT NULL)`,
+    `CREATE TABLE watchers (watcher_id TEXT PRIMARY KEY, lease_expires_at INTEGER NOT NULL)`,
+    `CREATE TABLE friend_presence (friend_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, presence TEXT NOT NULL)`,
+    `CREATE TABLE outbox (key TEXT PRIMARY KEY, target TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+       attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL)`,
+  ],
+];
+
+export class UserPresence extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private readonly config: PresenceConfig;
+  /** Per-socket abuse accounting; in memory only (reset by hibernation, which only happens when idle). */
+  private readonly buckets = new WeakMap<WebSocket, Bucket>();
+  private readonly errors = new WeakMap<WebSocket, number[]>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.config = readConfig(env as unknown as Record<string, unknown>);
+    this.migrate();
+    // Keep-alive pings are answered by the runtime without waking this object;
+    // their timestamps are read back as a sign of life when the alarm runs.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+  }
+
+  // ─── storage helpers ───────────────────────────────────────────────────────
+
+  private migrate(): void {
+    // PRAGMA user_version is not allowed here; the schema version lives in its own table.
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`);
+    const version = Number(this.sql.exec(`SELECT MAX(version) AS v FROM schema_version`).one().v ?? 0);
+    if (version >= MIGRATIONS.length) return;
+    this.ctx.storage.transactionSync(() => {
+      for (let v = version; v < MIGRATIONS.length; v++) for (const statement of MIGRATIONS[v]!) this.sql.exec(statement);
+      this.sql.exec(`DELETE FROM schema_version`);
+      this.sql.exec(`INSERT INTO schema_version (version) VALUES (?)`, MIGRATIONS.length);
+    });
+  }
+
+  private getMeta(key: string): string | null {
+    const row = this.sql.exec(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0];
+    return row ? String(row.value) : null;
+  }
+
+  private setMeta(key: string, value: string | number | null): void {
+    if (value === null) this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
+    else this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, String(value));
+  }
+
+  private metaNumber(key: string): number | null {
+    const value = this.getMeta(key);
+    return value === null ? null : Number(value);
+  }
+
+  /** Every entry point names the user; the first one records it (alarms have no caller). */
+  private identify(userId: string): string {
+    const known = this.getMeta("user_id");
+    if (known === null) this.setMeta("user_id", userId);
+    else if (known !== userId) throw new Error(`object of ${known} addressed as ${userId}`);
+    return userId;
+  }
+
+  private get userId(): string {
+    const id = this.getMeta("user_id");
+    if (id === null) throw new Error("object has no user yet");
+    return id;
+  }
+
+  private readDevices(): DeviceState[] {
+    return this.sql
+      .exec(`SELECT * FROM devices`)
+      .toArray()
+      .map((r) => ({
+        deviceId: String(r.device_id),
+        kind: r.kind as DeviceKind,
+        transport: r.transport as DeviceState["transport"],
+        status: (r.status as DeviceStatus | null) ?? null,
+        statusText: (r.status_text as string | null) ?? null,
+        realm: (r.realm as string | null) ?? null,
+        position: r.x === null ? null : { x: Number(r.x), y: Number(r.y), z: Number(r.z) },
+        lastHeartbeatAt: r.last_heartbeat_at === null ? null : Number(r.last_heartbeat_at),
+        lastSeenAt: Number(r.last_seen_at),
+      }));
+  }
+
+  private friendIds(): string[] {
+    return this.sql.exec(`SELECT friend_id FROM friends WHERE state = 'friends'`).toArray().map((r) => String(r.friend_id));
+  }
+
+  private isFriend(userId: string): boolean {
+    return this.sql.exec(`SELECT 1 FROM friends WHERE friend_id = ? AND state = 'friends'`, userId).toArray().length > 0;
+  }
+
+  private publishedPresence(): Presence {
+    const json = this.getMeta("published");
+    return json ? (JSON.parse(json) as Presence) : offlinePresence(this.userId, this.metaNumber("last_active_at"), this.metaNumber("seq") ?? 0);
+  }
+
+  private stub(userId: string) {
+    return this.env.USER.getByName(userId);
+  }
+
+  // ─── WebSocket lifecycle (Hibernation API) ─────────────────────────────────
+
+  override async fetch(request: Request): Promise<Response> {
+    const userId = this.identify(request.headers.get("x-presence-user") ?? "");
+    const deviceId = request.headers.get("x-presence-device") ?? crypto.randomUUID();
+    const kind = (request.headers.get("x-presence-kind") ?? "web") as DeviceKind;
+    const protocol = request.headers.get("x-presence-protocol");
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return Response.json({ error: { code: "upgrade_required", message: "connect with a WebSocket upgrade" } }, { status: 426 });
+    }
+    const now = Date.now();
+    const refusal = this.deviceLimitRefusal(deviceId, now);
+    if (refusal) return Response.json({ error: { code: refusal.code, message: refusal.message } }, { status: 429 });
+    for (const old of this.ctx.getWebSockets(deviceId)) this.closeSocket(old, CloseCode.replaced, "replaced by a newer connection of this device");
+
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [deviceId]);
+    server.serializeAttachment({ deviceId, kind, subscribed: false } satisfies SocketAttachment);
+    // A reconnecting device keeps its last heartbeat (no flapping); a new one is "connected, not shown".
+    this.sql.exec(
+      `INSERT INTO devices (device_id, kind, transport, last_seen_at) VALUES (?, ?, 'ws', ?)
+       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, transport = 'ws', last_seen_at = excluded.last_seen_at`,
+      deviceId,
+      kind,
+      now,
+    );
+    this.send(server, {
+      type: "welcome",
+      userId,
+      deviceId,
+      protocol: PROTOCOL_VERSION,
+      heartbeatIntervalMs: this.config.heartbeatIntervalMs,
+      ttlMs: this.config.ttlMs,
+      maxFrameBytes: this.config.maxFrameBytes,
+      ping: PING_FRAME,
+    });
+    await this.refresh(now);
+    const headers = new Headers();
+    if (protocol) headers.set("Sec-WebSocket-Protocol", protocol);
+    return new Response(null, { status: 101, webSocket: client, headers });
+  }
+
+  override async webSocketMessage(ws: WebSocket, frame: string | ArrayBuffer): Promise<void> {
+    const now = Date.now();
+    const attachment = ws.deserializeAttachment() as SocketAttachment;
+    this.sql.exec(`UPDATE devices SET last_seen_at = MAX(last_seen_at, ?) WHERE device_id = ?`, now, attachment.deviceId);
+
+    const { allowed, bucket } = takeToken(this.buckets.get(ws), now, this.config.rateBurst, this.config.ratePerSecond);
+    this.buckets.set(ws, bucket);
+    if (!allowed) return this.reject(ws, now, errorFrame("rate_limited", `at most ${this.config.ratePerSecond} messages per second`));
+
+    const parsed = parseClientFrame(frame, this.config.maxFrameBytes);
+    if (!parsed.ok) return this.reject(ws, now, errorFrame(parsed.code, parsed.message, parsed.id));
+    try {
+      await this.handle(ws, attachment, parsed.message, now);
+    } catch (error) {
+      console.error("message failed", error);
+      this.send(ws, errorFrame("internal", "the request failed; it is safe to retry", parsed.message.id));
+    }
+  }
+
+  private async handle(ws: WebSocket, attachment: SocketAttachment, message: ClientMessage, now: number): Promise<void> {
+    switch (message.type) {
+      case "PositionHeartbeat": {
+        const presence = await this.heartbeat(attachment.deviceId, attachment.kind, "ws", message, now);
+        this.send(ws, { type: "heartbeat_ack", id: message.id, presence, nextHeartbeatMs: this.config.heartbeatIntervalMs });
+        return;
+      }
+      case "GetOnlineFriends":
+        this.send(ws, { type: "online_friends", id: message.id, friends: await this.onlineFriendsList() });
+        return;
+      case "SubscribeFriendshipPresenceUpdates":
+        ws.serializeAttachment({ ...attachment, subscribed: true } satisfies SocketAttachment);
+        this.send(ws, { type: "subscribed", id: message.id, friends: await this.onlineFriendsList() });
+        return;
+      case "UnsubscribeFriendshipPresenceUpdates":
+        ws.serializeAttachment({ ...attachment, subscribed: false } satisfies SocketAttachment);
+        this.send(ws, { type: "unsubscribed", id: message.id });
+        return;
+      case "GetPresence": {
+        const presence = await this.lookup(this.userId, message.userId);
+        if (presence) this.send(ws, { type: "presence_result", id: message.id, presence });
+        else this.send(ws, errorFrame("not_found", "no such user among your friends", message.id));
+        return;
+      }
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Reciprocate, or the client sees 1006. 1005/1006 are not sendable codes.
+    this.closeSocket(ws, code === 1005 || code === 1006 ? CloseCode.normal : code, reason);
+    await this.dropSocket(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    await this.dropSocket(ws);
+  }
+
+  /** A socket ended: its device goes away at once unless another socket carries it. */
+  private async dropSocket(ws: WebSocket): Promise<void> {
+    const { deviceId } = ws.deserializeAttachment() as SocketAttachment;
+    const others = this.ctx.getWebSockets(deviceId).filter((s) => s !== ws && s.readyState === WebSocket.OPEN);
+    if (others.length === 0) this.sql.exec(`DELETE FROM devices WHERE device_id = ? AND transport = 'ws'`, deviceId);
+    await this.refresh(Date.now());
+  }
+
+  private reject(ws: WebSocket, now: number, frame: ServerMessage): void {
+    this.send(ws, frame);
+    const recent = (this.errors.get(ws) ?? []).filter((t) => t > now - this.config.abuseWindowMs);
+    recent.push(now);
+    this.errors.set(ws, recent);
+    if (recent.length > this.config.maxErrorsPerWindow) {
+      this.closeSocket(ws, CloseCode.policyViolation, "too many invalid or rate-limited frames");
+    }
+  }
+
+  private send(ws: WebSocket, message: ServerMessage): void {
+    try {
+      ws.send(JSON.stringify(message));
+    } catch {
+      // The socket is closing; its device is handled by close/TTL.
+    }
+  }
+
+  private closeSocket(ws: WebSocket, code: number, reason: string): void {
+    try {
+      ws.close(code, reason);
+    } catch {
+      // Already closed.
+    }
+  }
+
+  private subscribedSockets(): WebSocket[] {
+    return this.ctx.getWebSockets().filter((ws) => (ws.deserializeAttachment() as SocketAttachment | null)?.subscribed);
+  }
+
+  private broadcast(message: ServerMessage): void {
+    for (const ws of this.subscribedSockets()) this.send(ws, message);
+  }
+
+  /** A new device beyond the per-user limit is refused; a known device may always come back. */
+  private deviceLimitRefusal(deviceId: string, now: number): Refusal | null {
+    const live = this.readDevices().filter((d) => isLive(d, now, this.config.ttlMs));
+    if (live.some((d) => d.deviceId === deviceId) || live.length < this.config.maxDevicesPerUser) return null;
+    return { ok: false, code: "too_many_devices", message: `at most ${this.config.maxDevicesPerUser} devices per user` };
+  }
+
+  // ─── heartbeats and the presence state machine ─────────────────────────────
+
+  private async heartbeat(deviceId: string, kind: DeviceKind, transport: "ws" | "http", body: HeartbeatBody, now: number): Promise<Presence> {
+    this.sql.exec(
+      `INSERT INTO devices (device_id, kind, transport, status, status_text, realm, x, y, z, last_heartbeat_at, last_seen_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, status_text = excluded.status_text,
+         realm = excluded.realm, x = excluded.x, y = excluded.y, z = excluded.z,
+         last_heartbeat_at = excluded.last_heartbeat_at, last_seen_at = excluded.last_seen_at`,
+      deviceId,
+      kind,
+      transport,
+      body.status,
+      body.statusText ?? null,
+      body.realm,
+      body.position.x,
+      body.position.y,
+      body.position.z,
+      now,
+      now,
+    );
+    await this.refresh(now);
+    return this.selfPresence(now);
+  }
+
+  /** The user's own view: like friends', except invisible shows as such to themself. */
+  private selfPresence(now: number): Presence {
+    const { view, invisible } = aggregate(this.userId, this.readDevices(), now, this.config.ttlMs, this.metaNumber("last_active_at"));
+    const seq = this.metaNumber("seq") ?? 0;
+    return invisible ? { ...view, seq, invisible: true } : { ...view, seq };
+  }
+
+  /**
+   * The one place presence moves: refresh liveness from ping timestamps,
+   * expire silent devices, start/stop watching friends, publish changes,
+   * deliver due outbox rows, and set the alarm. Idempotent; safe to run from
+   * any entry point and from a retried alarm.
+   */
+  private async refresh(now: number): Promise<void> {
+    const userId = this.userId;
+    this.absorbPingTimestamps();
+    const devices = this.readDevices();
+    for (const device of devices.filter((d) => !isLive(d, now, this.config.ttlMs))) {
+      for (const ws of this.ctx.getWebSockets(device.deviceId)) this.closeSocket(ws, CloseCode.presenceExpired, "no sign of life within the TTL");
+      this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, device.deviceId);
+    }
+    const { view, hasLiveDevice } = aggregate(userId, this.readDevices(), now, this.config.ttlMs, this.metaNumber("last_active_at"));
+    if (view.lastActiveAt !== null && view.status !== "offline") this.setMeta("last_active_at", view.lastActiveAt);
+
+    const wasLive = this.getMeta("live") === "1";
+    if (hasLiveDevice && !wasLive) {
+      this.setMeta("live", 1);
+      await this.startWatching(now);
+    }
+
+    const published = this.getMeta("published");
+    const change = classifyChange(published ? (JSON.parse(published) as Presence) : offlinePresence(userId), view);
+    if (change === "significant") await this.publish(view, now);
+    else if (change === "position") {
+      const at = positionPublishAt(this.metaNumber("published_at"), now, this.config.positionCoalesceMs);
+      if (at <= now) await this.publish(view, now);
+      else this.setMeta("publish_at", at);
+    } else this.setMeta("publish_at", null);
+
+    if (!hasLiveDevice && wasLive) {
+      this.setMeta("live", null);
+      await this.stopWatching();
+    }
+    if (hasLiveDevice) {
+      const renewAt = this.metaNumber("watch_renew_at");
+      if (renewAt !== null && renewAt <= now) await this.renewWatches(now);
+    }
+    await this.deliverOutbox(now);
+    await this.scheduleAlarm(now);
+  }
+
+  /** Pings answered by the runtime leave a timestamp per socket: fold it into the device's last sign of life. */
+  private absorbPingTimestamps(): void {
+    for (const ws of this.ctx.getWebSockets()) {
+      const stamp = this.ctx.getWebSocketAutoResponseTimestamp(ws);
+      if (!stamp) continue;
+      const { deviceId } = ws.deserializeAttachment() as SocketAttachment;
+      this.sql.exec(`UPDATE devices SET last_seen_at = MAX(last_seen_at, ?) WHERE device_id = ?`, stamp.getTime(), deviceId);
+    }
+  }
+
+  private async publish(view: Omit<Presence, "seq">, now: number): Promise<void> {
+    const seq = (this.metaNumber("seq") ?? 0) + 1;
+    const presence: Presence = { ...view, seq };
+    this.setMeta("seq", seq);
+    this.setMeta("published", JSON.stringify(presence));
+    this.setMeta("published_at", now);
+    this.setMeta("publish_at", null);
+    await this.fanOut(presence, now);
+  }
+
+  /** Sends this user's presence to every watcher holding a valid lease, in parallel chunks. */
+  private async fanOut(presence: Presence, now: number): Promise<void> {
+    this.sql.exec(`DELETE FROM watchers WHERE lease_expires_at <= ?`, now);
+    const watchers = this.sql.exec(`SELECT watcher_id FROM watchers`).toArray().map((r) => String(r.watcher_id));
+    await this.pushPresence(watchers, presence, now);
+  }
+
+  private async pushPresence(watchers: string[], presence: Presence, now: number): Promise<void> {
+    const userId = this.userId;
+    for (let i = 0; i < watchers.length; i += FANOUT_CHUNK) {
+      const chunk = watchers.slice(i, i + FANOUT_CHUNK);
+      const results = await Promise.allSettled(chunk.map((w) => this.stub(w).receivePresence(w, userId, presence)));
+      results.forEach((result, j) => {
+        const watcher = chunk[j]!;
+        if (result.status === "rejected") this.enqueue("presence", watcher, "{}", now);
+        else if (!result.value) this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, watcher);
+        else this.sql.exec(`DELETE FROM outbox WHERE key = ?`, `presence:${watcher}`);
+      });
+    }
+  }
+
+  // ─── watching friends (this user as a watcher) ─────────────────────────────
+
+  /** Called when the user gets a live client: take a lease on every friend and cache their presence. */
+  private async startWatching(now: number): Promise<void> {
+    await this.watchFriends(this.friendIds(), now);
+  }
+
+  private async renewWatches(now: number): Promise<void> {
+    await this.watchFriends(this.friendIds(), now);
+  }
+
+  private async watchFriends(friends: string[], now: number): Promise<void> {
+    const userId = this.userId;
+    this.setMeta("watch_renew_at", now + Math.floor(this.config.watchLeaseMs / 2));
+    for (let i = 0; i < friends.length; i += FANOUT_CHUNK) {
+      const chunk = friends.slice(i, i + FANOUT_CHUNK);
+      const results = await Promise.allSettled(chunk.map((f) => this.stub(f).watch(f, userId, this.config.watchLeaseMs)));
+      results.forEach((result, j) => {
+        const friend = chunk[j]!;
+        if (result.status === "fulfilled" && result.value) this.cacheFriendPresence(result.value);
+        else if (result.status === "fulfilled") this.forgetFriendPresence(friend);
+        else {
+          // Matrix's "don't know": show unknown rather than a stale or wrong answer, and retry.
+          const cached = this.cachedPresence(friend);
+          this.cacheFriendPresence({ ...(cached ?? offlinePresence(friend)), status: "unknown" }, true);
+          this.enqueue("watch", friend, "{}", now);
+        }
+      });
+    }
+  }
+
+  /** Called when the user's last live client is gone: release every lease, drop the cache. */
+  private async stopWatching(): Promise<void> {
+    const userId = this.userId;
+    const friends = this.friendIds();
+    this.setMeta("watch_renew_at", null);
+    this.sql.exec(`DELETE FROM friend_presence`);
+    this.sql.exec(`DELETE FROM outbox WHERE kind = 'watch'`);
+    for (let i = 0; i < friends.length; i += FANOUT_CHUNK) {
+      // Best effort: a lease that is not released expires, and the next push is refused anyway.
+      await Promise.allSettled(friends.slice(i, i + FANOUT_CHUNK).map((f) => this.stub(f).unwatch(f, userId)));
+    }
+  }
+
+  private cachedPresence(friend: string): Presence | null {
+    const row = this.sql.exec(`SELECT presence FROM friend_presence WHERE friend_id = ?`, friend).toArray()[0];
+    return row ? (JSON.parse(String(row.presence)) as Presence) : null;
+  }
+
+  /** Stores a friend's presence if it is newer than what is cached; returns whether it was. */
+  private cacheFriendPresence(presence: Presence, force = false): boolean {
+    const cached = this.cachedPresence(presence.userId);
+    if (!force && cached && cached.status !== "unknown" && cached.seq >= presence.seq) return false;
+    this.sql.exec(
+      `INSERT INTO friend_presence (friend_id, seq, presence) VALUES (?, ?, ?)
+       ON CONFLICT(friend_id) DO UPDATE SET seq = excluded.seq, presence = excluded.presence`,
+      presence.userId,
+      presence.seq,
+      JSON.stringify(presence),
+    );
+    return true;
+  }
+
+  private forgetFriendPresence(friend: string): void {
+    this.sql.exec(`DELETE FROM friend_presence WHERE friend_id = ?`, friend);
+  }
+
+  private async onlineFriendsList(): Promise<Presence[]> {
+    if (this.getMeta("live") === "1") {
+      return this.sql
+        .exec(`SELECT presence FROM friend_presence ORDER BY friend_id`)
+        .toArray()
+        .map((r) => JSON.parse(String(r.presence)) as Presence)
+        .filter((p) => isShownOnline(p.status) || p.status === "unknown");
+    }
+    // No live client (an HTTP-only reader): ask each friend once, take no lease.
+    const userId = this.userId;
+    const friends = this.friendIds();
+    const online: Presence[] = [];
+    for (let i = 0; i < friends.length; i += FANOUT_CHUNK) {
+      const chunk = friends.slice(i, i + FANOUT_CHUNK);
+      const results = await Promise.allSettled(chunk.map((f) => this.stub(f).presenceFor(f, userId)));
+      results.forEach((r, j) => {
+        if (r.status === "rejected") online.push({ ...offlinePresence(chunk[j]!), status: "unknown" });
+        else if (r.value && isShownOnline(r.value.status)) online.push(r.value);
+      });
+    }
+    return online;
+  }
+
+  // ─── RPC: called by friends' objects ───────────────────────────────────────
+
+  /** A friend with a live client takes (or renews) a lease on this user; returns this user's presence, or null for non-friends. */
+  async watch(self: string, watcher: string, leaseMs: number): Promise<Presence | null> {
+    this.identify(self);
+    if (!this.isFriend(watcher)) return null;
+    this.sql.exec(
+      `INSERT INTO watchers (watcher_id, lease_expires_at) VALUES (?, ?)
+       ON CONFLICT(watcher_id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at`,
+      watcher,
+      Date.now() + Math.min(Math.max(leaseMs, 1_000), 3_600_000),
+    );
+    return this.currentPresence();
+  }
+
+  async unwatch(self: string, watcher: string): Promise<void> {
+    this.identify(self);
+    this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, watcher);
+  }
+
+  /**
+   * A friend's object pushes its presence here. Returns false when this user
+   * has no live client or is not a friend: the sender then drops the lease
+   * (no presence is sent to people who are not there to see it).
+   */
+  async receivePresence(self: string, from: string, presence: Presence): Promise<boolean> {
+    this.identify(self);
+    if (!this.isFriend(from) || presence.userId !== from) return false;
+    if (this.getMeta("live") !== "1") return false;
+    if (this.cacheFriendPresence(presence)) this.broadcast({ type: "presence", presence });
+    return true;
+  }
+
+  /** Presence of `target` as `requester` may see it: self, a friend, or null (never leaks). */
+  async presenceFor(self: string, requester: string): Promise<Presence | null> {
+    this.identify(self);
+    if (requester === self) return this.selfPresence(Date.now());
+    if (!this.isFriend(requester)) return null;
+    return this.currentPresence();
+  }
+
+  /** What friends see right now; re-checks TTLs first so a late alarm never shows a ghost. */
+  private async currentPresence(): Promise<Presence> {
+    const now = Date.now();
+    const { view } = aggregate(this.userId, this.readDevices(), now, this.config.ttlMs, this.metaNumber("last_active_at"));
+    const published = this.publishedPresence();
+    if (classifyChange(published, view) === "significant") {
+      await this.refresh(now);
+      return this.publishedPresence();
+    }
+    return published;
+  }
+
+  // ─── RPC: called by the worker ─────────────────────────────────────────────
+
+  /** `GET /v1/presence/:userId` and `GetPresence`: self, or a friend's presence from their object; null for anyone else. */
+  async lookup(self: string, target: string): Promise<Presence | null> {
+    this.identify(self);
+    if (target === self) return this.selfPresence(Date.now());
+    if (!this.isFriend(target)) return null;
+    return this.stub(target).presenceFor(target, self);
+  }
+
+  async httpHeartbeat(self: string, deviceId: string, kind: DeviceKind, body: HeartbeatBody): Promise<{ ok: true; presence: Presence } | Refusal> {
+    this.identify(self);
+    const now = Date.now();
+    const refusal = this.deviceLimitRefusal(deviceId, now);
+    if (refusal) return refusal;
+    return { ok: true, presence: await this.heartbeat(deviceId, kind, "http", body, now) };
+  }
+
+  async onlineFriends(self: string): Promise<Presence[]> {
+    this.identify(self);
+    return this.onlineFriendsList();
+  }
+
+  /**
+   * Sets this user's side of the friendship with each of `others` and queues
+   * the other side in the outbox (delivered now, retried by the alarm until
+   * acknowledged). Returns the users whose side is not yet acknowledged.
+   */
+  async setFriendships(self: string, others: string[], state: FriendshipState): Promise<{ ok: true; pending: string[] } | Refusal> {
+    this.identify(self);
+    const now = Date.now();
+    const targets = [...new Set(others)].filter((o) => o !== self);
+    if (state === "friends") {
+      const current = new Set(this.friendIds());
+      const added = targets.filter((t) => !current.has(t)).length;
+      if (current.size + added > this.config.maxFriends) {
+        return { ok: false, code: "friend_limit", message: `${self} would have more than ${this.config.maxFriends} friends` };
+      }
+    }
+    for (const other of targets) {
+      const row = this.sql.exec(`SELECT version FROM friends WHERE friend_id = ?`, other).toArray()[0];
+      const version = Math.max(now, row ? Number(row.version) + 1 : 0);
+      await this.applyEdge(other, state, version, now);
+      this.enqueue("edge", other, JSON.stringify({ state, version }), now, true);
+    }
+    await this.deliverOutbox(now, targets.map((t) => `edge:${t}`));
+    await this.scheduleAlarm(now);
+    const pending = this.sql
+      .exec(`SELECT target FROM outbox WHERE kind = 'edge'`)
+      .toArray()
+      .map((r) => String(r.target))
+      .filter((t) => targets.includes(t));
+    return { ok: true, pending };
+  }
+
+  /** The other side of a friendship edge, delivered from a friend's outbox. Idempotent; newer version wins. */
+  async receiveEdge(self: string, from: string, state: FriendshipState, version: number): Promise<true> {
+    this.identify(self);
+    await this.applyEdge(from, state, version, Date.now());
+    return true;
+  }
+
+  async friends(self: string): Promise<string[]> {
+    this.identify(self);
+    return this.friendIds();
+  }
+
+  /** Applies an edge change locally and updates live views on this side at once. */
+  private async applyEdge(other: string, state: FriendshipState, version: number, now: number): Promise<void> {
+    const row = this.sql.exec(`SELECT state, version FROM friends WHERE friend_id = ?`, other).toArray()[0];
+    if (row && Number(row.version) >= version) return;
+    const wasFriend = row?.state === "friends";
+    this.sql.exec(
+      `INSERT INTO friends (friend_id, state, version, since) VALUES (?, ?, ?, ?)
+       ON CONFLICT(friend_id) DO UPDATE SET state = excluded.state, version = excluded.version, since = excluded.since`,
+      other,
+      state,
+      version,
+      now,
+    );
+    if (state === "removed" && wasFriend) {
+      this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, other);
+      this.sql.exec(`DELETE FROM outbox WHERE target = ? AND kind IN ('presence', 'watch')`, other);
+      this.forgetFriendPresence(other);
+      this.broadcast({ type: "friend_removed", userId: other });
+    } else if (state === "friends" && !wasFriend && this.getMeta("live") === "1") {
+      const userId = this.userId;
+      try {
+        const presence = await this.stub(other).watch(other, userId, this.config.watchLeaseMs);
+        if (presence) {
+          this.cacheFriendPresence(presence, true);
+          this.broadcast({ type: "friend_added", userId: other, presence });
+        }
+      } catch {
+        this.cacheFriendPresence({ ...offlinePresence(other), status: "unknown" }, true);
+        this.broadcast({ type: "friend_added", userId: other, presence: { ...offlinePresence(other), status: "unknown" } });
+        this.enqueue("watch", other, "{}", now);
+      }
+    }
+  }
+
+  // ─── outbox and alarm ──────────────────────────────────────────────────────
+
+  private enqueue(kind: OutboxKind, target: string, payload: string, now: number, immediate = false): void {
+    this.sql.exec(
+      `INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (?, ?, ?, ?, 0, ?)
+       ON CONFLICT(key) DO UPDATE SET payload = excluded.payload,
+         attempts = CASE WHEN ? THEN 0 ELSE attempts END,
+         next_attempt_at = CASE WHEN ? THEN excluded.next_attempt_at ELSE next_attempt_at END`,
+      `${kind}:${target}`,
+      target,
+      kind,
+      payload,
+      immediate ? now : now + backoffMs(0),
+      immediate ? 1 : 0,
+      immediate ? 1 : 0,
+    );
+  }
+
+  /** Delivers due outbox rows (or exactly `keys`); failures back off exponentially, forever, until acknowledged. */
+  private async deliverOutbox(now: number, keys?: string[]): Promise<void> {
+    const rows = (
+      keys
+        ? this.sql.exec(`SELECT * FROM outbox`).toArray().filter((r) => keys.includes(String(r.key)))
+        : this.sql.exec(`SELECT * FROM outbox WHERE next_attempt_at <= ?`, now).toArray()
+    ) as unknown as OutboxRow[];
+    if (rows.length === 0) return;
+    const userId = this.userId;
+    for (let i = 0; i < rows.length; i += FANOUT_CHUNK) {
+      const chunk = rows.slice(i, i + FANOUT_CHUNK);
+      const results = await Promise.allSettled(chunk.map((row) => this.deliver(userId, row)));
+      results.forEach((result, j) => {
+        const row = chunk[j]!;
+        if (result.status === "fulfilled") {
+          // Only delete what was delivered: a newer payload may have replaced it meanwhile.
+          this.sql.exec(`DELETE FROM outbox WHERE key = ? AND payload = ?`, row.key, row.payload);
+        } else {
+          const attempts = Number(row.attempts) + 1;
+          this.sql.exec(
+            `UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE key = ? AND payload = ?`,
+            attempts,
+            now + backoffMs(attempts),
+            row.key,
+            row.payload,
+          );
+        }
+      });
+    }
+  }
+
+  private async deliver(userId: string, row: OutboxRow): Promise<void> {
+    const target = row.target;
+    if (row.kind === "edge") {
+      const { state, version } = JSON.parse(row.payload) as { state: FriendshipState; version: number };
+      await this.stub(target).receiveEdge(target, userId, state, version);
+    } else if (row.kind === "presence") {
+      const accepted = await this.stub(target).receivePresence(target, userId, this.publishedPresence());
+      if (!accepted) this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, target);
+    } else if (row.kind === "watch") {
+      if (this.getMeta("live") !== "1" || !this.isFriend(target)) return;
+      const presence = await this.stub(target).watch(target, userId, this.config.watchLeaseMs);
+      if (presence) {
+        if (this.cacheFriendPresence(presence, true)) this.broadcast({ type: "presence", presence });
+      } else this.forgetFriendPresence(target);
+    }
+  }
+
+  private async scheduleAlarm(now: number): Promise<void> {
+    const devices = this.readDevices();
+    const outboxNext = this.sql.exec(`SELECT MIN(next_attempt_at) AS next FROM outbox`).one().next;
+    const deadline = nextDeadline([
+      ...devices.map((d) => deviceDeadline(d, this.config.ttlMs)),
+      this.metaNumber("publish_at"),
+      this.getMeta("live") === "1" ? this.metaNumber("watch_renew_at") : null,
+      outboxNext === null ? null : Number(outboxNext),
+    ]);
+    if (deadline === null) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(alarmTime(deadline, now));
+  }
+
+  override async alarm(): Promise<void> {
+    if (this.getMeta("user_id") === null) return;
+    await this.refresh(Date.now());
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The worker: authenticates, validates, and routes each request to the
+ * caller's own UserPresence object. It knows no presence rules.
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
+import { SignJWT } from "jose";
+import { z } from "zod";
+import { offeredProtocols, requireAdmin, requireUser, type AuthVariables } from "./auth";
+import type { Env } from "./env";
+import { ApiError, errorBody } from "./errors";
+import { readConfig } from "./presence/config";
+import { PROTOCOL_VERSION } from "./presence/protocol";
+import { describeIssues, deviceIdSchema, deviceKindSchema, heartbeatBody, userIdSchema } from "./presence/schema";
+
+type App = { Bindings: Env; Variables: AuthVariables };
+
+const MAX_IMPORT_PAIRS = 1_000;
+const pairSchema = z.union([
+  z.object({ a: userIdSchema, b: userIdSchema }),
+  z.tuple([userIdSchema, userIdSchema]).transform(([a, b]) => ({ a, b })),
+]);
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new ApiError(400, "invalid_request", describeIssues(result.error));
+  return result.data;
+}
+
+async function jsonBody(request: Request): Promise<unknown> {
+  try {
+    return await request.json();
+  } catch {
+    throw new ApiError(400, "bad_json", "the body is not valid JSON");
+  }
+}
+
+function device(query: URLSearchParams) {
+  return {
+    deviceId: query.get("device") === null ? null : parse(deviceIdSchema, query.get("device")),
+    kind: parse(deviceKindSchema, query.get("kind") ?? "web"),
+  };
+}
+
+export const app = new Hono<App>();
+
+app.onError((error, c) => {
+  if (error instanceof ApiError) return c.json(errorBody(error.code, error.message), error.status);
+  if (error instanceof HTTPException) return c.json(errorBody("http_error", error.message || "request failed"), error.status);
+  console.error("unhandled", error);
+  return c.json(errorBody("internal", "the request failed; it is safe to retry"), 500);
+});
+app.notFound((c) => c.json(errorBody("not_found", "no such route"), 404));
+
+app.get("/health", (c) => c.json({ ok: true, service: "edge-presence" }));
+
+// Dev mode only (DEV_MODE=1 in .dev.vars, never in production): mint a short-lived token for the demo page.
+app.post("/dev/token", async (c) => {
+  if (c.env.DEV_MODE !== "1" || !c.env.JWT_SECRET) throw new ApiError(404, "not_found", "no such route");
+  const { userId } = parse(z.object({ userId: userIdSchema }), await jsonBody(c.req.raw));
+  const token = await new SignJWT({})
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(userId)
+    .setIssuedAt()
+    .setExpirationTime("1h")
+    .setIssuer(c.env.JWT_ISSUER || "edge-presence-dev")
+    .setAudience(c.env.JWT_AUDIENCE || "edge-presence-dev")
+    .sign(new TextEncoder().encode(c.env.JWT_SECRET));
+  return c.json({ token, userId, expiresIn: 3600 });
+});
+
+// The WebSocket route comes before cors(): a 101 response's headers are immutable.
+app.get("/v1/connect", requireUser, async (c) => {
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+    throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
+  }
+  const { deviceId, kind } = device(new URL(c.req.url).searchParams);
+  const offered = offeredProtocols(c.req.raw);
+  // Browsers fail the handshake unless one offered protocol is echoed.
+  const protocol = offered.includes(PROTOCOL_VERSION) ? PROTOCOL_VERSION : offered[0];
+  const headers = new Headers(c.req.raw.headers);
+  headers.set("x-presence-user", c.var.userId);
+  headers.set("x-presence-device", deviceId ?? crypto.randomUUID());
+  headers.set("x-presence-kind", kind);
+  if (protocol) headers.set("x-presence-protocol", protocol);
+  return c.env.USER.getByName(c.var.userId).fetch(new Request(c.req.raw, { headers }));
+});
+
+app.use("/v1/*", cors({ origin: "*", allowHeaders: ["Authorization", "Content-Type"], allowMethods: ["GET", "POST", "PUT", "DELETE"] }));
+app.use("/v1/*", async (c, next) =>
+  bodyLimit({
+    maxSize: c.req.path.startsWith("/v1/admin/") ? 1_000_000 : readConfig(c.env as never).maxFrameBytes,
+    onError: () => {
+      throw new ApiError(413, "body_too_large", "the body is larger than allowed");
+    },
+  })(c, next),
+);
+
+app.post("/v1/heartbeat", requireUser, async (c) => {
+  const raw = await jsonBody(c.req.raw);
+  const query = new URL(c.req.url).searchParams;
+  const { deviceId, kind } = device(query);
+  const body = parse(heartbeatBody, raw);
+  const result = await c.env.USER.getByName(c.var.userId).httpHeartbeat(c.var.userId, deviceId ?? "http", kind, body);
+  if (!result.ok) throw new ApiError(429, result.code, result.message);
+  return c.json({ presence: result.presence });
+});
+
+app.get("/v1/friends/online", requireUser, async (c) => {
+  const friends = await c.env.USER.getByName(c.var.userId).onlineFriends(c.var.userId);
+  return c.json({ friends });
+});
+
+app.get("/v1/friends", requireUser, async (c) => {
+  const friends = await c.env.USER.getByName(c.var.userId).friends(c.var.userId);
+  return c.json({ friends });
+});
+
+app.get("/v1/presence/:userId", requireUser, async (c) => {
+  const target = userIdSchema.safeParse(c.req.param("userId"));
+  // Anyone who is not you or your friend is indistinguishable from nobody.
+  const presence = target.success ? await c.env.USER.getByName(c.var.userId).lookup(c.var.userId, target.data) : null;
+  if (!presence) throw new ApiError(404, "not_found", "no such user among your friends");
+  return c.json({ presence });
+});
+
+// ─── admin: friendships (the lifecycle API for users comes later) ───────────
+
+async function setFriendships(env: Env, pairs: { a: string; b: string }[], state: "friends" | "removed") {
+  const byUser = new Map<string, string[]>();
+  for (const { a, b } of pairs) {
+    if (a === b) throw new ApiError(400, "invalid_request", "a user cannot befriend themself");
+    byUser.set(a, [...(byUser.get(a) ?? []), b]);
+  }
+  const pending: string[][] = [];
+  const refusals: { userId: string; code: string; message: string }[] = [];
+  const users = [...byUser.keys()];
+  for (let i = 0; i < users.length; i += 20) {
+    await Promise.all(
+      users.slice(i, i + 20).map(async (a) => {
+        const result = await env.USER.getByName(a).setFriendships(a, byUser.get(a)!, state);
+        if (!result.ok) refusals.push({ userId: a, code: result.code, message: result.message });
+        else for (const b of result.pending) pending.push([a, b]);
+      }),
+    );
+  }
+  return { pending, refusals };
+}
+
+const admin = new Hono<{ Bindings: Env }>();
+admin.use("*", requireAdmin);
+
+admin.put("/friendships", async (c) => {
+  const pair = parse(pairSchema, await jsonBody(c.req.raw));
+  const { pending, refusals } = await setFriendships(c.env, [pair], "friends");
+  if (refusals.length > 0) throw new ApiError(409, refusals[0]!.code, refusals[0]!.message);
+  return c.json({ ...pair, state: "friends", pending }, pending.length ? 202 : 200);
+});
+
+admin.delete("/friendships", async (c) => {
+  const pair = parse(pairSchema, await jsonBody(c.req.raw));
+  const { pending } = await setFriendships(c.env, [pair], "removed");
+  return c.json({ ...pair, state: "removed", pending }, pending.length ? 202 : 200);
+});
+
+// Hono reads ":import" as a path parameter, so the literal route is matched by hand.
+admin.post("/:action{friendships:import}", async (c) => {
+  const { pairs } = parse(z.object({ pairs: z.array(pairSchema).min(1).max(MAX_IMPORT_PAIRS) }), await jsonBody(c.req.raw));
+  const { pending, refusals } = await setFriendships(c.env, pairs, "friends");
+  return c.json({ imported: pairs.length - refusals.length, pending, refusals }, refusals.length || pending.length ? 207 : 200);
+});
+
+app.route("/v1/admin", admin);

@@ -1,0 +1,4 @@
+import { app } from "./app";
+
+export { UserPresence } from "../durable/user-presence";
+export default app;

@@ -1,0 +1,122 @@
+/**
+ * Validation of everything a client sends: socket frames and HTTP bodies.
+ * Nothing reaches the presence rules without passing through here.
+ */
+import { z } from "zod";
+
+export const MAX_REALM_LENGTH = 64;
+export const MAX_STATUS_TEXT_LENGTH = 140;
+export const MAX_COORDINATE = 1e9;
+export const MAX_USER_ID_LENGTH = 128;
+
+/** Printable text: no control characters, no lone surrogates. */
+const printable = (max: number) =>
+  z
+    .string()
+    .max(max * 2)
+    .refine((s) => [...s].length <= max, `at most ${max} characters`)
+    .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), "control characters are not allowed")
+    .refine((s) => s.isWellFormed(), "lone surrogates are not allowed");
+
+export const userIdSchema = z
+  .string()
+  .min(1)
+  .max(MAX_USER_ID_LENGTH)
+  .regex(/^[A-Za-z0-9_.@:-]+$/, "user ids are letters, digits and _ . @ : -");
+
+export const deviceIdSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9_.:-]+$/, "device ids are letters, digits and _ . : -");
+
+export const deviceKindSchema = z.enum(["desktop", "mobile", "web"]);
+export const deviceStatusSchema = z.enum(["online", "away", "busy", "invisible"]);
+
+const coordinate = z.number().min(-MAX_COORDINATE).max(MAX_COORDINATE);
+export const positionSchema = z.object({ x: coordinate, y: coordinate, z: coordinate });
+
+/** Request ids are echoed back verbatim in the reply. */
+export const requestIdSchema = z.union([z.string().max(64), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)]);
+
+export const heartbeatBody = z.object({
+  position: positionSchema,
+  realm: printable(MAX_REALM_LENGTH).pipe(z.string().min(1)),
+  status: deviceStatusSchema,
+  statusText: printable(MAX_STATUS_TEXT_LENGTH).nullable().optional(),
+});
+export type HeartbeatBody = z.infer<typeof heartbeatBody>;
+
+export const clientMessageSchema = z.discriminatedUnion("type", [
+  heartbeatBody.extend({ type: z.literal("PositionHeartbeat"), id: requestIdSchema.optional() }),
+  z.object({ type: z.literal("GetOnlineFriends"), id: requestIdSchema.optional() }),
+  z.object({ type: z.literal("SubscribeFriendshipPresenceUpdates"), id: requestIdSchema.optional() }),
+  z.object({ type: z.literal("UnsubscribeFriendshipPresenceUpdates"), id: requestIdSchema.optional() }),
+  z.object({ type: z.literal("GetPresence"), id: requestIdSchema.optional(), userId: userIdSchema }),
+]);
+export type ClientMessage = z.infer<typeof clientMessageSchema>;
+export const CLIENT_MESSAGE_TYPES = clientMessageSchema.options.map((o) => o.shape.type.value);
+
+export type RequestId = z.infer<typeof requestIdSchema>;
+
+/** Stable error codes; documented in docs/PROTOCOL.md. */
+export type ErrorCode =
+  | "bad_json"
+  | "binary_not_supported"
+  | "frame_too_large"
+  | "unknown_type"
+  | "invalid_message"
+  | "rate_limited"
+  | "not_found"
+  | "internal";
+
+export type ParseResult =
+  | { ok: true; message: ClientMessage }
+  | { ok: false; code: ErrorCode; message: string; id?: RequestId };
+
+/** Turns one raw socket frame into a validated message or a precise error. */
+export function parseClientFrame(frame: string | ArrayBuffer, maxBytes: number): ParseResult {
+  if (typeof frame !== "string") {
+    return { ok: false, code: "binary_not_supported", message: "send JSON text frames" };
+  }
+  // Cheap bound first: a UTF-16 string never has fewer bytes than code units / 1... but may have 3x.
+  if (frame.length > maxBytes || new TextEncoder().encode(frame).byteLength > maxBytes) {
+    return { ok: false, code: "frame_too_large", message: `frames are at most ${maxBytes} bytes` };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(frame);
+  } catch {
+    return { ok: false, code: "bad_json", message: "frame is not valid JSON" };
+  }
+  return parseClientMessage(raw);
+}
+
+/** Validates an already-parsed value as a client message. */
+export function parseClientMessage(raw: unknown): ParseResult {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return { ok: false, code: "invalid_message", message: "a message is a JSON object with a `type`" };
+  }
+  const record = raw as Record<string, unknown>;
+  const idResult = requestIdSchema.safeParse(record.id);
+  const id = idResult.success ? idResult.data : undefined;
+  if (typeof record.type !== "string" || !CLIENT_MESSAGE_TYPES.includes(record.type as never)) {
+    return withId({ ok: false, code: "unknown_type", message: `type must be one of ${CLIENT_MESSAGE_TYPES.join(", ")}` }, id);
+  }
+  const parsed = clientMessageSchema.safeParse(raw);
+  if (!parsed.success) {
+    return withId({ ok: false, code: "invalid_message", message: describeIssues(parsed.error) }, id);
+  }
+  return { ok: true, message: parsed.data };
+}
+
+function withId(result: Extract<ParseResult, { ok: false }>, id: RequestId | undefined): ParseResult {
+  return id === undefined ? result : { ...result, id };
+}
+
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`)
+    .join("; ");
+}

@@ -602,7 +602,7 @@ export class UserPresence extends DurableObject<Env> {
     for (const other of targets) {
       const row = this.sql.exec(`SELECT version FROM friends WHERE friend_id = ?`, other).toArray()[0];
       const version = Math.max(now, row ? Number(row.version) + 1 : 0);
-      await this.applyEdge(other, state, version, now);
+      await this.applyEdge(other, state, version, now, false);
       this.enqueue("edge", other, JSON.stringify({ state, version }), now, true);
     }
     await this.deliverOutbox(now, targets.map((t) => `edge:${t}`));
@@ -618,7 +618,7 @@ export class UserPresence extends DurableObject<Env> {
   /** The other side of a friendship edge, delivered from a friend's outbox. Idempotent; newer version wins. */
   async receiveEdge(self: string, from: string, state: FriendshipState, version: number): Promise<true> {
     this.identify(self);
-    await this.applyEdge(from, state, version, Date.now());
+    await this.applyEdge(from, state, version, Date.now(), true);
     return true;
   }
 
@@ -627,8 +627,13 @@ export class UserPresence extends DurableObject<Env> {
     return this.friendIds();
   }
 
-  /** Applies an edge change locally and updates live views on this side at once. */
-  private async applyEdge(other: string, state: FriendshipState, version: number, now: number): Promise<void> {
+  /**
+   * Applies an edge change locally and updates live views on this side at once.
+   * A new friend is watched right away only by the receiving side (`watchNow`):
+   * the originator watches after the other side acknowledged the edge, since
+   * until then the other object would refuse the watch of a non-friend.
+   */
+  private async applyEdge(other: string, state: FriendshipState, version: number, now: number, watchNow: boolean): Promise<void> {
     const row = this.sql.exec(`SELECT state, version FROM friends WHERE friend_id = ?`, other).toArray()[0];
     if (row && Number(row.version) >= version) return;
     const wasFriend = row?.state === "friends";
@@ -645,20 +650,24 @@ export class UserPresence extends DurableObject<Env> {
       this.sql.exec(`DELETE FROM outbox WHERE target = ? AND kind IN ('presence', 'watch')`, other);
       this.forgetFriendPresence(other);
       this.broadcast({ type: "friend_removed", userId: other });
-    } else if (state === "friends" && !wasFriend && this.getMeta("live") === "1") {
-      const userId = this.userId;
-      try {
-        const presence = await this.stub(other).watch(other, userId, this.config.watchLeaseMs);
-        if (presence) {
-          this.cacheFriendPresence(presence, true);
-          this.broadcast({ type: "friend_added", userId: other, presence });
-        }
-      } catch {
-        this.cacheFriendPresence({ ...offlinePresence(other), status: "unknown" }, true);
-        this.broadcast({ type: "friend_added", userId: other, presence: { ...offlinePresence(other), status: "unknown" } });
-        this.enqueue("watch", other, "{}", now);
-      }
+    } else if (state === "friends" && !wasFriend && watchNow) {
+      await this.watchNewFriend(other, now);
     }
+  }
+
+  /** A friendship just took effect on both sides: if this user has a live client, show the friend at once. */
+  private async watchNewFriend(other: string, now: number): Promise<void> {
+    if (this.getMeta("live") !== "1" || !this.isFriend(other)) return;
+    let presence: Presence | null;
+    try {
+      presence = await this.stub(other).watch(other, this.userId, this.config.watchLeaseMs);
+    } catch {
+      presence = { ...offlinePresence(other), status: "unknown" };
+      this.enqueue("watch", other, "{}", now);
+    }
+    if (!presence) return;
+    this.cacheFriendPresence(presence, true);
+    this.broadcast({ type: "friend_added", userId: other, presence });
   }
 
   // ─── outbox and alarm ──────────────────────────────────────────────────────
@@ -715,6 +724,7 @@ export class UserPresence extends DurableObject<Env> {
     if (row.kind === "edge") {
       const { state, version } = JSON.parse(row.payload) as { state: FriendshipState; version: number };
       await this.stub(target).receiveEdge(target, userId, state, version);
+      if (state === "friends") await this.watchNewFriend(target, Date.now());
     } else if (row.kind === "presence") {
       const accepted = await this.stub(target).receivePresence(target, userId, this.publishedPresence());
       if (!accepted) this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, target);

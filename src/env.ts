@@ -25,3 +25,11 @@ export interface Env {
   RATE_BURST?: string;
   RATE_PER_SECOND?: string;
 }
+
+// `import { env } from "cloudflare:workers"` (tests) sees the same bindings.
+declare global {
+  namespace Cloudflare {
+    interface Env extends WorkerEnv {}
+  }
+}
+type WorkerEnv = Env;

@@ -1,0 +1,121 @@
+import { SignJWT } from "jose";
+import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
+import type { Presence } from "../../src/presence/types";
+
+export const SECRET = "workers-test-secret-0123456789abcdef";
+export const ADMIN = "workers-test-admin";
+
+let counter = 0;
+/** A fresh user name per test: storage is shared within a file. */
+export function user(prefix = "u"): string {
+  return `${prefix}-${Date.now().toString(36)}-${counter++}`;
+}
+
+export async function token(sub: string, opts: { exp?: string | number; secret?: string; nbf?: string | number } = {}): Promise<string> {
+  let jwt = new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setIssuedAt().setExpirationTime(opts.exp ?? "1h");
+  if (opts.nbf !== undefined) jwt = jwt.setNotBefore(opts.nbf);
+  return jwt.sign(new TextEncoder().encode(opts.secret ?? SECRET));
+}
+
+export function worker(): Fetcher {
+  return (exports as unknown as { default: Fetcher }).default;
+}
+
+export async function befriend(a: string, b: string): Promise<Response> {
+  return worker().fetch("http://presence/v1/admin/friendships", {
+    method: "PUT",
+    headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ a, b }),
+  });
+}
+
+export function stubOf(userId: string) {
+  return env.USER.getByName(userId);
+}
+
+/** A real WebSocket to the real worker, with a queue of parsed frames. */
+export class Client {
+  readonly frames: any[] = [];
+  private waiters: Array<() => void> = [];
+  closed: { code: number; reason: string } | null = null;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.addEventListener("message", (e) => {
+      this.frames.push(typeof e.data === "string" && e.data !== "pong" ? JSON.parse(e.data) : e.data);
+      this.wake();
+    });
+    ws.addEventListener("close", (e) => {
+      this.closed = { code: e.code, reason: e.reason };
+      this.wake();
+    });
+  }
+
+  private wake() {
+    const waiters = this.waiters;
+    this.waiters = [];
+    waiters.forEach((w) => w());
+  }
+
+  static async connect(userId: string, opts: { device?: string; kind?: string } = {}): Promise<Client> {
+    const params = new URLSearchParams({ device: opts.device ?? "d1", kind: opts.kind ?? "desktop" });
+    const res = await worker().fetch(`http://presence/v1/connect?${params}`, {
+      headers: { Upgrade: "websocket", Authorization: `Bearer ${await token(userId)}` },
+    });
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    ws.accept();
+    const client = new Client(ws);
+    const welcome = await client.next((f) => f.type === "welcome");
+    expect(welcome.userId).toBe(userId);
+    return client;
+  }
+
+  send(message: unknown) {
+    this.ws.send(typeof message === "string" ? message : JSON.stringify(message));
+  }
+
+  /** Waits for (and removes) the first frame matching `predicate`. */
+  async next(predicate: (frame: any) => boolean = () => true, timeoutMs = 5_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const index = this.frames.findIndex(predicate);
+      if (index >= 0) return this.frames.splice(index, 1)[0];
+      if (this.closed) throw new Error(`socket closed (${this.closed.code}) before a matching frame; have ${JSON.stringify(this.frames)}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; have ${JSON.stringify(this.frames)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async request(message: Record<string, unknown>): Promise<any> {
+    const id = `r${Math.random().toString(36).slice(2)}`;
+    this.send({ ...message, id });
+    return this.next((f) => f.id === id);
+  }
+
+  heartbeat(fields: Partial<{ position: { x: number; y: number; z: number }; realm: string; status: string; statusText: string | null }> = {}) {
+    return this.request({ type: "PositionHeartbeat", position: { x: 0, y: 0, z: 0 }, realm: "lobby", status: "online", ...fields });
+  }
+
+  async presenceOf(userId: string, predicate: (p: Presence) => boolean = () => true, timeoutMs?: number): Promise<Presence> {
+    const frame = await this.next((f) => f.type === "presence" && f.presence.userId === userId && predicate(f.presence), timeoutMs);
+    return frame.presence;
+  }
+
+  /** Nothing matching arrives within `ms` (used to prove no leak). */
+  async expectNone(predicate: (frame: any) => boolean, ms = 300): Promise<void> {
+    await new Promise((r) => setTimeout(r, ms));
+    expect(this.frames.filter(predicate)).toEqual([]);
+  }
+
+  async close(code = 1000) {
+    this.ws.close(code, "bye");
+  }
+}

@@ -1,0 +1,104 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { UserPresence } from "../../durable/user-presence";
+import { befriend, Client, stubOf, user } from "./helpers";
+
+const TTL = 120_000;
+
+async function onlinePair() {
+  const a = user("a");
+  const b = user("b");
+  await befriend(a, b);
+  const watcher = await Client.connect(b);
+  await watcher.request({ type: "SubscribeFriendshipPresenceUpdates" });
+  const ca = await Client.connect(a, { device: "dev" });
+  await ca.heartbeat();
+  await watcher.presenceOf(a, (p) => p.status === "online");
+  return { a, b, ca, watcher };
+}
+
+/** Moves a device's last sign of life into the past, as if `ms` had passed in silence. */
+async function age(userId: string, ms: number) {
+  await runInDurableObject(stubOf(userId), (_, state) => {
+    state.storage.sql.exec(`UPDATE devices SET last_seen_at = last_seen_at - ?, last_heartbeat_at = last_heartbeat_at - ?`, ms, ms);
+  });
+}
+
+describe("the alarm is the TTL", () => {
+  it("after a heartbeat the alarm is set to last sign of life + TTL", async () => {
+    const { a } = await onlinePair();
+    const [alarm, seen] = await runInDurableObject(stubOf(a), async (_, state) => [
+      await state.storage.getAlarm(),
+      Number(state.storage.sql.exec(`SELECT last_seen_at FROM devices`).one().last_seen_at),
+    ]);
+    expect(alarm).toBe(seen! + TTL);
+  });
+
+  it("silent drop (no close frame): the alarm expires the device, the friend sees offline, the socket gets 4000", async () => {
+    const { a, ca, watcher } = await onlinePair();
+    await age(a, TTL + 1);
+    expect(await runDurableObjectAlarm(stubOf(a))).toBe(true);
+    const offline = await watcher.presenceOf(a, (p) => p.status === "offline");
+    expect(offline.devices).toEqual([]);
+    await ca.next(() => false, 1_000).catch(() => undefined);
+    expect(ca.closed?.code).toBe(4000);
+    // Nothing left to time: no alarm remains (an idle offline user costs nothing).
+    expect(await runInDurableObject(stubOf(a), (_, state) => state.storage.getAlarm())).toBeNull();
+  });
+
+  it("a second before the TTL the user is still online; the alarm re-arms instead", async () => {
+    const { a, watcher } = await onlinePair();
+    await age(a, TTL - 1_000);
+    expect(await runDurableObjectAlarm(stubOf(a))).toBe(true);
+    await watcher.expectNone((f) => f.type === "presence");
+    const alarm = await runInDurableObject(stubOf(a), (_, state) => state.storage.getAlarm());
+    expect(alarm).toBeGreaterThan(Date.now());
+  });
+
+  it("keep-alive pings are answered without a heartbeat and count as a sign of life", async () => {
+    const { a, ca, watcher } = await onlinePair();
+    ca.send("ping");
+    expect(await ca.next((f) => f === "pong")).toBe("pong");
+    // The heartbeat is old, but the runtime recorded the ping just now.
+    await age(a, TTL + 1);
+    await runDurableObjectAlarm(stubOf(a));
+    await watcher.expectNone((f) => f.type === "presence" && f.presence.status === "offline");
+    expect(ca.closed).toBeNull();
+  });
+
+  it("the alarm handler is idempotent: running it again changes nothing and sends nothing", async () => {
+    const { a, watcher } = await onlinePair();
+    await age(a, TTL + 1);
+    await runDurableObjectAlarm(stubOf(a));
+    const offline = await watcher.presenceOf(a, (p) => p.status === "offline");
+    await runInDurableObject(stubOf(a), async (instance: UserPresence) => {
+      await instance.alarm();
+      await instance.alarm();
+    });
+    await watcher.expectNone((f) => f.type === "presence");
+    const seq = await runInDurableObject(stubOf(a), (_, state) => Number(state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'seq'`).one().value));
+    expect(seq).toBe(offline.seq);
+  });
+
+  it("a late alarm never shows a ghost: a friend's lookup re-checks the TTL", async () => {
+    const { a, b } = await onlinePair();
+    await age(a, TTL + 1);
+    // The alarm has not fired yet, but asking for a's presence must not say online.
+    const presence = await stubOf(b).lookup(b, a);
+    expect(presence?.status).toBe("offline");
+  });
+
+  it("state survives the object being rebuilt from storage (seq, friends, devices)", async () => {
+    const { a, b, ca } = await onlinePair();
+    const before = await stubOf(b).lookup(b, a);
+    // A fresh instance over the same storage reads everything back.
+    const after = await runInDurableObject(stubOf(a), async (_, state) => {
+      const { UserPresence } = await import("../../durable/user-presence");
+      const rebuilt = new UserPresence(state, (await import("cloudflare:workers")).env as never);
+      return { friends: await rebuilt.friends(a), presence: await rebuilt.presenceFor(a, b) };
+    });
+    expect(after.friends).toEqual([b]);
+    expect(after.presence).toEqual(before);
+    ca.send("ping");
+  });
+});

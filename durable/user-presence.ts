@@ -31,7 +31,7 @@ interface SocketAttachment {
 export type FriendshipState = "friends" | "removed";
 
 /** A refusal the worker turns into an HTTP error (RPC results, not exceptions, so the code survives). */
-export type Refusal = { ok: false; code: "too_many_devices" | "friend_limit"; message: string };
+export type Refusal = { ok: false; code: "too_many_devices" | "friend_limit" | "rate_limited"; message: string };
 
 type OutboxKind = "edge" | "presence" | "watch";
 interface OutboxRow {
@@ -65,6 +65,8 @@ export class UserPresence extends DurableObject<Env> {
   /** Per-socket abuse accounting; in memory only (reset by hibernation, which only happens when idle). */
   private readonly buckets = new WeakMap<WebSocket, Bucket>();
   private readonly errors = new WeakMap<WebSocket, number[]>();
+  /** One bucket for the whole user (all sockets + HTTP), twice a socket's size: many tabs cannot multiply the rate. */
+  private userBucket: Bucket | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -202,7 +204,9 @@ export class UserPresence extends DurableObject<Env> {
 
     const { allowed, bucket } = takeToken(this.buckets.get(ws), now, this.config.rateBurst, this.config.ratePerSecond);
     this.buckets.set(ws, bucket);
-    if (!allowed) return this.reject(ws, now, errorFrame("rate_limited", `at most ${this.config.ratePerSecond} messages per second`));
+    if (!allowed || !this.takeUserToken(now)) {
+      return this.reject(ws, now, errorFrame("rate_limited", `at most ${this.config.ratePerSecond} messages per second per socket`));
+    }
 
     const parsed = parseClientFrame(frame, this.config.maxFrameBytes);
     if (!parsed.ok) return this.reject(ws, now, errorFrame(parsed.code, parsed.message, parsed.id));
@@ -291,6 +295,12 @@ export class UserPresence extends DurableObject<Env> {
 
   private broadcast(message: ServerMessage): void {
     for (const ws of this.subscribedSockets()) this.send(ws, message);
+  }
+
+  private takeUserToken(now: number): boolean {
+    const { allowed, bucket } = takeToken(this.userBucket, now, this.config.rateBurst * 2, this.config.ratePerSecond * 2);
+    this.userBucket = bucket;
+    return allowed;
   }
 
   /** A new device beyond the per-user limit is refused; a known device may always come back. */
@@ -573,6 +583,7 @@ export class UserPresence extends DurableObject<Env> {
   async httpHeartbeat(self: string, deviceId: string, kind: DeviceKind, body: HeartbeatBody): Promise<{ ok: true; presence: Presence } | Refusal> {
     this.identify(self);
     const now = Date.now();
+    if (!this.takeUserToken(now)) return { ok: false, code: "rate_limited", message: `at most ${this.config.ratePerSecond * 2} requests per second per user` };
     const refusal = this.deviceLimitRefusal(deviceId, now);
     if (refusal) return refusal;
     return { ok: true, presence: await this.heartbeat(deviceId, kind, "http", body, now) };

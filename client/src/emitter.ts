@@ -1,5 +1,5 @@
 /** A tiny typed event emitter; listeners' exceptions never break the client. */
-import { defer } from "./runtime";
+import { defer } from "./runtime.js";
 export class Emitter<Events extends { [K in keyof Events]: (...args: any[]) => void }> {
   private readonly listeners = new Map<keyof Events, Set<Events[keyof Events]>>();
 

@@ -56,3 +56,13 @@ export function randomId(): string {
 }
 
 export const OPEN = 1;
+
+/** The WHATWG URL subset used to build endpoints. */
+export interface URLLike {
+  protocol: string;
+  pathname: string;
+  search: string;
+  readonly searchParams: { set(name: string, value: string): void };
+  toString(): string;
+}
+export const makeURL = (href: string): URLLike => new (globalThis as unknown as { URL: new (href: string) => URLLike }).URL(href);

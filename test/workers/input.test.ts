@@ -56,6 +56,25 @@ describe("hostile frames get an error frame and the socket stays open", () => {
   });
 });
 
+describe("per-user limit", () => {
+  it("many sockets of one user cannot multiply the rate: the user's bucket runs out first", async () => {
+    const a = user();
+    const sockets = await Promise.all(["t1", "t2", "t3"].map((device) => Client.connect(a, { device })));
+    // 3 × 15 = 45 frames: under each socket's burst (20), over the user's (40).
+    for (const socket of sockets) for (let i = 0; i < 15; i++) socket.send({ type: "GetOnlineFriends", id: i });
+    const limited = await Promise.any(sockets.map((s) => s.next((f) => f.type === "error" && f.code === "rate_limited", 3_000)));
+    expect(limited.message).toMatch(/per second/);
+  });
+
+  it("another user is not affected by someone else's flood", async () => {
+    const flooder = await Client.connect(user("flood"));
+    for (let i = 0; i < 40; i++) flooder.send({ type: "GetOnlineFriends", id: i });
+    await flooder.next((f) => f.type === "error" && f.code === "rate_limited");
+    const bystander = await Client.connect(user("calm"));
+    expect((await bystander.request({ type: "GetOnlineFriends" })).type).toBe("online_friends");
+  });
+});
+
 describe("hostile HTTP bodies", () => {
   async function post(body: string, path = "/v1/heartbeat") {
     return worker().fetch(`http://presence${path}`, {

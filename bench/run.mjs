@@ -1,0 +1,226 @@
+#!/usr/bin/env node
+/**
+ * The benchmark harness: for each scenario and each server (edge = wrangler
+ * dev, memory = bare Node ws fan-out, redis = Node + Redis SET EX + pub/sub),
+ * start the server, import the friend graph, drive it with the load
+ * generator, sample CPU/RSS from /proc, stop it, and write
+ * bench/results/<scenario>.<server>.json, summary.json, summary.md and SVG plots.
+ *
+ *   npm run bench              full run (~15 min)
+ *   npm run bench:quick        smoke run (under a minute), results in bench/results/tmp/quick
+ *   node bench/run.mjs --servers edge,memory --scenarios scale-1000 --steady 10
+ *
+ * Nothing here asserts a timing: the numbers are reported, never judged.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { readDevVars } from "../scripts/dev-vars.mjs";
+import { makeGraph } from "./lib/graph.mjs";
+import { importGraph, mintTokens, runLoad, summarize } from "./lib/loadgen.mjs";
+import { sample } from "./lib/proc.mjs";
+import { startServer, versions } from "./lib/servers.mjs";
+import { cdfPoints, lineChart } from "./lib/svg.mjs";
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    servers: { type: "string", default: "edge,memory,redis" },
+    scenarios: { type: "string" },
+    steady: { type: "string" },
+    out: { type: "string" },
+  },
+});
+
+const HB = { hbIntervalMs: 5000, moveProb: 0.5, statusProb: 0.05 };
+/** connected = users × online; the offline scenario shortens the TTL (and says so). */
+const FULL = [
+  { name: "offline-detect", users: 125, friends: 10, online: 0.8, ttlMs: 10000, pingMs: 3000, steadyMs: 8000, probeClean: 10, probeSilent: 10, probeTimeoutMs: 25000, ...HB },
+  { name: "scale-100", users: 125, friends: 20, online: 0.8, churnPerSec: 2, steadyMs: 20000, probeClean: 10, ...HB },
+  { name: "scale-1000", users: 1250, friends: 20, online: 0.8, churnPerSec: 10, steadyMs: 20000, probeClean: 20, ...HB },
+  { name: "friends-5-1000", users: 1250, friends: 5, online: 0.8, churnPerSec: 10, steadyMs: 15000, ...HB },
+  { name: "friends-50-1000", users: 1250, friends: 50, online: 0.8, churnPerSec: 10, steadyMs: 15000, ...HB },
+  { name: "heavy-1000", users: 1250, friends: 20, shape: "heavy", hubs: 3, hubFriends: 1000, online: 0.8, churnPerSec: 10, steadyMs: 20000, probeClean: 20, ...HB },
+  { name: "scale-5000", users: 6250, friends: 20, online: 0.8, churnPerSec: 20, steadyMs: 20000, idleMs: 20000, probeClean: 20, connectConcurrency: 64, ...HB },
+];
+const QUICK = [
+  { name: "quick", users: 50, friends: 5, online: 0.8, ttlMs: 4000, pingMs: 1500, churnPerSec: 1, steadyMs: 4000, drainMs: 1500, probeClean: 3, probeSilent: 2, probeTimeoutMs: 10000, hbIntervalMs: 1000, moveProb: 0.5, statusProb: 0.1 },
+];
+
+const root = new URL("../", import.meta.url).pathname;
+const outDir = args.out ?? join(root, args.quick ? "bench/results/tmp/quick" : "bench/results");
+const logDir = join(root, "bench/results/tmp/logs");
+mkdirSync(outDir, { recursive: true });
+mkdirSync(logDir, { recursive: true });
+
+let scenarios = args.quick ? QUICK : FULL;
+if (args.scenarios) {
+  const wanted = new Set(args.scenarios.split(","));
+  scenarios = [...FULL, ...QUICK].filter((s) => wanted.has(s.name));
+}
+if (args.steady) scenarios = scenarios.map((s) => ({ ...s, steadyMs: Number(args.steady) * 1000 }));
+const servers = args.servers.split(",");
+const vars = readDevVars();
+const log = (...parts) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...parts);
+
+const machine = {
+  nproc: cpus().length,
+  cpuModel: cpus()[0]?.model,
+  memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
+  loadAvgAtStart: loadavg().map((v) => +v.toFixed(2)),
+  ...versions(),
+};
+log("machine", JSON.stringify(machine));
+
+const results = [];
+const wallStarted = performance.now();
+for (const scenario of scenarios) {
+  const graph = makeGraph({ users: scenario.users, friends: scenario.friends, shape: scenario.shape, hubs: scenario.hubs, hubFriends: scenario.hubFriends });
+  const tokens = await mintTokens(graph.ids, vars.JWT_SECRET);
+  for (const serverName of servers) {
+    log(`── ${scenario.name} × ${serverName}: ${graph.stats.users} users, ${graph.stats.edges} friendships (mean ${graph.stats.meanFriends.toFixed(1)}, max ${graph.stats.maxFriends})`);
+    const ttlMs = scenario.ttlMs ?? 120000;
+    const server = await startServer(serverName, { ttlMs, secret: vars.JWT_SECRET, adminToken: vars.ADMIN_TOKEN, logDir });
+    try {
+      const samples = {};
+      const take = (name) => (samples[name] = { ...sample(server.pids()), generatorCpu: process.cpuUsage() });
+      take("started");
+      const importMs = await importGraph(server.baseUrl, vars.ADMIN_TOKEN, graph.pairs);
+      log(`imported in ${(importMs / 1000).toFixed(1)} s`);
+      await new Promise((r) => setTimeout(r, 500));
+      take("imported");
+      const load = await runLoad({
+        wsUrl: server.wsUrl,
+        graph,
+        tokens,
+        params: { ...scenario },
+        hooks: { phase: async (name) => void take(name) },
+        log,
+      });
+      const result = figures(scenario, serverName, server, graph, importMs, load, samples, ttlMs);
+      results.push(result);
+      print(result);
+      const { latencySamples: _drop, ...stored } = result;
+      writeFileSync(join(outDir, `${scenario.name}.${serverName}.json`), JSON.stringify(stored, null, 2));
+    } catch (error) {
+      log(`FAILED ${scenario.name} × ${serverName}: ${error.stack ?? error}`);
+      results.push({ scenario: scenario.name, server: serverName, failed: String(error) });
+    } finally {
+      await server.stop();
+    }
+  }
+}
+machine.loadAvgAtEnd = loadavg().map((v) => +v.toFixed(2));
+const wallSeconds = (performance.now() - wallStarted) / 1000;
+log(`done in ${wallSeconds.toFixed(0)} s`);
+
+const stored = results.map(({ latencySamples: _drop, ...r }) => r);
+writeFileSync(join(outDir, "summary.json"), JSON.stringify({ machine, wallSeconds, results: stored }, null, 2));
+writeFileSync(join(outDir, "summary.md"), markdown(stored));
+plots(results);
+console.log(`\n${markdown(stored)}`);
+
+function figures(scenario, serverName, server, graph, importMs, load, s, ttlMs) {
+  const connected = load.connected;
+  const steadyCpu = s["steady-end"].cpu - s["steady-start"].cpu;
+  const genCpu = (s["steady-end"].generatorCpu.user + s["steady-end"].generatorCpu.system - s["steady-start"].generatorCpu.user - s["steady-start"].generatorCpu.system) / 1e6;
+  const kib = (b) => Math.round(b / 1024);
+  return {
+    scenario: scenario.name,
+    server: serverName,
+    graph: graph.stats,
+    ttlMs,
+    params: load.params,
+    connected,
+    importSeconds: +(importMs / 1000).toFixed(1),
+    connectSeconds: +load.connectSeconds.toFixed(1),
+    heartbeatsPerSecOffered: +load.heartbeatsPerSecOffered.toFixed(1),
+    heartbeatsPerSec: +load.heartbeatsPerSec.toFixed(1),
+    deliveredPerSec: +load.deliveredPerSec.toFixed(1),
+    notifyLatencyMs: load.notifyLatencyMs,
+    offlineLatencyMs: load.offlineLatencyMs,
+    connectToSnapshotMs: load.connectToSnapshotMs,
+    connectToOpenMs: load.connectToOpenMs,
+    heartbeatAckMs: load.heartbeatAckMs,
+    memory: {
+      rssAfterImportMiB: +(s.imported.rss / 2 ** 20).toFixed(1),
+      rssConnectedMiB: +(s.connected.rss / 2 ** 20).toFixed(1),
+      rssSteadyEndMiB: +(s["steady-end"].rss / 2 ** 20).toFixed(1),
+      perConnectedUserKiB: kib((s.connected.rss - s.imported.rss) / connected),
+      perConnectedUserSteadyKiB: kib((s["steady-end"].rss - s.imported.rss) / connected),
+      ...(s["idle-end"]
+        ? { rssIdleStartMiB: +(s["idle-start"].rss / 2 ** 20).toFixed(1), rssIdleEndMiB: +(s["idle-end"].rss / 2 ** 20).toFixed(1), perConnectedUserIdleKiB: kib((s["idle-end"].rss - s.imported.rss) / connected) }
+        : {}),
+    },
+    cpu: {
+      serverCoresSteady: +(steadyCpu / load.steadySeconds).toFixed(2),
+      serverCpuMsPer1000Delivered: load.deliveredInSteady ? +((steadyCpu * 1000) / (load.deliveredInSteady / 1000)).toFixed(1) : null,
+      serverCpuMsPer1000Heartbeats: load.heartbeatsPerSec ? +((steadyCpu * 1000) / ((load.heartbeatsPerSec * load.steadySeconds) / 1000)).toFixed(1) : null,
+      generatorCoresSteady: +(genCpu / load.steadySeconds).toFixed(2),
+      ...(s["idle-end"] ? { serverCoresIdle: +((s["idle-end"].cpu - s["idle-start"].cpu) / ((s["idle-end"].at - s["idle-start"].at) / 1000)).toFixed(3) } : {}),
+    },
+    counts: load.counts,
+    generatorEventLoopDelayMs: load.generatorEventLoopDelayMs,
+    serverStartupMs: server.startupMs,
+    latencySamples: load.latencySamples,
+  };
+}
+
+function print(r) {
+  const l = r.notifyLatencyMs.all;
+  const c = r.counts;
+  log(
+    `${r.scenario} × ${r.server}: ${r.connected} connected | hb/s ${r.heartbeatsPerSec} (offered ${r.heartbeatsPerSecOffered}) | delivered/s ${r.deliveredPerSec}` +
+      ` | notify ms p50 ${l.p50} p95 ${l.p95} p99 ${l.p99} max ${l.max} | snapshot ms p50 ${r.connectToSnapshotMs.p50} p99 ${r.connectToSnapshotMs.p99}` +
+      ` | offline clean p50 ${r.offlineLatencyMs.clean.p50 ?? "-"} silent p50 ${r.offlineLatencyMs.silentFromLastSignOfLife.p50 ?? "-"}` +
+      ` | RSS/user ${r.memory.perConnectedUserKiB} KiB | CPU ${r.cpu.serverCoresSteady} cores, ${r.cpu.serverCpuMsPer1000Delivered} ms/1k updates` +
+      ` | expected ${c.expected} exact ${c.exact} coalesced ${c.coalesced} lost ${c.lost} lostOffline ${c.lostOffline} errors ${JSON.stringify(c.errorFrames)} failures ${c.connectFailures} unexpectedCloses ${c.unexpectedCloses}`,
+  );
+}
+
+function markdown(rows) {
+  const ok = rows.filter((r) => !r.failed);
+  const head = [
+    "scenario", "server", "connected", "friends mean/max", "hb/s (offered)", "delivered/s", "notify p50/p95/p99/max ms", "offline after close p50/p99 ms",
+    "offline after silent drop p50/max s", "connect→snapshot p50/p99 ms", "RSS MiB / KiB per user", "server cores", "CPU ms per 1k updates",
+    "expected / exact / coalesced / lost", "errors",
+  ];
+  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
+  for (const r of ok) {
+    const l = r.notifyLatencyMs.all;
+    const off = r.offlineLatencyMs.clean.n ? r.offlineLatencyMs.clean : r.offlineLatencyMs.churn;
+    const silent = r.offlineLatencyMs.silentFromLastSignOfLife;
+    const c = r.counts;
+    const errors = Object.values(c.errorFrames).reduce((a, b) => a + b, 0) + c.connectFailures + c.unexpectedCloses;
+    lines.push(`| ${[
+      r.scenario, r.server, r.connected, `${r.graph.meanFriends.toFixed(1)}/${r.graph.maxFriends}`, `${r.heartbeatsPerSec} (${r.heartbeatsPerSecOffered})`, r.deliveredPerSec,
+      `${l.p50}/${l.p95}/${l.p99}/${l.max}`, off.n ? `${off.p50}/${off.p99}` : "-", silent.n ? `${(silent.p50 / 1000).toFixed(1)}/${(silent.max / 1000).toFixed(1)} (TTL ${r.ttlMs / 1000} s)` : "-",
+      `${r.connectToSnapshotMs.p50}/${r.connectToSnapshotMs.p99}`, `${r.memory.rssConnectedMiB} / ${r.memory.perConnectedUserKiB}${r.memory.perConnectedUserIdleKiB !== undefined ? ` (idle ${r.memory.perConnectedUserIdleKiB})` : ""}`,
+      r.cpu.serverCoresSteady, r.cpu.serverCpuMsPer1000Delivered, `${c.expected} / ${c.exact} / ${c.coalesced} / ${c.lost + c.lostOffline}`, errors,
+    ].join(" | ")} |`);
+  }
+  for (const r of rows.filter((r) => r.failed)) lines.push(`| ${r.scenario} | ${r.server} | FAILED: ${r.failed.replace(/\|/g, "/").slice(0, 200)} |`);
+  return `${lines.join("\n")}\n`;
+}
+
+function plots(rows) {
+  const ok = rows.filter((r) => !r.failed);
+  const byServer = (filter, x, y) =>
+    servers.map((name) => ({ name, points: ok.filter((r) => r.server === name && filter(r)).map((r) => [x(r), y(r)]).sort((a, b) => a[0] - b[0]) }));
+  const scale = (r) => r.scenario.startsWith("scale-") || r.scenario === "quick";
+  const write = (file, svg) => writeFileSync(join(outDir, file), svg);
+  write("delivered-vs-users.svg", lineChart(byServer(scale, (r) => r.connected, (r) => r.deliveredPerSec), { title: "Delivered friend updates/s vs connected users", xLabel: "connected users (log)", yLabel: "delivered updates/s", logX: true }));
+  write("cpu-vs-users.svg", lineChart(byServer(scale, (r) => r.connected, (r) => r.cpu.serverCpuMsPer1000Delivered), { title: "Server CPU per 1,000 delivered updates", xLabel: "connected users (log)", yLabel: "CPU ms / 1k updates", logX: true, logY: true }));
+  write("memory-vs-users.svg", lineChart(byServer(scale, (r) => r.connected, (r) => r.memory.rssConnectedMiB), { title: "Server RSS with all users connected", xLabel: "connected users (log)", yLabel: "RSS MiB", logX: true }));
+  const friendsRuns = (r) => r.scenario === "scale-1000" || r.scenario.startsWith("friends-");
+  write("cpu-vs-friends.svg", lineChart(byServer(friendsRuns, (r) => r.graph.meanFriends, (r) => r.cpu.serverCoresSteady), { title: "Server CPU vs friends per user (1,000 connected)", xLabel: "mean friends per user", yLabel: "server cores busy" }));
+  // Latency CDF at the largest scale every server completed, and at 1,000.
+  for (const scenarioName of [...new Set(ok.filter(scale).map((r) => r.scenario)), "heavy-1000"]) {
+    const series = servers.map((name) => ({ name, points: cdfPoints(ok.find((r) => r.server === name && r.scenario === scenarioName)?.latencySamples ?? []) }));
+    if (series.every((s) => s.points.length === 0)) continue;
+    write(`latency-cdf-${scenarioName}.svg`, lineChart(series, { title: `Notify latency change → friend socket (${scenarioName})`, xLabel: "latency ms (log)", yLabel: "% of deliveries ≤ x", logX: true }));
+  }
+}
+
+export { summarize };

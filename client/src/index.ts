@@ -1,0 +1,27 @@
+export { connect, PresenceClient, PresenceError } from "./client.js";
+export type {
+  ClientErrorCode,
+  ConnectionEvent,
+  ConnectionState,
+  ConnectOptions,
+  FriendRequest,
+  HeartbeatInput,
+  PresenceEvents,
+  PresenceUpdate,
+} from "./client.js";
+export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+export { FriendsState, isNewer, transition, wentOffline, type StateChange } from "./state.js";
+export {
+  CloseCode,
+  isShownOnline,
+  PROTOCOL_VERSION,
+  type ClientMessage,
+  type DeviceKind,
+  type DeviceStatus,
+  type Position,
+  type Presence,
+  type PublicDevice,
+  type PublicStatus,
+  type ServerMessage,
+} from "./protocol.js";
+export type { FetchLike, WebSocketConstructor, WebSocketLike } from "./runtime.js";

@@ -84,7 +84,12 @@ for (const scenario of scenarios) {
     const server = await startServer(serverName, { ttlMs, secret: vars.JWT_SECRET, adminToken: vars.ADMIN_TOKEN, logDir });
     try {
       const samples = {};
-      const take = (name) => (samples[name] = { ...sample(server.pids()), generatorCpu: process.cpuUsage() });
+      const take = (name) =>
+        (samples[name] = {
+          ...sample(server.pids()),
+          parts: Object.fromEntries(Object.entries(server.parts()).map(([part, pid]) => [part, sample([pid])])),
+          generatorCpu: process.cpuUsage(),
+        });
       take("started");
       const importMs = await importGraph(server.baseUrl, vars.ADMIN_TOKEN, graph.pairs);
       log(`imported in ${(importMs / 1000).toFixed(1)} s`);
@@ -160,6 +165,16 @@ function figures(scenario, serverName, server, graph, importMs, load, s, ttlMs) 
       generatorCoresSteady: +(genCpu / load.steadySeconds).toFixed(2),
       ...(s["idle-end"] ? { serverCoresIdle: +((s["idle-end"].cpu - s["idle-start"].cpu) / ((s["idle-end"].at - s["idle-start"].at) / 1000)).toFixed(3) } : {}),
     },
+    byProcess: Object.fromEntries(
+      Object.keys(s.connected.parts).map((part) => [
+        part,
+        {
+          rssConnectedMiB: +(s.connected.parts[part].rss / 2 ** 20).toFixed(1),
+          rssImportedMiB: +(s.imported.parts[part].rss / 2 ** 20).toFixed(1),
+          coresSteady: +((s["steady-end"].parts[part].cpu - s["steady-start"].parts[part].cpu) / load.steadySeconds).toFixed(2),
+        },
+      ]),
+    ),
     counts: load.counts,
     generatorEventLoopDelayMs: load.generatorEventLoopDelayMs,
     serverStartupMs: server.startupMs,
@@ -172,10 +187,10 @@ function print(r) {
   const c = r.counts;
   log(
     `${r.scenario} × ${r.server}: ${r.connected} connected | hb/s ${r.heartbeatsPerSec} (offered ${r.heartbeatsPerSecOffered}) | delivered/s ${r.deliveredPerSec}` +
-      ` | notify ms p50 ${l.p50} p95 ${l.p95} p99 ${l.p99} max ${l.max} | snapshot ms p50 ${r.connectToSnapshotMs.p50} p99 ${r.connectToSnapshotMs.p99}` +
+      ` | notify ms p50 ${l.p50} p95 ${l.p95} p99 ${l.p99} max ${l.max} (status changes p50 ${r.notifyLatencyMs.significant.p50} p99 ${r.notifyLatencyMs.significant.p99}) | snapshot ms p50 ${r.connectToSnapshotMs.p50} p99 ${r.connectToSnapshotMs.p99}` +
       ` | offline clean p50 ${r.offlineLatencyMs.clean.p50 ?? "-"} silent p50 ${r.offlineLatencyMs.silentFromLastSignOfLife.p50 ?? "-"}` +
       ` | RSS/user ${r.memory.perConnectedUserKiB} KiB | CPU ${r.cpu.serverCoresSteady} cores, ${r.cpu.serverCpuMsPer1000Delivered} ms/1k updates` +
-      ` | expected ${c.expected} exact ${c.exact} coalesced ${c.coalesced} lost ${c.lost} lostOffline ${c.lostOffline} errors ${JSON.stringify(c.errorFrames)} failures ${c.connectFailures} unexpectedCloses ${c.unexpectedCloses}`,
+      ` | expected ${c.expected} exact ${c.exact} coalesced ${c.coalesced} lost ${c.lost} lostOffline ${c.lostOffline} errors ${JSON.stringify(c.errorFrames)} failures ${c.connectFailures} unexpectedCloses ${JSON.stringify(c.unexpectedCloseCodes)}`,
   );
 }
 

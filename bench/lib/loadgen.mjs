@@ -88,7 +88,7 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
   const counts = {
     connects: 0, connectFailures: 0, unexpectedCloses: 0, errorFrames: {}, heartbeatsSent: 0, acks: 0,
     presenceFrames: 0, expected: 0, exact: 0, coalesced: 0, lost: 0, abandoned: 0, staleSeq: 0,
-    expectedOffline: 0, offlineSeen: 0, lostOffline: 0, snapshotMissing: 0, unexpectedPresence: 0,
+    expectedOffline: 0, offlineSeen: 0, lostOffline: 0, snapshotMissing: 0, unexpectedPresence: 0, unexpectedCloseCodes: {},
   };
   /** watcher index → Map(friend index → [[marker, tSend, kind], ...]) */
   const pending = new Map();
@@ -272,7 +272,10 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
       });
       ws.on("close", (code) => {
         for (const timer of c.timers) clearTimeout(timer);
-        if (!c.closing) counts.unexpectedCloses++;
+        if (!c.closing) {
+          counts.unexpectedCloses++;
+          counts.unexpectedCloseCodes[code] = (counts.unexpectedCloseCodes[code] ?? 0) + 1;
+        }
         if (clients[i] === c) clients[i] = null;
         dropExpectationsOf(i);
         finish(false);

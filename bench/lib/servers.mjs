@@ -98,12 +98,14 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir }) {
       logFile: join(logDir, `edge-${port}.log`),
     });
     const startupMs = await waitHealthy(`${baseUrl}/health`, child);
-    // wrangler → node → workerd: measure the workerd processes (the runtime, plus wrangler's inspector proxy if any).
-    const workerd = () => descendants(child.pid).filter((pid) => commandLine(pid).includes("workerd serve"));
-    const runtime = workerd().find((pid) => commandLine(pid).includes(`:${port}`));
+    // wrangler (node) starts two workerd processes: one bound to --port (the proxy in front) and one
+    // that runs the worker and its Durable Objects (the one with the inspector). Both carry every socket: measure both.
+    const workerd = descendants(child.pid).filter((pid) => commandLine(pid).includes("workerd serve"));
+    const proxy = workerd.find((pid) => commandLine(pid).includes(`entry=127.0.0.1:${port} `));
     return {
       name, baseUrl, wsUrl, startupMs,
-      pids: () => (runtime ? [runtime] : workerd()),
+      pids: () => workerd,
+      parts: () => Object.fromEntries(workerd.map((pid) => [pid === proxy ? "workerdProxy" : "workerdRuntime", pid])),
       allPids: () => [child.pid, ...descendants(child.pid)],
       async stop() {
         await stopGroup(child);
@@ -117,7 +119,7 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir }) {
       logFile: join(logDir, `memory-${port}.log`),
     });
     const startupMs = await waitHealthy(`${baseUrl}/health`, child);
-    return { name, baseUrl, wsUrl, startupMs, pids: () => [child.pid], allPids: () => [child.pid], stop: () => stopGroup(child) };
+    return { name, baseUrl, wsUrl, startupMs, pids: () => [child.pid], parts: () => ({ node: child.pid }), allPids: () => [child.pid], stop: () => stopGroup(child) };
   }
   if (name === "redis") {
     const redisPort = await freePort(new Set([port]));
@@ -134,6 +136,7 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir }) {
     return {
       name, baseUrl, wsUrl, startupMs,
       pids: () => [child.pid, redis.pid],
+      parts: () => ({ node: child.pid, redisServer: redis.pid }),
       allPids: () => [child.pid, redis.pid],
       async stop() {
         await stopGroup(child);

@@ -1,0 +1,167 @@
+// The SDK against a real `wrangler dev`: what each user sees through the client's state and events.
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type ConnectOptions, type Presence, type PresenceClient, type WebSocketConstructor } from "../../client/src/index.js";
+import { startDevServer, until, user, type DevServer } from "./dev-server.js";
+
+let server: DevServer;
+const clients: PresenceClient[] = [];
+
+beforeAll(async () => {
+  server = await startDevServer({ PRESENCE_TTL_MS: "6000", HEARTBEAT_INTERVAL_MS: "2000", POSITION_COALESCE_MS: "50" });
+});
+afterAll(async () => {
+  for (const client of clients) client.close();
+  await server?.stop();
+});
+
+function open(userId: string, options: Partial<ConnectOptions> = {}): PresenceClient {
+  const client = connect({
+    url: server.url,
+    getToken: () => server.token(userId),
+    device: `${userId}-d1`,
+    kind: "desktop",
+    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
+    initial: { position: { x: 1, y: 2, z: 3 }, realm: "lobby", status: "online" },
+    ...options,
+  });
+  clients.push(client);
+  return client;
+}
+
+const seen = (client: PresenceClient, userId: string) => client.friend(userId);
+
+describe("SDK against wrangler dev", () => {
+  it("shows a friend come online, move, change status, and go offline; requests are answered by id", async () => {
+    const [alice, bob] = [user("alice"), user("bob")];
+    await server.befriend(alice, bob);
+    const a = open(alice);
+    await a.ready();
+    const onlineEvents: Presence[] = [];
+    a.on("online", (p) => onlineEvents.push(p));
+
+    const b = open(bob);
+    await b.ready();
+    await until("alice sees bob online", () => seen(a, bob)?.status === "online");
+    expect(onlineEvents.map((p) => p.userId)).toEqual([bob]);
+
+    await b.heartbeat({ position: { x: 10, y: 0, z: -4 }, realm: "forest" });
+    await until("alice sees bob in the forest", () => seen(a, bob)?.realm === "forest");
+    expect(seen(a, bob)?.position).toEqual({ x: 10, y: 0, z: -4 });
+
+    const self = await b.setStatus("busy", "in a meeting");
+    expect(self).toMatchObject({ userId: bob, status: "busy", statusText: "in a meeting" });
+    await until("alice sees bob busy", () => seen(a, bob)?.status === "busy");
+    expect(seen(a, bob)?.statusText).toBe("in a meeting");
+
+    // Several requests in flight at once each get their own reply.
+    const [online, presence, mine] = await Promise.all([a.getOnlineFriends(), a.getPresence(bob), a.getPresence(alice)]);
+    expect(online.map((p) => p.userId)).toEqual([bob]);
+    expect(presence).toMatchObject({ userId: bob, status: "busy" });
+    expect(mine.userId).toBe(alice);
+    await expect(a.getPresence(user("stranger"))).rejects.toMatchObject({ code: "not_found" });
+
+    const offline = new Promise<Presence>((resolve) => a.once("offline", resolve));
+    b.close();
+    expect(await offline).toMatchObject({ userId: bob, status: "offline" });
+    expect(seen(a, bob)?.status).toBe("offline");
+    expect(b.state).toBe("closed");
+  });
+
+  it("lists offline friends with last seen, and reports friends added and removed live", async () => {
+    const [alice, carol, dave] = [user("alice"), user("carol"), user("dave")];
+    await server.befriend(alice, carol);
+    const c = open(carol);
+    await c.ready();
+    c.close();
+    const a = open(alice);
+    await a.ready();
+    const friends = await a.listFriends();
+    expect(friends).toEqual([expect.objectContaining({ userId: carol, status: "offline", lastActiveAt: expect.any(Number) })]);
+
+    const added = new Promise<Presence>((resolve) => a.once("friendAdded", resolve));
+    const d = open(dave);
+    await d.ready();
+    await server.befriend(alice, dave);
+    expect(await added).toMatchObject({ userId: dave, status: "online" });
+    expect(seen(a, dave)?.status).toBe("online");
+
+    const removed = new Promise<string>((resolve) => a.once("friendRemoved", resolve));
+    await server.unfriend(alice, dave);
+    expect(await removed).toBe(dave);
+    expect(seen(a, dave)).toBeUndefined();
+  });
+
+  it("stops when the same device connects elsewhere (4001), unless told to take over", async () => {
+    const alice = user("alice");
+    const first = open(alice, { device: "shared" });
+    await first.ready();
+    const errors: string[] = [];
+    first.on("error", (e) => errors.push(e.code));
+    const second = open(alice, { device: "shared", onReplaced: "reconnect" });
+    await second.ready();
+    await until("first client closed", () => first.state === "closed");
+    expect(errors).toContain("replaced");
+    expect(second.state).toBe("open");
+  });
+
+  it("reconnects after the server dies and resumes without losing what changed meanwhile", async () => {
+    const [alice, bob, carol] = [user("alice"), user("bob"), user("carol")];
+    await server.befriend(alice, bob);
+    await server.befriend(alice, carol);
+    const b = open(bob);
+    const c = open(carol);
+    await Promise.all([b.ready(), c.ready()]);
+    await Promise.all([b.heartbeat({ position: { x: 1, y: 1, z: 1 }, realm: "lobby" }), c.heartbeat({ position: { x: 5, y: 5, z: 5 }, realm: "lobby" })]);
+
+    // Alice's reconnects wait at getToken (called on every connect) until the test lets them through.
+    let tokenCalls = 0;
+    let letAliceBackIn!: () => void;
+    const gate = new Promise<void>((resolve) => (letAliceBackIn = resolve));
+    const a = open(alice, {
+      getToken: async () => {
+        if (++tokenCalls > 1) await gate;
+        return server.token(alice);
+      },
+    });
+    const states: string[] = [];
+    a.on("connection", (e) => states.push(e.state));
+    const updates: Presence[] = [];
+    a.on("update", ({ presence }) => updates.push(presence));
+    await a.ready();
+    // Position-only changes are coalesced by the server (POSITION_COALESCE_MS): wait for the settled view.
+    await until("alice sees bob and carol", () => seen(a, bob)?.position?.y === 1 && seen(a, carol)?.position?.x === 5);
+    expect(seen(a, bob)).toMatchObject({ status: "online", position: { x: 1, y: 1, z: 1 } });
+
+    await server.kill();
+    await until("alice is reconnecting", () => a.state === "reconnecting" && tokenCalls > 1);
+    await server.start();
+
+    // While alice is away: bob moves and goes busy, carol leaves.
+    await until("bob reconnected", () => b.state === "open");
+    await until("carol reconnected", () => c.state === "open");
+    await b.heartbeat({ position: { x: 7, y: 8, z: 9 }, realm: "forest", status: "busy" });
+    c.close();
+    const aliceToken = await server.token(alice);
+    await until("the server has carol offline", async () => {
+      const res = await fetch(`${server.url}/v1/presence/${carol}`, { headers: { Authorization: `Bearer ${aliceToken}` } });
+      return ((await res.json()) as { presence: Presence }).presence.status === "offline";
+    });
+    // Alice has not seen any of it yet.
+    expect(seen(a, bob)).toMatchObject({ realm: "lobby", status: "online" });
+    expect(seen(a, carol)?.status).toBe("online");
+
+    letAliceBackIn();
+    await until("alice is open again", () => a.state === "open");
+    expect(seen(a, bob)).toMatchObject({ status: "busy", realm: "forest", position: { x: 7, y: 8, z: 9 } });
+    expect(seen(a, carol)?.status).toBe("offline");
+    expect(states).toEqual(expect.arrayContaining(["open", "reconnecting"]));
+    expect(states.at(-1)).toBe("open");
+    // Every update alice applied moved forward in seq, per friend.
+    for (const id of [bob, carol]) {
+      const seqs = updates.filter((p) => p.userId === id && p.status !== "offline").map((p) => p.seq);
+      expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
+    }
+  });
+});

@@ -1,0 +1,26 @@
+// The SDK carries its own copy of the wire types; this file stops them drifting from the server's.
+// The type-level checks fail `npm run typecheck`; the runtime checks fail the test.
+import { describe, expect, it } from "vitest";
+import * as sdk from "../../client/src/protocol.js";
+import * as server from "../../src/presence/protocol";
+import type { ClientMessage as ServerClientMessage, ErrorCode } from "../../src/presence/schema";
+import type { Presence as ServerPresence } from "../../src/presence/types";
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const typesMatch: [
+  Same<sdk.Presence, ServerPresence>,
+  Same<sdk.ServerMessage, server.ServerMessage>,
+  Same<sdk.ServerErrorCode, ErrorCode>,
+  Same<sdk.ClientMessage["type"], ServerClientMessage["type"]>,
+] = [true, true, true, true];
+// Every message the SDK can send is one the server accepts.
+const sendable: ServerClientMessage = {} as sdk.ClientMessage;
+
+describe("SDK protocol copy", () => {
+  it("matches the server's constants", () => {
+    expect(typesMatch).toEqual([true, true, true, true]);
+    expect(sendable).toBeDefined();
+    expect(sdk.CloseCode).toEqual(server.CloseCode);
+    expect([sdk.PROTOCOL_VERSION, sdk.PING_FRAME, sdk.PONG_FRAME]).toEqual([server.PROTOCOL_VERSION, server.PING_FRAME, server.PONG_FRAME]);
+  });
+});

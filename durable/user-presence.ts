@@ -18,9 +18,21 @@ import type { Env } from "../src/env";
 import { aggregate, classifyChange, isLive, isShownOnline } from "../src/presence/aggregate";
 import { readConfig, type PresenceConfig } from "../src/presence/config";
 import { CloseCode, errorFrame, offlinePresence, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION, type ServerMessage } from "../src/presence/protocol";
-import { parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
+import { FRIENDSHIP_OPS, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
 import { alarmTime, backoffMs, deviceDeadline, nextDeadline, positionPublishAt, takeToken, type Bucket } from "../src/presence/timers";
 import type { DeviceKind, DeviceState, DeviceStatus, Presence } from "../src/presence/types";
+import {
+  applyRemote,
+  onReply,
+  planLocal,
+  transitionEvents,
+  type EdgeMessage,
+  type EdgeReply,
+  type EdgeState,
+  type FriendList,
+  type FriendshipErrorCode,
+  type LocalOp,
+} from "../src/presence/friendship";
 
 interface SocketAttachment {
   deviceId: string;
@@ -28,18 +40,30 @@ interface SocketAttachment {
   subscribed: boolean;
 }
 
-export type FriendshipState = "friends" | "removed";
+export type FriendshipResult =
+  | { ok: true; userId: string; state: EdgeState; pending: boolean }
+  | { ok: false; code: FriendshipErrorCode | "friend_limit" | "request_limit" | "user_not_found"; message: string };
+
+
+interface EdgePayload {
+  message: EdgeMessage;
+  text: string | null;
+  /** The sender became friends by this message: show the friend when the ack says so. */
+  announce: boolean;
+}
 
 /** A refusal the worker turns into an HTTP error (RPC results, not exceptions, so the code survives). */
 export type Refusal = { ok: false; code: "too_many_devices" | "friend_limit" | "rate_limited"; message: string };
 
 type OutboxKind = "edge" | "presence" | "watch";
 interface OutboxRow {
-  key: string;
+  id: number;
+  key: string | null;
   target: string;
   kind: OutboxKind;
   payload: string;
   attempts: number;
+  next_attempt_at: number;
 }
 
 const FANOUT_CHUNK = 50;
@@ -51,11 +75,15 @@ const MIGRATIONS: string[][] = [
        device_id TEXT PRIMARY KEY, kind TEXT NOT NULL, transport TEXT NOT NULL,
        status TEXT, status_text TEXT, realm TEXT, x REAL, y REAL, z REAL,
        last_heartbeat_at INTEGER, last_seen_at INTEGER NOT NULL)`,
-    `CREATE TABLE friends (friend_id TEXT PRIMARY KEY, state TEXT NOT NULL, version INTEGER NOT NULL, since INTEGER NOT NULL)`,
+    // One side of each edge: outgoing | incoming | friends | blocked (no row = none).
+    `CREATE TABLE friends (friend_id TEXT PRIMARY KEY, state TEXT NOT NULL, message TEXT,
+       hidden INTEGER NOT NULL DEFAULT 0, since INTEGER NOT NULL)`,
     `CREATE TABLE watchers (watcher_id TEXT PRIMARY KEY, lease_expires_at INTEGER NOT NULL)`,
     `CREATE TABLE friend_presence (friend_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, presence TEXT NOT NULL)`,
-    `CREATE TABLE outbox (key TEXT PRIMARY KEY, target TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
-       attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL)`,
+    // Calls to other users' objects that must arrive. Edges are queued in id order per
+    // target; presence/watch rows are keyed (one per target, the latest wins).
+    `CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE, target TEXT NOT NULL, kind TEXT NOT NULL,
+       payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL)`,
   ],
 ];
 
@@ -67,6 +95,8 @@ export class UserPresence extends DurableObject<Env> {
   private readonly errors = new WeakMap<WebSocket, number[]>();
   /** One bucket for the whole user (all sockets + HTTP), twice a socket's size: many tabs cannot multiply the rate. */
   private userBucket: Bucket | undefined;
+  /** Last reply of each target's object to an edge message (for a synchronous answer to the caller). */
+  private readonly lastReplies = new Map<string, EdgeReply>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -115,6 +145,13 @@ export class UserPresence extends DurableObject<Env> {
     return userId;
   }
 
+  /** Called from worker-facing entry points: the user has used the service, so requests to them are accepted. */
+  private register(userId: string): string {
+    this.identify(userId);
+    if (this.getMeta("registered") !== "1") this.setMeta("registered", 1);
+    return userId;
+  }
+
   private get userId(): string {
     const id = this.getMeta("user_id");
     if (id === null) throw new Error("object has no user yet");
@@ -158,7 +195,7 @@ export class UserPresence extends DurableObject<Env> {
   // ─── WebSocket lifecycle (Hibernation API) ─────────────────────────────────
 
   override async fetch(request: Request): Promise<Response> {
-    const userId = this.identify(request.headers.get("x-presence-user") ?? "");
+    const userId = this.register(request.headers.get("x-presence-user") ?? "");
     const deviceId = request.headers.get("x-presence-device") ?? crypto.randomUUID();
     const kind = (request.headers.get("x-presence-kind") ?? "web") as DeviceKind;
     const protocol = request.headers.get("x-presence-protocol");
@@ -239,6 +276,32 @@ export class UserPresence extends DurableObject<Env> {
       case "GetPresence": {
         const presence = await this.lookup(this.userId, message.userId);
         if (presence) this.send(ws, { type: "presence_result", id: message.id, presence });
+        else this.send(ws, errorFrame("not_found", "no such user among your friends", message.id));
+        return;
+      }
+      case "SendFriendRequest":
+      case "CancelFriendRequest":
+      case "AcceptFriendRequest":
+      case "RejectFriendRequest":
+      case "RemoveFriend":
+      case "BlockUser":
+      case "UnblockUser": {
+        const text = message.type === "SendFriendRequest" ? (message.message ?? null) : null;
+        const result = await this.friendship(this.userId, message.userId, FRIENDSHIP_OPS[message.type], text);
+        if (result.ok) this.send(ws, { type: "friendship", id: message.id, userId: result.userId, state: result.state, pending: result.pending });
+        else this.send(ws, errorFrame(result.code, result.message, message.id));
+        return;
+      }
+      case "ListFriends":
+        this.send(ws, { type: "friends_list", id: message.id, ...(await this.friends(this.userId)) });
+        return;
+      case "SetPrivacy":
+      case "HidePresence": {
+        const list = await this.setPrivacy(
+          this.userId,
+          message.type === "SetPrivacy" ? { shareLocation: message.shareLocation } : { hide: { userId: message.userId, hidden: message.hidden } },
+        );
+        if (list) this.send(ws, { type: "friends_list", id: message.id, ...list });
         else this.send(ws, errorFrame("not_found", "no such user among your friends", message.id));
         return;
       }
@@ -348,7 +411,7 @@ export class UserPresence extends DurableObject<Env> {
    * deliver due outbox rows, and set the alarm. Idempotent; safe to run from
    * any entry point and from a retried alarm.
    */
-  private async refresh(now: number): Promise<void> {
+  private async refresh(now: number, forcePublish = false): Promise<void> {
     const userId = this.userId;
     this.absorbPingTimestamps();
     const devices = this.readDevices();
@@ -356,7 +419,7 @@ export class UserPresence extends DurableObject<Env> {
       for (const ws of this.ctx.getWebSockets(device.deviceId)) this.closeSocket(ws, CloseCode.presenceExpired, "no sign of life within the TTL");
       this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, device.deviceId);
     }
-    const { view, hasLiveDevice } = aggregate(userId, this.readDevices(), now, this.config.ttlMs, this.metaNumber("last_active_at"));
+    const { view, hasLiveDevice } = this.friendsView(now);
     if (view.lastActiveAt !== null && view.status !== "offline") this.setMeta("last_active_at", view.lastActiveAt);
 
     const wasLive = this.getMeta("live") === "1";
@@ -367,7 +430,7 @@ export class UserPresence extends DurableObject<Env> {
 
     const published = this.getMeta("published");
     const change = classifyChange(published ? (JSON.parse(published) as Presence) : offlinePresence(userId), view);
-    if (change === "significant") await this.publish(view, now);
+    if (change === "significant" || forcePublish) await this.publish(view, now);
     else if (change === "position") {
       const at = positionPublishAt(this.metaNumber("published_at"), now, this.config.positionCoalesceMs);
       if (at <= now) await this.publish(view, now);
@@ -384,6 +447,12 @@ export class UserPresence extends DurableObject<Env> {
     }
     await this.deliverOutbox(now);
     await this.scheduleAlarm(now);
+  }
+
+  /** What friends see now (before per-friend hiding). Location sharing is applied here, before change detection, so hidden moves publish nothing. */
+  private friendsView(now: number): { view: Omit<Presence, "seq">; hasLiveDevice: boolean } {
+    const { view, hasLiveDevice } = aggregate(this.userId, this.readDevices(), now, this.config.ttlMs, this.metaNumber("last_active_at"));
+    return { view: this.shareLocation() === "none" ? { ...view, realm: null, position: null } : view, hasLiveDevice };
   }
 
   /** Pings answered by the runtime leave a timestamp per socket: fold it into the device's last sign of life. */
@@ -417,10 +486,10 @@ export class UserPresence extends DurableObject<Env> {
     const userId = this.userId;
     for (let i = 0; i < watchers.length; i += FANOUT_CHUNK) {
       const chunk = watchers.slice(i, i + FANOUT_CHUNK);
-      const results = await Promise.allSettled(chunk.map((w) => this.stub(w).receivePresence(w, userId, presence)));
+      const results = await Promise.allSettled(chunk.map((w) => this.stub(w).receivePresence(w, userId, this.viewFor(w, presence))));
       results.forEach((result, j) => {
         const watcher = chunk[j]!;
-        if (result.status === "rejected") this.enqueue("presence", watcher, "{}", now);
+        if (result.status === "rejected") this.enqueue("presence", watcher, now);
         else if (!result.value) this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, watcher);
         else this.sql.exec(`DELETE FROM outbox WHERE key = ?`, `presence:${watcher}`);
       });
@@ -452,7 +521,7 @@ export class UserPresence extends DurableObject<Env> {
           // Matrix's "don't know": show unknown rather than a stale or wrong answer, and retry.
           const cached = this.cachedPresence(friend);
           this.cacheFriendPresence({ ...(cached ?? offlinePresence(friend)), status: "unknown" }, true);
-          this.enqueue("watch", friend, "{}", now);
+          this.enqueue("watch", friend, now);
         }
       });
     }
@@ -529,7 +598,7 @@ export class UserPresence extends DurableObject<Env> {
       watcher,
       Date.now() + Math.min(Math.max(leaseMs, 1_000), 3_600_000),
     );
-    return this.currentPresence();
+    return this.viewFor(watcher, await this.currentPresence());
   }
 
   async unwatch(self: string, watcher: string): Promise<void> {
@@ -555,13 +624,19 @@ export class UserPresence extends DurableObject<Env> {
     this.identify(self);
     if (requester === self) return this.selfPresence(Date.now());
     if (!this.isFriend(requester)) return null;
-    return this.currentPresence();
+    return this.viewFor(requester, await this.currentPresence());
+  }
+
+  /** What one friend may see: the offline shape (no last seen) if this user hides from them. */
+  private viewFor(friend: string, presence: Presence): Presence {
+    const row = this.sql.exec(`SELECT hidden FROM friends WHERE friend_id = ?`, friend).toArray()[0];
+    return row && Number(row.hidden) === 1 ? offlinePresence(presence.userId, null, presence.seq) : presence;
   }
 
   /** What friends see right now; re-checks TTLs first so a late alarm never shows a ghost. */
   private async currentPresence(): Promise<Presence> {
     const now = Date.now();
-    const { view } = aggregate(this.userId, this.readDevices(), now, this.config.ttlMs, this.metaNumber("last_active_at"));
+    const { view } = this.friendsView(now);
     const published = this.publishedPresence();
     if (classifyChange(published, view) === "significant") {
       await this.refresh(now);
@@ -574,14 +649,14 @@ export class UserPresence extends DurableObject<Env> {
 
   /** `GET /v1/presence/:userId` and `GetPresence`: self, or a friend's presence from their object; null for anyone else. */
   async lookup(self: string, target: string): Promise<Presence | null> {
-    this.identify(self);
+    this.register(self);
     if (target === self) return this.selfPresence(Date.now());
     if (!this.isFriend(target)) return null;
     return this.stub(target).presenceFor(target, self);
   }
 
   async httpHeartbeat(self: string, deviceId: string, kind: DeviceKind, body: HeartbeatBody): Promise<{ ok: true; presence: Presence } | Refusal> {
-    this.identify(self);
+    this.register(self);
     const now = Date.now();
     if (!this.takeUserToken(now)) return { ok: false, code: "rate_limited", message: `at most ${this.config.ratePerSecond * 2} requests per second per user` };
     const refusal = this.deviceLimitRefusal(deviceId, now);
@@ -590,18 +665,45 @@ export class UserPresence extends DurableObject<Env> {
   }
 
   async onlineFriends(self: string): Promise<Presence[]> {
-    this.identify(self);
+    this.register(self);
     return this.onlineFriendsList();
   }
 
   /**
-   * Sets this user's side of the friendship with each of `others` and queues
-   * the other side in the outbox (delivered now, retried by the alarm until
-   * acknowledged). Returns the users whose side is not yet acknowledged.
+   * One friendship operation by this user about `other` (request, accept, block…).
+   * This side changes at once; the other side is told through the ordered
+   * outbox (delivered now, retried by the alarm until acknowledged) and its
+   * reply is folded back in. A request to a user who blocked this one, or who
+   * never used the service, fails the same way: `user_not_found`.
    */
-  async setFriendships(self: string, others: string[], state: FriendshipState): Promise<{ ok: true; pending: string[] } | Refusal> {
-    this.identify(self);
+  async friendship(self: string, other: string, op: LocalOp, text?: string | null): Promise<FriendshipResult> {
+    this.register(self);
+    if (other === self) return { ok: false, code: "cannot_befriend_self", message: "that is you" };
     const now = Date.now();
+    const state = this.edgeState(other);
+    const plan = planLocal(state, op);
+    if (!plan.ok) return plan;
+    const limit = this.limitRefusal(state, plan.next);
+    if (limit) return limit;
+    await this.applyState(other, plan.next, "local", null, text ?? null);
+    if (plan.send) {
+      this.enqueueEdge(other, { message: plan.send, text: text ?? null, announce: plan.next === "friends" && state !== "friends" }, now);
+      await this.deliverOutbox(now, other);
+    }
+    await this.scheduleAlarm(now);
+    const final = this.edgeState(other);
+    if (op === "request" && final === "none") {
+      return this.lastReplies.get(other) === "limit"
+        ? { ok: false, code: "request_limit", message: "that user cannot take more friend requests or friends" }
+        : { ok: false, code: "user_not_found", message: "no such user" };
+    }
+    if (op === "accept" && final === "none") return { ok: false, code: "no_pending_request", message: "the request was withdrawn" };
+    return { ok: true, userId: other, state: final, pending: this.hasPendingEdges(other) };
+  }
+
+  /** Admin: make each pair friends (or not) through the same path as users' own operations. */
+  async setFriendships(self: string, others: string[], state: "friends" | "removed"): Promise<{ ok: true; pending: string[] } | Refusal> {
+    this.register(self);
     const targets = [...new Set(others)].filter((o) => o !== self);
     if (state === "friends") {
       const current = new Set(this.friendIds());
@@ -610,59 +712,128 @@ export class UserPresence extends DurableObject<Env> {
         return { ok: false, code: "friend_limit", message: `${self} would have more than ${this.config.maxFriends} friends` };
       }
     }
+    const now = Date.now();
     for (const other of targets) {
-      const row = this.sql.exec(`SELECT version FROM friends WHERE friend_id = ?`, other).toArray()[0];
-      const version = Math.max(now, row ? Number(row.version) + 1 : 0);
-      await this.applyEdge(other, state, version, now, false);
-      this.enqueue("edge", other, JSON.stringify({ state, version }), now, true);
+      const previous = this.edgeState(other);
+      const plan = planLocal(previous, state === "friends" ? "befriend" : "unfriend");
+      if (!plan.ok) continue;
+      await this.applyState(other, plan.next, "local", null, null);
+      if (plan.send) this.enqueueEdge(other, { message: plan.send, text: null, announce: previous !== "friends" && plan.next === "friends" }, now);
     }
-    await this.deliverOutbox(now, targets.map((t) => `edge:${t}`));
+    await this.deliverOutbox(now, targets);
     await this.scheduleAlarm(now);
-    const pending = this.sql
-      .exec(`SELECT target FROM outbox WHERE kind = 'edge'`)
-      .toArray()
-      .map((r) => String(r.target))
-      .filter((t) => targets.includes(t));
-    return { ok: true, pending };
+    return { ok: true, pending: targets.filter((t) => this.hasPendingEdges(t)) };
   }
 
-  /** The other side of a friendship edge, delivered from a friend's outbox. Idempotent; newer version wins. */
-  async receiveEdge(self: string, from: string, state: FriendshipState, version: number): Promise<true> {
+  /** An edge message from `from`'s object. Idempotent; the reply tells the sender how to correct itself. */
+  async receiveEdge(self: string, from: string, message: EdgeMessage, text: string | null = null): Promise<EdgeReply> {
     this.identify(self);
-    await this.applyEdge(from, state, version, Date.now(), true);
-    return true;
+    if (message === "befriend") this.setMeta("registered", 1);
+    const state = this.edgeState(from);
+    const counts = this.edgeCounts();
+    const { next, reply } = applyRemote(state, message, {
+      registered: this.getMeta("registered") === "1",
+      pendingLimitReached: counts.incoming >= this.config.maxPendingRequests,
+      friendLimitReached: counts.friends >= this.config.maxFriends,
+    });
+    if (next !== state) await this.applyState(from, next, "remote", message, text);
+    else if (next === "incoming" && message === "request") this.sql.exec(`UPDATE friends SET message = ? WHERE friend_id = ?`, text, from);
+    return reply;
   }
 
-  async friends(self: string): Promise<string[]> {
-    this.identify(self);
-    return this.friendIds();
+  async friends(self: string): Promise<FriendList> {
+    this.register(self);
+    const rows = this.sql.exec(`SELECT friend_id, state, message, hidden, since FROM friends ORDER BY friend_id`).toArray();
+    const of = (state: EdgeState) => rows.filter((r) => r.state === state);
+    return {
+      friends: of("friends").map((r) => String(r.friend_id)),
+      incoming: of("incoming").map((r) => ({ userId: String(r.friend_id), message: (r.message as string | null) ?? null, since: Number(r.since) })),
+      outgoing: of("outgoing").map((r) => ({ userId: String(r.friend_id), message: (r.message as string | null) ?? null, since: Number(r.since) })),
+      blocked: of("blocked").map((r) => String(r.friend_id)),
+      hiddenFrom: of("friends").filter((r) => Number(r.hidden) === 1).map((r) => String(r.friend_id)),
+      shareLocation: this.shareLocation(),
+    };
+  }
+
+  /** Privacy: share realm/position with all friends or none; hide presence from single friends. */
+  async setPrivacy(self: string, change: { shareLocation?: "all" | "none"; hide?: { userId: string; hidden: boolean } }): Promise<FriendList | null> {
+    this.register(self);
+    const now = Date.now();
+    if (change.hide) {
+      if (!this.isFriend(change.hide.userId)) return null;
+      this.sql.exec(`UPDATE friends SET hidden = ? WHERE friend_id = ?`, change.hide.hidden ? 1 : 0, change.hide.userId);
+    }
+    if (change.shareLocation) this.setMeta("share_location", change.shareLocation === "none" ? "none" : null);
+    // Republish with a new seq so every watcher (the hidden one included) replaces what it holds.
+    await this.refresh(now, true);
+    return this.friends(self);
+  }
+
+  private shareLocation(): "all" | "none" {
+    return this.getMeta("share_location") === "none" ? "none" : "all";
+  }
+
+  private edgeState(other: string): EdgeState {
+    const row = this.sql.exec(`SELECT state FROM friends WHERE friend_id = ?`, other).toArray()[0];
+    return row ? (row.state as EdgeState) : "none";
+  }
+
+  private edgeCounts(): Record<EdgeState, number> {
+    const counts: Record<EdgeState, number> = { none: 0, outgoing: 0, incoming: 0, friends: 0, blocked: 0 };
+    for (const r of this.sql.exec(`SELECT state, COUNT(*) AS n FROM friends GROUP BY state`).toArray()) counts[r.state as EdgeState] = Number(r.n);
+    return counts;
+  }
+
+  private limitRefusal(state: EdgeState, next: EdgeState): FriendshipResult | null {
+    const counts = this.edgeCounts();
+    if (next === "friends" && state !== "friends" && counts.friends >= this.config.maxFriends) {
+      return { ok: false, code: "friend_limit", message: `at most ${this.config.maxFriends} friends` };
+    }
+    if (next === "outgoing" && state !== "outgoing" && counts.outgoing >= this.config.maxPendingRequests) {
+      return { ok: false, code: "request_limit", message: `at most ${this.config.maxPendingRequests} pending requests` };
+    }
+    return null;
+  }
+
+  private hasPendingEdges(other: string): boolean {
+    return this.sql.exec(`SELECT 1 FROM outbox WHERE kind = 'edge' AND target = ? LIMIT 1`, other).toArray().length > 0;
   }
 
   /**
-   * Applies an edge change locally and updates live views on this side at once.
-   * A new friend is watched right away only by the receiving side (`watchNow`):
-   * the originator watches after the other side acknowledged the edge, since
-   * until then the other object would refuse the watch of a non-friend.
+   * Moves this side of the edge with `other` to `next` and updates live views
+   * at once: events to this user's sockets, leases and cache dropped when a
+   * friendship ends, the new friend's presence fetched when one begins on the
+   * receiving side (the originator does that when the other side's ack arrives,
+   * since until then the other object would refuse a non-friend's watch).
    */
-  private async applyEdge(other: string, state: FriendshipState, version: number, now: number, watchNow: boolean): Promise<void> {
-    const row = this.sql.exec(`SELECT state, version FROM friends WHERE friend_id = ?`, other).toArray()[0];
-    if (row && Number(row.version) >= version) return;
-    const wasFriend = row?.state === "friends";
-    this.sql.exec(
-      `INSERT INTO friends (friend_id, state, version, since) VALUES (?, ?, ?, ?)
-       ON CONFLICT(friend_id) DO UPDATE SET state = excluded.state, version = excluded.version, since = excluded.since`,
-      other,
-      state,
-      version,
-      now,
-    );
-    if (state === "removed" && wasFriend) {
+  private async applyState(other: string, next: EdgeState, cause: "local" | "remote" | "reply", sent: EdgeMessage | null, text: string | null): Promise<void> {
+    const previous = this.edgeState(other);
+    if (previous === next) return;
+    const now = Date.now();
+    if (next === "none") this.sql.exec(`DELETE FROM friends WHERE friend_id = ?`, other);
+    else {
+      this.sql.exec(
+        `INSERT INTO friends (friend_id, state, message, hidden, since) VALUES (?, ?, ?, 0, ?)
+         ON CONFLICT(friend_id) DO UPDATE SET state = excluded.state, message = excluded.message, since = excluded.since,
+           hidden = CASE WHEN excluded.state = 'friends' THEN hidden ELSE 0 END`,
+        other,
+        next,
+        next === "incoming" || next === "outgoing" ? text : null,
+        now,
+      );
+    }
+    if (previous === "friends") {
       this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, other);
       this.sql.exec(`DELETE FROM outbox WHERE target = ? AND kind IN ('presence', 'watch')`, other);
       this.forgetFriendPresence(other);
-      this.broadcast({ type: "friend_removed", userId: other });
-    } else if (state === "friends" && !wasFriend && watchNow) {
-      await this.watchNewFriend(other, now);
+    }
+    for (const event of transitionEvents(previous, next, cause, sent ?? undefined)) {
+      if (event.type === "friend_added") {
+        if (cause === "remote") await this.watchNewFriend(other, now);
+        continue;
+      }
+      const message = event.type === "friend_request" ? (text ?? null) : undefined;
+      this.broadcast({ ...event, userId: other, ...(message !== undefined ? { message } : {}) } as ServerMessage);
     }
   }
 
@@ -674,7 +845,7 @@ export class UserPresence extends DurableObject<Env> {
       presence = await this.stub(other).watch(other, this.userId, this.config.watchLeaseMs);
     } catch {
       presence = { ...offlinePresence(other), status: "unknown" };
-      this.enqueue("watch", other, "{}", now);
+      this.enqueue("watch", other, now);
     }
     if (!presence) return;
     this.cacheFriendPresence(presence, true);
@@ -683,61 +854,81 @@ export class UserPresence extends DurableObject<Env> {
 
   // ─── outbox and alarm ──────────────────────────────────────────────────────
 
-  private enqueue(kind: OutboxKind, target: string, payload: string, now: number, immediate = false): void {
+  /** Presence pushes and watch retries: one row per target, the latest wins. */
+  private enqueue(kind: "presence" | "watch", target: string, now: number): void {
     this.sql.exec(
-      `INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (?, ?, ?, ?, 0, ?)
-       ON CONFLICT(key) DO UPDATE SET payload = excluded.payload,
-         attempts = CASE WHEN ? THEN 0 ELSE attempts END,
-         next_attempt_at = CASE WHEN ? THEN excluded.next_attempt_at ELSE next_attempt_at END`,
+      `INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (?, ?, ?, '{}', 0, ?)
+       ON CONFLICT(key) DO NOTHING`,
       `${kind}:${target}`,
       target,
       kind,
-      payload,
-      immediate ? now : now + backoffMs(0),
-      immediate ? 1 : 0,
-      immediate ? 1 : 0,
+      now + backoffMs(0),
     );
   }
 
-  /** Delivers due outbox rows (or exactly `keys`); failures back off exponentially, forever, until acknowledged. */
-  private async deliverOutbox(now: number, keys?: string[]): Promise<void> {
-    const rows = (
-      keys
-        ? this.sql.exec(`SELECT * FROM outbox`).toArray().filter((r) => keys.includes(String(r.key)))
-        : this.sql.exec(`SELECT * FROM outbox WHERE next_attempt_at <= ?`, now).toArray()
-    ) as unknown as OutboxRow[];
+  /** Edge messages: queued in order per target, never merged. */
+  private enqueueEdge(target: string, payload: EdgePayload, now: number): void {
+    this.sql.exec(
+      `INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (NULL, ?, 'edge', ?, 0, ?)`,
+      target,
+      JSON.stringify(payload),
+      now,
+    );
+  }
+
+  /**
+   * Delivers due outbox rows; `force` delivers the given targets' rows now.
+   * Edge messages go in order, one target's queue stopping at its first
+   * failure; failures back off exponentially (1 s … 5 min), forever, until acknowledged.
+   */
+  private async deliverOutbox(now: number, force?: string | string[]): Promise<void> {
+    const forced = new Set(typeof force === "string" ? [force] : (force ?? []));
+    const rows = this.sql.exec(`SELECT * FROM outbox ORDER BY id`).toArray() as unknown as OutboxRow[];
     if (rows.length === 0) return;
-    const userId = this.userId;
-    for (let i = 0; i < rows.length; i += FANOUT_CHUNK) {
-      const chunk = rows.slice(i, i + FANOUT_CHUNK);
-      const results = await Promise.allSettled(chunk.map((row) => this.deliver(userId, row)));
-      results.forEach((result, j) => {
-        const row = chunk[j]!;
-        if (result.status === "fulfilled") {
-          // Only delete what was delivered: a newer payload may have replaced it meanwhile.
-          this.sql.exec(`DELETE FROM outbox WHERE key = ? AND payload = ?`, row.key, row.payload);
-        } else {
-          const attempts = Number(row.attempts) + 1;
-          this.sql.exec(
-            `UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE key = ? AND payload = ?`,
-            attempts,
-            now + backoffMs(attempts),
-            row.key,
-            row.payload,
-          );
-        }
+    const due = (row: OutboxRow) => forced.has(row.target) || Number(row.next_attempt_at) <= now;
+    const queues = new Map<string, OutboxRow[]>();
+    const tasks: Array<() => Promise<unknown>> = [];
+    for (const row of rows) {
+      if (row.kind !== "edge") {
+        if (due(row)) tasks.push(() => this.attempt(row, now));
+      } else queues.set(row.target, [...(queues.get(row.target) ?? []), row]);
+    }
+    for (const queue of queues.values()) {
+      if (!due(queue[0]!)) continue;
+      tasks.push(async () => {
+        for (const row of queue) if (!(await this.attempt(row, now))) return;
       });
+    }
+    for (let i = 0; i < tasks.length; i += FANOUT_CHUNK) await Promise.allSettled(tasks.slice(i, i + FANOUT_CHUNK).map((task) => task()));
+  }
+
+  /** One delivery attempt; returns whether it was acknowledged. */
+  private async attempt(row: OutboxRow, now: number): Promise<boolean> {
+    try {
+      await this.deliver(this.userId, row);
+      this.sql.exec(`DELETE FROM outbox WHERE id = ?`, row.id);
+      return true;
+    } catch (error) {
+      const attempts = Number(row.attempts) + 1;
+      console.warn(`outbox ${row.kind} to ${row.target} failed (attempt ${attempts})`, String(error));
+      this.sql.exec(`UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`, attempts, now + backoffMs(attempts), row.id);
+      return false;
     }
   }
 
   private async deliver(userId: string, row: OutboxRow): Promise<void> {
     const target = row.target;
     if (row.kind === "edge") {
-      const { state, version } = JSON.parse(row.payload) as { state: FriendshipState; version: number };
-      await this.stub(target).receiveEdge(target, userId, state, version);
-      if (state === "friends") await this.watchNewFriend(target, Date.now());
+      const payload = JSON.parse(row.payload) as EdgePayload;
+      const reply = await this.stub(target).receiveEdge(target, userId, payload.message, payload.text);
+      this.lastReplies.set(target, reply);
+      const state = this.edgeState(target);
+      const next = onReply(state, payload.message, reply);
+      if (next !== state) await this.applyState(target, next, "reply", payload.message, null);
+      else if (payload.announce && reply === "friends" && state === "friends") await this.watchNewFriend(target, Date.now());
     } else if (row.kind === "presence") {
-      const accepted = await this.stub(target).receivePresence(target, userId, this.publishedPresence());
+      if (!this.isFriend(target)) return;
+      const accepted = await this.stub(target).receivePresence(target, userId, this.viewFor(target, this.publishedPresence()));
       if (!accepted) this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, target);
     } else if (row.kind === "watch") {
       if (this.getMeta("live") !== "1" || !this.isFriend(target)) return;

@@ -2,7 +2,8 @@
  * The worker: authenticates, validates, and routes each request to the
  * caller's own UserPresence object. It knows no presence rules.
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
@@ -13,7 +14,16 @@ import type { Env } from "./env";
 import { ApiError, errorBody } from "./errors";
 import { readConfig } from "./presence/config";
 import { PROTOCOL_VERSION } from "./presence/protocol";
-import { describeIssues, deviceIdSchema, deviceKindSchema, heartbeatBody, userIdSchema } from "./presence/schema";
+import type { LocalOp } from "./presence/friendship";
+import {
+  describeIssues,
+  deviceIdSchema,
+  deviceKindSchema,
+  heartbeatBody,
+  requestMessageSchema,
+  shareLocationSchema,
+  userIdSchema,
+} from "./presence/schema";
 
 type App = { Bindings: Env; Variables: AuthVariables };
 
@@ -114,8 +124,51 @@ app.get("/v1/friends/online", requireUser, async (c) => {
 });
 
 app.get("/v1/friends", requireUser, async (c) => {
-  const friends = await c.env.USER.getByName(c.var.userId).friends(c.var.userId);
-  return c.json({ friends });
+  return c.json(await c.env.USER.getByName(c.var.userId).friends(c.var.userId));
+});
+
+// ─── friendship lifecycle (docs/FRIENDSHIPS.md) ─────────────────────────────
+
+const FRIENDSHIP_STATUS: Record<string, ContentfulStatusCode> = {
+  user_not_found: 404,
+  not_friends: 404,
+  not_blocked: 404,
+  no_pending_request: 404,
+  cannot_befriend_self: 400,
+  already_friends: 409,
+  blocked: 409,
+  friend_limit: 409,
+  request_limit: 409,
+};
+
+async function friendship(c: Context<App>, other: string, op: LocalOp, text?: string | null) {
+  const target = parse(userIdSchema, other);
+  const result = await c.env.USER.getByName(c.var.userId).friendship(c.var.userId, target, op, text);
+  if (!result.ok) throw new ApiError(FRIENDSHIP_STATUS[result.code] ?? 409, result.code, result.message);
+  return c.json({ userId: result.userId, state: result.state, pending: result.pending }, result.pending ? 202 : 200);
+}
+
+app.post("/v1/friends/requests", requireUser, async (c) => {
+  const body = parse(z.object({ userId: userIdSchema, message: requestMessageSchema }), await jsonBody(c.req.raw));
+  return friendship(c, body.userId, "request", body.message ?? null);
+});
+app.delete("/v1/friends/requests/:userId", requireUser, (c) => friendship(c, c.req.param("userId"), "cancel"));
+app.post("/v1/friends/requests/:userId/accept", requireUser, (c) => friendship(c, c.req.param("userId"), "accept"));
+app.post("/v1/friends/requests/:userId/reject", requireUser, (c) => friendship(c, c.req.param("userId"), "reject"));
+app.delete("/v1/friends/:userId", requireUser, (c) => friendship(c, c.req.param("userId"), "remove"));
+app.put("/v1/blocks/:userId", requireUser, (c) => friendship(c, c.req.param("userId"), "block"));
+app.delete("/v1/blocks/:userId", requireUser, (c) => friendship(c, c.req.param("userId"), "unblock"));
+
+app.put("/v1/privacy", requireUser, async (c) => {
+  const { shareLocation } = parse(z.object({ shareLocation: shareLocationSchema }), await jsonBody(c.req.raw));
+  return c.json(await c.env.USER.getByName(c.var.userId).setPrivacy(c.var.userId, { shareLocation }));
+});
+app.put("/v1/friends/:userId/privacy", requireUser, async (c) => {
+  const userId = parse(userIdSchema, c.req.param("userId"));
+  const { hidden } = parse(z.object({ hidden: z.boolean() }), await jsonBody(c.req.raw));
+  const list = await c.env.USER.getByName(c.var.userId).setPrivacy(c.var.userId, { hide: { userId, hidden } });
+  if (!list) throw new ApiError(404, "not_found", "no such user among your friends");
+  return c.json(list);
 });
 
 app.get("/v1/presence/:userId", requireUser, async (c) => {

@@ -20,6 +20,7 @@ export interface Env {
   MAX_FRAME_BYTES?: string;
   MAX_DEVICES_PER_USER?: string;
   MAX_FRIENDS?: string;
+  MAX_PENDING_REQUESTS?: string;
   MAX_ERRORS_PER_WINDOW?: string;
   ABUSE_WINDOW_MS?: string;
   RATE_BURST?: string;

@@ -17,6 +17,8 @@ export interface PresenceConfig {
   maxDevicesPerUser: number;
   /** Most friends per user. */
   maxFriends: number;
+  /** Most pending friend requests per user, sent and received counted separately. */
+  maxPendingRequests: number;
   /** Invalid frames tolerated per socket within `abuseWindowMs` before close 1008. */
   maxErrorsPerWindow: number;
   abuseWindowMs: number;
@@ -33,6 +35,7 @@ export const DEFAULT_CONFIG: PresenceConfig = {
   maxFrameBytes: 4_096,
   maxDevicesPerUser: 10,
   maxFriends: 1_000,
+  maxPendingRequests: 100,
   maxErrorsPerWindow: 10,
   abuseWindowMs: 60_000,
   rateBurst: 20,
@@ -47,6 +50,7 @@ const VAR_NAMES: Record<keyof PresenceConfig, string> = {
   maxFrameBytes: "MAX_FRAME_BYTES",
   maxDevicesPerUser: "MAX_DEVICES_PER_USER",
   maxFriends: "MAX_FRIENDS",
+  maxPendingRequests: "MAX_PENDING_REQUESTS",
   maxErrorsPerWindow: "MAX_ERRORS_PER_WINDOW",
   abuseWindowMs: "ABUSE_WINDOW_MS",
   rateBurst: "RATE_BURST",

@@ -3,6 +3,7 @@
  * version of this file; keep them in step.
  */
 import type { ErrorCode, RequestId } from "./schema";
+import type { FriendList } from "./friendship";
 import type { Presence } from "./types";
 
 export const PROTOCOL_VERSION = "presence.v1";
@@ -39,6 +40,14 @@ export type ServerMessage =
   | { type: "presence"; presence: Presence }
   | { type: "friend_added"; userId: string; presence: Presence }
   | { type: "friend_removed"; userId: string }
+  | { type: "friend_request"; userId: string; direction: "incoming" | "outgoing"; message: string | null }
+  | { type: "friend_request_cancelled"; userId: string; direction: "incoming" | "outgoing" }
+  | { type: "friend_request_rejected"; userId: string; direction: "incoming" | "outgoing" }
+  | { type: "friend_request_failed"; userId: string }
+  | { type: "blocked"; userId: string }
+  | { type: "unblocked"; userId: string }
+  | { type: "friendship"; id?: RequestId; userId: string; state: "none" | "outgoing" | "incoming" | "friends" | "blocked"; pending: boolean }
+  | ({ type: "friends_list"; id?: RequestId } & FriendList)
   | { type: "error"; id?: RequestId; code: ErrorCode; message: string };
 
 export function errorFrame(code: ErrorCode, message: string, id?: RequestId): ServerMessage {

@@ -47,13 +47,38 @@ export const heartbeatBody = z.object({
 });
 export type HeartbeatBody = z.infer<typeof heartbeatBody>;
 
+export const MAX_REQUEST_MESSAGE_LENGTH = 280;
+export const requestMessageSchema = printable(MAX_REQUEST_MESSAGE_LENGTH).nullable().optional();
+export const shareLocationSchema = z.enum(["all", "none"]);
+
 export const clientMessageSchema = z.discriminatedUnion("type", [
   heartbeatBody.extend({ type: z.literal("PositionHeartbeat"), id: requestIdSchema.optional() }),
   z.object({ type: z.literal("GetOnlineFriends"), id: requestIdSchema.optional() }),
   z.object({ type: z.literal("SubscribeFriendshipPresenceUpdates"), id: requestIdSchema.optional() }),
   z.object({ type: z.literal("UnsubscribeFriendshipPresenceUpdates"), id: requestIdSchema.optional() }),
   z.object({ type: z.literal("GetPresence"), id: requestIdSchema.optional(), userId: userIdSchema }),
+  z.object({ type: z.literal("SendFriendRequest"), id: requestIdSchema.optional(), userId: userIdSchema, message: requestMessageSchema }),
+  z.object({ type: z.literal("CancelFriendRequest"), id: requestIdSchema.optional(), userId: userIdSchema }),
+  z.object({ type: z.literal("AcceptFriendRequest"), id: requestIdSchema.optional(), userId: userIdSchema }),
+  z.object({ type: z.literal("RejectFriendRequest"), id: requestIdSchema.optional(), userId: userIdSchema }),
+  z.object({ type: z.literal("RemoveFriend"), id: requestIdSchema.optional(), userId: userIdSchema }),
+  z.object({ type: z.literal("BlockUser"), id: requestIdSchema.optional(), userId: userIdSchema }),
+  z.object({ type: z.literal("UnblockUser"), id: requestIdSchema.optional(), userId: userIdSchema }),
+  z.object({ type: z.literal("ListFriends"), id: requestIdSchema.optional() }),
+  z.object({ type: z.literal("SetPrivacy"), id: requestIdSchema.optional(), shareLocation: shareLocationSchema }),
+  z.object({ type: z.literal("HidePresence"), id: requestIdSchema.optional(), userId: userIdSchema, hidden: z.boolean() }),
 ]);
+
+/** Socket message type → friendship operation. */
+export const FRIENDSHIP_OPS = {
+  SendFriendRequest: "request",
+  CancelFriendRequest: "cancel",
+  AcceptFriendRequest: "accept",
+  RejectFriendRequest: "reject",
+  RemoveFriend: "remove",
+  BlockUser: "block",
+  UnblockUser: "unblock",
+} as const;
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
 export const CLIENT_MESSAGE_TYPES = clientMessageSchema.options.map((o) => o.shape.type.value);
 
@@ -68,7 +93,16 @@ export type ErrorCode =
   | "invalid_message"
   | "rate_limited"
   | "not_found"
-  | "internal";
+  | "internal"
+  | "user_not_found"
+  | "already_friends"
+  | "blocked"
+  | "no_pending_request"
+  | "not_friends"
+  | "not_blocked"
+  | "cannot_befriend_self"
+  | "friend_limit"
+  | "request_limit";
 
 export type ParseResult =
   | { ok: true; message: ClientMessage }

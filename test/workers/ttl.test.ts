@@ -95,7 +95,7 @@ describe("the alarm is the TTL", () => {
     const after = await runInDurableObject(stubOf(a), async (_, state) => {
       const { UserPresence } = await import("../../durable/user-presence");
       const rebuilt = new UserPresence(state, (await import("cloudflare:workers")).env as never);
-      return { friends: await rebuilt.friends(a), presence: await rebuilt.presenceFor(a, b) };
+      return { friends: (await rebuilt.friends(a)).friends, presence: await rebuilt.presenceFor(a, b) };
     });
     expect(after.friends).toEqual([b]);
     expect(after.presence).toEqual(before);

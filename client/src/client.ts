@@ -83,8 +83,10 @@ export interface PresenceUpdate {
 }
 
 export interface FriendRequest {
-  /** Reserved: the server has no friend-request flow yet; this event never fires today. */
+  /** Who asked (incoming) or whom you asked (outgoing). */
   userId: string;
+  direction: "incoming" | "outgoing";
+  message: string | null;
 }
 
 export interface PresenceEvents {
@@ -96,7 +98,7 @@ export interface PresenceEvents {
   update: (update: PresenceUpdate) => void;
   friendAdded: (presence: Presence) => void;
   friendRemoved: (userId: string) => void;
-  /** Reserved for later; never emitted today. */
+  /** A `friend_request` push, for servers that have friend requests (reserved: the v1 protocol has none). */
   friendRequest: (request: FriendRequest) => void;
   connection: (event: ConnectionEvent) => void;
   /** Your own presence as friends see it (from heartbeat acknowledgements). */
@@ -260,7 +262,9 @@ export class PresenceClient extends Emitter<PresenceEvents> {
    * then GET /v1/presence/:id for friends the client does not know yet).
    */
   async listFriends(): Promise<Presence[]> {
-    const { friends } = (await this.http("GET", "/v1/friends")) as { friends: string[] };
+    const body = (await this.http("GET", "/v1/friends")) as { friends: string[] | { friends: string[] } };
+    // Either a list of ids, or (with friend requests) `{ friends: { friends: [...], incoming, outgoing, ... } }`.
+    const friends = Array.isArray(body.friends) ? body.friends : (body.friends?.friends ?? []);
     const unknown = friends.filter((id) => !this.friendsState.get(id));
     for (let i = 0; i < unknown.length; i += 10) {
       const chunk = unknown.slice(i, i + 10);
@@ -423,8 +427,16 @@ export class PresenceClient extends Emitter<PresenceEvents> {
         this.emit("error", new PresenceError(message.code, message.message));
         return;
       default:
-        // Replies to requests that timed out: nothing waits for them any more.
+        this.onOtherFrame(message as unknown as { type: string } & Record<string, unknown>);
         return;
+    }
+  }
+
+  /** Frames outside the v1 protocol the SDK knows (newer servers), and replies nobody waits for any more. */
+  private onOtherFrame(frame: { type: string } & Record<string, unknown>): void {
+    if (frame.type === "friend_request" && typeof frame.userId === "string") {
+      const direction = frame.direction === "outgoing" ? "outgoing" : "incoming";
+      this.emit("friendRequest", { userId: frame.userId, direction, message: typeof frame.message === "string" ? frame.message : null });
     }
   }
 

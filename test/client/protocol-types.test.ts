@@ -6,12 +6,15 @@ import * as server from "../../src/presence/protocol";
 import type { ClientMessage as ServerClientMessage, ErrorCode } from "../../src/presence/schema";
 import type { Presence as ServerPresence } from "../../src/presence/types";
 
+// The server may grow (new messages, new codes: the SDK ignores what it does not know),
+// but what the SDK understands must mean the same on both sides.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Within<A, B> = [A] extends [B] ? true : false;
 const typesMatch: [
   Same<sdk.Presence, ServerPresence>,
-  Same<sdk.ServerMessage, server.ServerMessage>,
-  Same<sdk.ServerErrorCode, ErrorCode>,
-  Same<sdk.ClientMessage["type"], ServerClientMessage["type"]>,
+  Within<sdk.ServerMessage, server.ServerMessage>,
+  Within<sdk.ServerErrorCode, ErrorCode>,
+  Within<sdk.ClientMessage["type"], ServerClientMessage["type"]>,
 ] = [true, true, true, true];
 // Every message the SDK can send is one the server accepts.
 const sendable: ServerClientMessage = {} as sdk.ClientMessage;

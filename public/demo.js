@@ -1,0 +1,245 @@
+// The demo page: everything live goes through the SDK bundle (presence-client.js, built from client/src).
+import { connect, isShownOnline } from "/presence-client.js";
+
+const $ = (id) => document.getElementById(id);
+const STATUS_LABEL = { online: "online", away: "away", busy: "busy", offline: "offline", unknown: "unknown", invisible: "invisible" };
+
+/** One device id per tab, kept across reloads of that tab, so a reload resumes instead of adding a device. */
+function tabDeviceId() {
+  let id = sessionStorage.getItem("edge-presence-device");
+  if (!id) {
+    id = `web-${crypto.randomUUID().slice(0, 8)}`;
+    sessionStorage.setItem("edge-presence-device", id);
+  }
+  return id;
+}
+
+async function devToken(userId) {
+  const res = await fetch("/dev/token", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ userId }) });
+  if (res.status === 404) throw new Error("Dev sign-in is off on this server (set DEV_MODE=1 in .dev.vars).");
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body?.error?.message ?? `sign-in failed (${res.status})`);
+  return body.token;
+}
+
+function ago(ms) {
+  if (ms === null || ms === undefined) return "never seen";
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 10) return "just now";
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(ms).toLocaleString();
+}
+
+const where = (p) => (p.realm ? `${p.realm} · (${p.position ? `${p.position.x}, ${p.position.y}, ${p.position.z}` : "?"})` : "");
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) if (child !== null && child !== undefined) node.append(child);
+  return node;
+}
+
+function log(text) {
+  const item = el("li", {}, el("time", {}, new Date().toLocaleTimeString()), text);
+  $("log").prepend(item);
+  while ($("log").children.length > 100) $("log").lastChild.remove();
+}
+
+let client = null;
+let me = null;
+const flashes = new Map();
+
+function readForm() {
+  const num = (id) => {
+    const n = Number($(id).value);
+    return Number.isFinite(n) ? n : 0;
+  };
+  return {
+    position: { x: num("pos-x"), y: num("pos-y"), z: num("pos-z") },
+    realm: $("realm").value.trim() || "lobby",
+    status: $("status").value,
+    statusText: $("status-text").value.trim() || null,
+  };
+}
+
+function renderSelf() {
+  const self = client?.self;
+  $("self-avatar").replaceChildren(me ? me[0].toUpperCase() : "?", el("span", { class: "dot", dataset: { status: self ? (self.invisible ? "offline" : self.status) : "offline" } }));
+  $("self-name").textContent = me ?? "";
+  if (!self) {
+    $("self-summary").textContent = client?.state === "open" ? "connected, not shown yet" : "connecting…";
+    return;
+  }
+  const status = self.invisible ? "invisible" : self.status;
+  $("self-summary").textContent = `${STATUS_LABEL[status]}${self.realm ? ` in ${where(self)}` : ""}`;
+}
+
+function renderFriends() {
+  const friends = (client?.friends ?? []).slice().sort((a, b) => {
+    const rank = (p) => (isShownOnline(p.status) ? 0 : p.status === "unknown" ? 1 : 2);
+    return rank(a) - rank(b) || a.userId.localeCompare(b.userId);
+  });
+  const list = $("friends");
+  list.replaceChildren(
+    ...friends.map((p) => {
+      const online = isShownOnline(p.status);
+      return el(
+        "li",
+        { class: `friend${flashes.has(p.userId) ? " flash" : ""}`, dataset: { user: p.userId, status: p.status, seq: String(p.seq) } },
+        el("span", { class: "avatar" }, p.userId[0].toUpperCase(), el("span", { class: "dot", dataset: { status: p.status } })),
+        el(
+          "div",
+          {},
+          el("div", { class: "name" }, p.userId, " ", el("span", { class: `status-label status-${p.status}` }, STATUS_LABEL[p.status] ?? p.status)),
+          online ? el("div", { class: "where" }, where(p)) : null,
+          online && p.statusText ? el("div", { class: "status-text" }, `“${p.statusText}”`) : null,
+        ),
+        el("div", { class: "seen" }, online ? `active ${ago(p.lastActiveAt)}` : p.lastActiveAt ? `last seen ${ago(p.lastActiveAt)}` : "never seen"),
+      );
+    }),
+  );
+  const onlineCount = friends.filter((p) => isShownOnline(p.status)).length;
+  $("online-count").textContent = friends.length ? `${onlineCount} of ${friends.length} online` : "";
+  $("no-friends").hidden = friends.length > 0;
+}
+
+function flash(userId) {
+  clearTimeout(flashes.get(userId));
+  flashes.set(
+    userId,
+    setTimeout(() => {
+      flashes.delete(userId);
+      renderFriends();
+    }, 1200),
+  );
+}
+
+function setConnection(state) {
+  const pill = $("connection");
+  pill.textContent = state;
+  pill.dataset.state = state;
+  pill.className = `pill pill-${state}`;
+}
+
+async function signIn(userId) {
+  $("sign-in-error").hidden = true;
+  try {
+    await devToken(userId); // fail early with a readable message
+  } catch (error) {
+    $("sign-in-error").textContent = error.message;
+    $("sign-in-error").hidden = false;
+    return;
+  }
+  me = userId;
+  localStorage.setItem("edge-presence-user", userId);
+  $("sign-in").hidden = true;
+  $("app").hidden = false;
+  $("me-name").textContent = userId;
+  $("me-name").hidden = false;
+  $("sign-out").hidden = false;
+  document.title = `${userId} · edge-presence`;
+
+  client = connect({
+    url: location.origin,
+    getToken: () => devToken(userId), // called on every (re)connect: tokens are short-lived
+    device: tabDeviceId(),
+    kind: "web",
+    initial: readForm(),
+    reconnect: { initialDelayMs: 500, maxDelayMs: 10_000 },
+  });
+  client.on("connection", (e) => {
+    setConnection(e.state);
+    log(`connection ${e.state}${e.delayMs !== undefined ? `, retry in ${(e.delayMs / 1000).toFixed(1)} s` : ""}${e.code ? ` (code ${e.code})` : ""}`);
+    renderSelf();
+  });
+  client.on("online", (p) => log(`${p.userId} is ${p.status}`));
+  client.on("offline", (p) => log(`${p.userId} went offline`));
+  client.on("update", ({ presence }) => {
+    flash(presence.userId);
+    renderFriends();
+  });
+  client.on("friendAdded", (p) => log(`${p.userId} is now your friend`));
+  client.on("friendRemoved", (id) => {
+    log(`${id} is no longer your friend`);
+    renderFriends();
+  });
+  client.on("self", renderSelf);
+  client.on("error", (e) => log(`error ${e.code}: ${e.message}`));
+
+  try {
+    await client.ready(15_000);
+    await client.listFriends();
+  } catch (error) {
+    log(`could not load friends: ${error.message}`);
+  }
+  renderFriends();
+}
+
+function signOut() {
+  client?.close();
+  client = null;
+  me = null;
+  setConnection("closed");
+  $("connection").textContent = "signed out";
+  $("app").hidden = true;
+  $("sign-in").hidden = false;
+  $("me-name").hidden = true;
+  $("sign-out").hidden = true;
+  $("friends").replaceChildren();
+  document.title = "edge-presence · demo";
+}
+
+async function publish() {
+  if (!client) return;
+  const { position, realm, status, statusText } = readForm();
+  try {
+    await client.heartbeat({ position, realm, status, statusText });
+  } catch (error) {
+    log(`update failed: ${error.message}`);
+  }
+}
+
+$("sign-in-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  void signIn($("user-id").value.trim());
+});
+$("sign-out").addEventListener("click", signOut);
+$("status-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  void publish();
+});
+$("status").addEventListener("change", () => void publish());
+for (const button of document.querySelectorAll("[data-move]")) {
+  button.addEventListener("click", () => {
+    const [dx, dy, dz] = button.dataset.move.split(",").map(Number);
+    for (const [id, d] of [["pos-x", dx], ["pos-y", dy], ["pos-z", dz]]) $(id).value = String(Number($(id).value || 0) + d);
+    void publish();
+  });
+}
+$("befriend-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const friend = $("friend-id").value.trim();
+  const res = await fetch("/v1/admin/friendships", {
+    method: "PUT",
+    headers: { Authorization: `Bearer ${$("admin-token").value}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ a: me, b: friend }),
+  });
+  const body = await res.json().catch(() => ({}));
+  $("befriend-result").textContent = res.ok ? `${me} and ${friend} are friends.` : (body?.error?.message ?? `failed (${res.status})`);
+  if (res.ok) await client?.listFriends().catch(() => {});
+  renderFriends();
+});
+// A closing tab says goodbye, so friends see it offline at once rather than after the TTL.
+addEventListener("pagehide", () => client?.close());
+setInterval(renderFriends, 5_000);
+
+const params = new URLSearchParams(location.search);
+const preset = params.get("user") ?? localStorage.getItem("edge-presence-user");
+if (preset) $("user-id").value = preset;
+if (params.get("user")) void signIn(params.get("user"));

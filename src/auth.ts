@@ -14,14 +14,31 @@ import { userIdSchema } from "./presence/schema";
 /** `Sec-WebSocket-Protocol` entries: the app protocol, and the token for browsers. */
 export const TOKEN_PROTOCOL_PREFIX = "bearer.";
 
+/**
+ * The key set could not be obtained (unreachable, non-200, not JSON, not a
+ * JWKS, timeout): the server's problem, not the token's, so 503 and retry.
+ * jose reports several of these as a plain JOSEError, which would otherwise
+ * read as a bad token (401).
+ */
+class KeySetUnavailable extends Error {}
+
 const jwksByUrl = new Map<string, JWTVerifyGetKey>();
 function jwks(url: string): JWTVerifyGetKey {
-  let set = jwksByUrl.get(url);
-  if (!set) {
-    set = createRemoteJWKSet(new URL(url), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000 });
-    jwksByUrl.set(url, set);
+  let getKey = jwksByUrl.get(url);
+  if (!getKey) {
+    const set = createRemoteJWKSet(new URL(url), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000 });
+    getKey = async (header, token) => {
+      try {
+        return await set(header, token);
+      } catch (error) {
+        // Only "no key for this token" is the token's fault; anything else is the key set's.
+        if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) throw error;
+        throw new KeySetUnavailable("the key set could not be fetched", { cause: error });
+      }
+    };
+    jwksByUrl.set(url, getKey);
   }
-  return set;
+  return getKey;
 }
 
 export interface TokenSource {
@@ -79,6 +96,7 @@ export async function verifyToken(token: string, env: Env): Promise<string> {
     return sub.data;
   } catch (error) {
     if (error instanceof ApiError) throw error;
+    if (error instanceof KeySetUnavailable) throw new ApiError(503, "auth_unavailable", "the key set could not be fetched; retry");
     if (error instanceof errors.JWTExpired) throw new ApiError(401, "token_expired", "the token has expired");
     if (error instanceof errors.JWTClaimValidationFailed) {
       const code = error.claim === "nbf" ? "token_not_yet_valid" : "invalid_claims";

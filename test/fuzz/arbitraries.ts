@@ -10,33 +10,65 @@
 import fc from "fast-check";
 import type { ErrorCode } from "../../src/presence/schema";
 
-/** Every error code the protocol documents for socket frames. */
+/** Codes the parser itself answers with (docs/PROTOCOL.md, Errors). */
+export const PARSE_ERROR_CODES: readonly ErrorCode[] = ["bad_json", "binary_not_supported", "frame_too_large", "unknown_type", "invalid_message"];
+/** Every error code a frame may get back. */
 export const FRAME_ERROR_CODES: readonly ErrorCode[] = [
-  "bad_json",
-  "binary_not_supported",
-  "frame_too_large",
-  "unknown_type",
-  "invalid_message",
+  ...PARSE_ERROR_CODES,
   "rate_limited",
   "not_found",
   "internal",
+  "user_not_found",
+  "already_friends",
+  "blocked",
+  "no_pending_request",
+  "not_friends",
+  "not_blocked",
+  "cannot_befriend_self",
+  "friend_limit",
+  "request_limit",
 ];
 
+/** Every client → server type (src/presence/schema.ts). */
 export const MESSAGE_TYPES = [
   "PositionHeartbeat",
   "GetOnlineFriends",
   "SubscribeFriendshipPresenceUpdates",
   "UnsubscribeFriendshipPresenceUpdates",
   "GetPresence",
+  "SendFriendRequest",
+  "CancelFriendRequest",
+  "AcceptFriendRequest",
+  "RejectFriendRequest",
+  "RemoveFriend",
+  "BlockUser",
+  "UnblockUser",
+  "ListFriends",
+  "SetPrivacy",
+  "HidePresence",
 ] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+export const FRIENDSHIP_TYPES = ["SendFriendRequest", "CancelFriendRequest", "AcceptFriendRequest", "RejectFriendRequest", "RemoveFriend", "BlockUser", "UnblockUser"] as const;
 
-/** The reply type each valid request gets (GetPresence may also get `error not_found`). */
-export const REPLY_TYPE: Record<(typeof MESSAGE_TYPES)[number], string> = {
-  PositionHeartbeat: "heartbeat_ack",
-  GetOnlineFriends: "online_friends",
-  SubscribeFriendshipPresenceUpdates: "subscribed",
-  UnsubscribeFriendshipPresenceUpdates: "unsubscribed",
-  GetPresence: "presence_result",
+/** The reply type each valid request gets, and the error codes it may get instead. */
+export const REPLIES: Record<MessageType, { type: string; errors: ErrorCode[] }> = {
+  PositionHeartbeat: { type: "heartbeat_ack", errors: [] },
+  GetOnlineFriends: { type: "online_friends", errors: [] },
+  SubscribeFriendshipPresenceUpdates: { type: "subscribed", errors: [] },
+  UnsubscribeFriendshipPresenceUpdates: { type: "unsubscribed", errors: [] },
+  GetPresence: { type: "presence_result", errors: ["not_found"] },
+  ...(Object.fromEntries(
+    FRIENDSHIP_TYPES.map((t) => [
+      t,
+      {
+        type: "friendship",
+        errors: ["user_not_found", "already_friends", "blocked", "no_pending_request", "not_friends", "not_blocked", "cannot_befriend_self", "friend_limit", "request_limit"],
+      },
+    ]),
+  ) as Record<(typeof FRIENDSHIP_TYPES)[number], { type: string; errors: ErrorCode[] }>),
+  ListFriends: { type: "friends_list", errors: [] },
+  SetPrivacy: { type: "friends_list", errors: [] },
+  HidePresence: { type: "friends_list", errors: ["not_found"] },
 };
 
 /** Budget: FUZZ_RUNS overrides (npm run test:fuzz sets a large one); CI uses the small default. */
@@ -108,13 +140,30 @@ export const heartbeatBody = fc.record(
   { requiredKeys: ["position", "realm", "status"] },
 );
 
-export function validMessage(userIds: fc.Arbitrary<string> = fc.stringMatching(/^[A-Za-z0-9_.@:-]{1,128}$/)) {
+const anyUserId = fc.stringMatching(/^[A-Za-z0-9_.@:-]{1,128}$/);
+
+export interface Targets {
+  /** Whom GetPresence asks about. */
+  lookups?: fc.Arbitrary<string>;
+  /** Whom friendship operations and HidePresence name. */
+  others?: fc.Arbitrary<string>;
+}
+
+export function validMessage({ lookups = anyUserId, others = anyUserId }: Targets = {}) {
   return fc.oneof(
     fc.tuple(heartbeatBody, maybeId).map(([body, id]) => withId({ type: "PositionHeartbeat", ...body }, id)),
     fc
-      .tuple(fc.constantFrom("GetOnlineFriends", "SubscribeFriendshipPresenceUpdates", "UnsubscribeFriendshipPresenceUpdates"), maybeId)
+      .tuple(fc.constantFrom("GetOnlineFriends", "SubscribeFriendshipPresenceUpdates", "UnsubscribeFriendshipPresenceUpdates", "ListFriends"), maybeId)
       .map(([type, id]) => withId({ type }, id)),
-    fc.tuple(userIds, maybeId).map(([userId, id]) => withId({ type: "GetPresence", userId }, id)),
+    fc.tuple(lookups, maybeId).map(([userId, id]) => withId({ type: "GetPresence", userId }, id)),
+    fc
+      .tuple(fc.constantFrom(...FRIENDSHIP_TYPES.filter((t) => t !== "SendFriendRequest")), others, maybeId)
+      .map(([type, userId, id]) => withId({ type, userId }, id)),
+    fc
+      .tuple(others, fc.option(fc.oneof(fc.constant(null), printableText(280)), { nil: undefined }), maybeId)
+      .map(([userId, message, id]) => withId(message === undefined ? { type: "SendFriendRequest", userId } : { type: "SendFriendRequest", userId, message }, id)),
+    fc.tuple(fc.constantFrom("all", "none"), maybeId).map(([shareLocation, id]) => withId({ type: "SetPrivacy", shareLocation }, id)),
+    fc.tuple(others, fc.boolean(), maybeId).map(([userId, hidden, id]) => withId({ type: "HidePresence", userId, hidden }, id)),
   );
 }
 
@@ -161,19 +210,35 @@ const brokenHeartbeat = fc
     return { label: `heartbeat: ${label}`, frame: JSON.stringify(message), expect: "invalid_message" };
   });
 
-const brokenGetPresence = fc
-  .oneof(
-    fc.constant(undefined),
-    fc.constant(""),
-    fc.constant("../bob"),
-    fc.constant("a/b"),
-    fc.constant("a b"),
-    fc.constant("x".repeat(129)),
-    fc.integer(),
-    unprintable,
-    fc.string().filter((s) => !/^[A-Za-z0-9_.@:-]{1,128}$/.test(s)),
-  )
-  .map((userId): LabelledFrame => ({ label: "GetPresence: bad userId", frame: JSON.stringify({ type: "GetPresence", userId }), expect: "invalid_message" }));
+const badUserId = fc.oneof(
+  fc.constant(undefined),
+  fc.constant(""),
+  fc.constant("../bob"),
+  fc.constant("a/b"),
+  fc.constant("a b"),
+  fc.constant("x".repeat(129)),
+  fc.integer(),
+  unprintable,
+  fc.string().filter((s) => !/^[A-Za-z0-9_.@:-]{1,128}$/.test(s)),
+);
+
+/** Messages naming a user, with the user id (or another field) broken: always `invalid_message`. */
+const brokenTargeted = fc.oneof(
+  fc
+    .tuple(fc.constantFrom("GetPresence", "HidePresence", ...FRIENDSHIP_TYPES), badUserId)
+    .map(([type, userId]): LabelledFrame => ({ label: `${type}: bad userId`, frame: JSON.stringify({ type, userId, hidden: true }), expect: "invalid_message" })),
+  fc
+    .constantFrom<[string, Record<string, unknown>]>(
+      ["SendFriendRequest: message too long", { type: "SendFriendRequest", userId: "bob", message: "m".repeat(281) }],
+      ["SendFriendRequest: message with a control", { type: "SendFriendRequest", userId: "bob", message: "hi\u0000" }],
+      ["SendFriendRequest: message is a number", { type: "SendFriendRequest", userId: "bob", message: 5 }],
+      ["SetPrivacy: unknown value", { type: "SetPrivacy", shareLocation: "friends" }],
+      ["SetPrivacy: missing value", { type: "SetPrivacy" }],
+      ["HidePresence: hidden is a string", { type: "HidePresence", userId: "bob", hidden: "yes" }],
+      ["HidePresence: hidden missing", { type: "HidePresence", userId: "bob" }],
+    )
+    .map(([label, message]): LabelledFrame => ({ label, frame: JSON.stringify(message), expect: "invalid_message" })),
+);
 
 const unknownType = fc
   .oneof(
@@ -242,17 +307,17 @@ const binary = fc
   .map((frame): LabelledFrame => ({ label: "binary frame", frame, expect: "binary_not_supported" }));
 
 /** Valid messages with extra junk fields (ignored) and unicode edge cases: `ok`. */
-function validFrames(userIds?: fc.Arbitrary<string>) {
+function validFrames(targets?: Targets) {
   return fc
-    .tuple(validMessage(userIds), fc.dictionary(fc.string({ maxLength: 10 }).filter((k) => !["type", "id", "userId", "position", "realm", "status", "statusText"].includes(k)), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 3 }))
+    .tuple(validMessage(targets), fc.dictionary(fc.string({ maxLength: 10 }).filter((k) => !["type", "id", "userId", "position", "realm", "status", "statusText", "message", "shareLocation", "hidden"].includes(k)), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 3 }))
     .map(([message, extra]): LabelledFrame => ({ label: `valid ${message.type}`, frame: JSON.stringify({ ...extra, ...message }), expect: "ok" }))
     .filter((f) => new TextEncoder().encode(f.frame as string).byteLength <= 4_096);
 }
 
 /** A valid frame with a few characters replaced, inserted or deleted: anything documented may come back. */
-function mutated(userIds?: fc.Arbitrary<string>) {
+function mutated(targets?: Targets) {
   return fc
-    .tuple(validMessage(userIds), fc.array(fc.tuple(fc.nat(), fc.constantFrom("replace", "insert", "delete"), fc.string({ unit: "binary", minLength: 1, maxLength: 2 })), { minLength: 1, maxLength: 4 }))
+    .tuple(validMessage(targets), fc.array(fc.tuple(fc.nat(), fc.constantFrom("replace", "insert", "delete"), fc.string({ unit: "binary", minLength: 1, maxLength: 2 })), { minLength: 1, maxLength: 4 }))
     .map(([message, edits]): LabelledFrame => {
       let text = JSON.stringify(message);
       for (const [at, op, chars] of edits) {
@@ -266,18 +331,18 @@ function mutated(userIds?: fc.Arbitrary<string>) {
 }
 
 /** Every kind of frame, with its documented outcome. */
-export function labelledFrame(opts: { userIds?: fc.Arbitrary<string>; maxBytes?: number } = {}): fc.Arbitrary<LabelledFrame> {
+export function labelledFrame(opts: Targets & { maxBytes?: number } = {}): fc.Arbitrary<LabelledFrame> {
   return fc.oneof(
-    { arbitrary: validFrames(opts.userIds), weight: 4 },
+    { arbitrary: validFrames(opts), weight: 4 },
     { arbitrary: brokenHeartbeat, weight: 4 },
-    { arbitrary: brokenGetPresence, weight: 1 },
+    { arbitrary: brokenTargeted, weight: 2 },
     { arbitrary: unknownType, weight: 2 },
     { arbitrary: notAnObject, weight: 1 },
     { arbitrary: notJson, weight: 2 },
     { arbitrary: tooLarge(opts.maxBytes), weight: 1 },
     { arbitrary: deepJson, weight: 1 },
     { arbitrary: binary, weight: 1 },
-    { arbitrary: mutated(opts.userIds), weight: 3 },
+    { arbitrary: mutated(opts), weight: 3 },
   );
 }
 

@@ -16,6 +16,7 @@ export default defineConfig({
           DEV_MODE: "1",
           MAX_DEVICES_PER_USER: "3",
           MAX_FRIENDS: "20",
+          MAX_PENDING_REQUESTS: "3",
           MAX_ERRORS_PER_WINDOW: "5",
         },
       },

@@ -23,14 +23,18 @@ import { alarmTime, backoffMs, deviceDeadline, nextDeadline, positionPublishAt, 
 import type { DeviceKind, DeviceState, DeviceStatus, Presence } from "../src/presence/types";
 import {
   applyRemote,
+  deriveState,
+  NO_EDGE,
   onReply,
   planLocal,
   transitionEvents,
+  type Edge,
   type EdgeMessage,
   type EdgeReply,
   type EdgeState,
   type FriendList,
   type FriendshipErrorCode,
+  type Intent,
   type LocalOp,
 } from "../src/presence/friendship";
 
@@ -45,8 +49,8 @@ export type FriendshipResult =
   | { ok: false; code: FriendshipErrorCode | "friend_limit" | "request_limit" | "user_not_found"; message: string };
 
 
-interface EdgePayload {
-  message: EdgeMessage;
+interface EdgePayload extends EdgeMessage {
+  /** The request's note, for `want` messages. */
   text: string | null;
   /** The sender became friends by this message: show the friend when the ack says so. */
   announce: boolean;
@@ -75,9 +79,11 @@ const MIGRATIONS: string[][] = [
        device_id TEXT PRIMARY KEY, kind TEXT NOT NULL, transport TEXT NOT NULL,
        status TEXT, status_text TEXT, realm TEXT, x REAL, y REAL, z REAL,
        last_heartbeat_at INTEGER, last_seen_at INTEGER NOT NULL)`,
-    // One side of each edge: outgoing | incoming | friends | blocked (no row = none).
-    `CREATE TABLE friends (friend_id TEXT PRIMARY KEY, state TEXT NOT NULL, message TEXT,
-       hidden INTEGER NOT NULL DEFAULT 0, since INTEGER NOT NULL)`,
+    // This user's side of each edge (src/presence/friendship.ts): own intent, the other's last
+    // heard intent, and the derived state (outgoing | incoming | friends | blocked) for queries.
+    `CREATE TABLE friends (friend_id TEXT PRIMARY KEY, state TEXT NOT NULL,
+       mine TEXT NOT NULL, my_version INTEGER NOT NULL, theirs TEXT NOT NULL, their_version INTEGER NOT NULL,
+       message TEXT, hidden INTEGER NOT NULL DEFAULT 0, since INTEGER NOT NULL)`,
     `CREATE TABLE watchers (watcher_id TEXT PRIMARY KEY, lease_expires_at INTEGER NOT NULL)`,
     `CREATE TABLE friend_presence (friend_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, presence TEXT NOT NULL)`,
     // Calls to other users' objects that must arrive. Edges are queued in id order per
@@ -97,6 +103,8 @@ export class UserPresence extends DurableObject<Env> {
   private userBucket: Bucket | undefined;
   /** Last reply of each target's object to an edge message (for a synchronous answer to the caller). */
   private readonly lastReplies = new Map<string, EdgeReply>();
+  /** Friends whose friend_added is being announced right now (two paths may race to it). */
+  private readonly announcing = new Set<string>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -598,6 +606,8 @@ export class UserPresence extends DurableObject<Env> {
       watcher,
       Date.now() + Math.min(Math.max(leaseMs, 1_000), 3_600_000),
     );
+    // A friend this live user does not know the presence of yet: the friendship is new, watch back.
+    if (this.getMeta("live") === "1" && !this.cachedPresence(watcher)) void this.watchNewFriend(watcher, Date.now()).catch(() => undefined);
     return this.viewFor(watcher, await this.currentPresence());
   }
 
@@ -680,24 +690,25 @@ export class UserPresence extends DurableObject<Env> {
     this.register(self);
     if (other === self) return { ok: false, code: "cannot_befriend_self", message: "that is you" };
     const now = Date.now();
-    const state = this.edgeState(other);
-    const plan = planLocal(state, op);
+    const edge = this.readEdge(other);
+    const plan = planLocal(edge, op);
     if (!plan.ok) return plan;
-    const limit = this.limitRefusal(state, plan.next);
+    const limit = this.limitRefusal(deriveState(edge), deriveState(plan.edge));
     if (limit) return limit;
-    await this.applyState(other, plan.next, "local", null, text ?? null);
+    await this.writeEdge(other, plan.edge, "local", text ?? null);
     if (plan.send) {
-      this.enqueueEdge(other, { message: plan.send, text: text ?? null, announce: plan.next === "friends" && state !== "friends" }, now);
+      const announce = deriveState(plan.edge) === "friends" && deriveState(edge) !== "friends";
+      this.enqueueEdge(other, { ...plan.send, text: text ?? null, announce }, now);
       await this.deliverOutbox(now, other);
     }
     await this.scheduleAlarm(now);
-    const final = this.edgeState(other);
+    const final = deriveState(this.readEdge(other));
     if (op === "request" && final === "none") {
       return this.lastReplies.get(other) === "limit"
         ? { ok: false, code: "request_limit", message: "that user cannot take more friend requests or friends" }
         : { ok: false, code: "user_not_found", message: "no such user" };
     }
-    if (op === "accept" && final === "none") return { ok: false, code: "no_pending_request", message: "the request was withdrawn" };
+    if (op === "accept" && final !== "friends") return { ok: false, code: "no_pending_request", message: "the request was withdrawn" };
     return { ok: true, userId: other, state: final, pending: this.hasPendingEdges(other) };
   }
 
@@ -714,30 +725,29 @@ export class UserPresence extends DurableObject<Env> {
     }
     const now = Date.now();
     for (const other of targets) {
-      const previous = this.edgeState(other);
-      const plan = planLocal(previous, state === "friends" ? "befriend" : "unfriend");
+      const edge = this.readEdge(other);
+      const plan = planLocal(edge, state === "friends" ? "befriend" : "unfriend");
       if (!plan.ok) continue;
-      await this.applyState(other, plan.next, "local", null, null);
-      if (plan.send) this.enqueueEdge(other, { message: plan.send, text: null, announce: previous !== "friends" && plan.next === "friends" }, now);
+      await this.writeEdge(other, plan.edge, "local", null);
+      const announce = deriveState(plan.edge) === "friends" && deriveState(edge) !== "friends";
+      if (plan.send) this.enqueueEdge(other, { ...plan.send, text: null, announce }, now);
     }
     await this.deliverOutbox(now, targets);
     await this.scheduleAlarm(now);
     return { ok: true, pending: targets.filter((t) => this.hasPendingEdges(t)) };
   }
 
-  /** An edge message from `from`'s object. Idempotent; the reply tells the sender how to correct itself. */
+  /** A change of intent from `from`'s object. Idempotent (duplicates are ignored by version). */
   async receiveEdge(self: string, from: string, message: EdgeMessage, text: string | null = null): Promise<EdgeReply> {
     this.identify(self);
-    if (message === "befriend") this.setMeta("registered", 1);
-    const state = this.edgeState(from);
+    if (message.force) this.setMeta("registered", 1);
     const counts = this.edgeCounts();
-    const { next, reply } = applyRemote(state, message, {
+    const { edge, reply } = applyRemote(this.readEdge(from), message, {
       registered: this.getMeta("registered") === "1",
       pendingLimitReached: counts.incoming >= this.config.maxPendingRequests,
       friendLimitReached: counts.friends >= this.config.maxFriends,
     });
-    if (next !== state) await this.applyState(from, next, "remote", message, text);
-    else if (next === "incoming" && message === "request") this.sql.exec(`UPDATE friends SET message = ? WHERE friend_id = ?`, text, from);
+    await this.writeEdge(from, edge, "remote", text);
     return reply;
   }
 
@@ -773,9 +783,10 @@ export class UserPresence extends DurableObject<Env> {
     return this.getMeta("share_location") === "none" ? "none" : "all";
   }
 
-  private edgeState(other: string): EdgeState {
-    const row = this.sql.exec(`SELECT state FROM friends WHERE friend_id = ?`, other).toArray()[0];
-    return row ? (row.state as EdgeState) : "none";
+  private readEdge(other: string): Edge {
+    const row = this.sql.exec(`SELECT mine, my_version, theirs, their_version FROM friends WHERE friend_id = ?`, other).toArray()[0];
+    if (!row) return NO_EDGE;
+    return { mine: row.mine as Intent, myVersion: Number(row.my_version), theirs: row.theirs as Edge["theirs"], theirVersion: Number(row.their_version) };
   }
 
   private edgeCounts(): Record<EdgeState, number> {
@@ -800,56 +811,82 @@ export class UserPresence extends DurableObject<Env> {
   }
 
   /**
-   * Moves this side of the edge with `other` to `next` and updates live views
-   * at once: events to this user's sockets, leases and cache dropped when a
-   * friendship ends, the new friend's presence fetched when one begins on the
-   * receiving side (the originator does that when the other side's ack arrives,
-   * since until then the other object would refuse a non-friend's watch).
+   * Stores this side of the edge with `other` and updates live views at once:
+   * events to this user's sockets, leases and cache dropped when a friendship
+   * ends, the new friend's presence fetched when one begins by the other
+   * side's message (the originator does that when the ack arrives: until then
+   * the other object would refuse a non-friend's watch).
    */
-  private async applyState(other: string, next: EdgeState, cause: "local" | "remote" | "reply", sent: EdgeMessage | null, text: string | null): Promise<void> {
-    const previous = this.edgeState(other);
-    if (previous === next) return;
+  private async writeEdge(other: string, edge: Edge, cause: "local" | "remote" | "reply", text: string | null): Promise<void> {
+    const previous = deriveState(this.readEdge(other));
+    const next = deriveState(edge);
     const now = Date.now();
-    if (next === "none") this.sql.exec(`DELETE FROM friends WHERE friend_id = ?`, other);
-    else {
+    const untouched = edge.mine === "none" && edge.theirs === "none" && edge.myVersion === 0 && edge.theirVersion === 0;
+    if (!untouched) {
+      // Rows are kept after a friendship ends: their versions keep later messages in order.
       this.sql.exec(
-        `INSERT INTO friends (friend_id, state, message, hidden, since) VALUES (?, ?, ?, 0, ?)
-         ON CONFLICT(friend_id) DO UPDATE SET state = excluded.state, message = excluded.message, since = excluded.since,
-           hidden = CASE WHEN excluded.state = 'friends' THEN hidden ELSE 0 END`,
+        `INSERT INTO friends (friend_id, state, mine, my_version, theirs, their_version, message, hidden, since)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
+         ON CONFLICT(friend_id) DO UPDATE SET state = excluded.state, mine = excluded.mine, my_version = excluded.my_version,
+           theirs = excluded.theirs, their_version = excluded.their_version,
+           message = CASE WHEN excluded.state IN ('incoming', 'outgoing') THEN COALESCE(excluded.message, message) ELSE NULL END,
+           hidden = CASE WHEN excluded.state = 'friends' THEN hidden ELSE 0 END,
+           since = CASE WHEN excluded.state = state THEN since ELSE excluded.since END`,
         other,
         next,
+        edge.mine,
+        edge.myVersion,
+        edge.theirs,
+        edge.theirVersion,
         next === "incoming" || next === "outgoing" ? text : null,
         now,
       );
     }
+    if (previous === next) return;
     if (previous === "friends") {
       this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, other);
       this.sql.exec(`DELETE FROM outbox WHERE target = ? AND kind IN ('presence', 'watch')`, other);
       this.forgetFriendPresence(other);
     }
-    for (const event of transitionEvents(previous, next, cause, sent ?? undefined)) {
+    for (const event of transitionEvents(previous, next, cause)) {
       if (event.type === "friend_added") {
         if (cause === "remote") await this.watchNewFriend(other, now);
         continue;
       }
-      const message = event.type === "friend_request" ? (text ?? null) : undefined;
+      const message = event.type === "friend_request" ? this.requestNote(other) : undefined;
       this.broadcast({ ...event, userId: other, ...(message !== undefined ? { message } : {}) } as ServerMessage);
     }
   }
 
-  /** A friendship just took effect on both sides: if this user has a live client, show the friend at once. */
+  private requestNote(other: string): string | null {
+    const row = this.sql.exec(`SELECT message FROM friends WHERE friend_id = ?`, other).toArray()[0];
+    return (row?.message as string | null | undefined) ?? null;
+  }
+
+  /**
+   * A friendship just took effect: if this user has a live client, watch the
+   * friend and announce them once (friend_added). Several paths lead here (the
+   * other side's message, its ack, the other side's first watch); the cache row
+   * and the `announcing` set make it happen once.
+   */
   private async watchNewFriend(other: string, now: number): Promise<void> {
-    if (this.getMeta("live") !== "1" || !this.isFriend(other)) return;
-    let presence: Presence | null;
+    if (this.getMeta("live") !== "1" || !this.isFriend(other) || this.cachedPresence(other) || this.announcing.has(other)) return;
+    this.announcing.add(other);
     try {
-      presence = await this.stub(other).watch(other, this.userId, this.config.watchLeaseMs);
-    } catch {
-      presence = { ...offlinePresence(other), status: "unknown" };
-      this.enqueue("watch", other, now);
+      let presence: Presence | null;
+      try {
+        presence = await this.stub(other).watch(other, this.userId, this.config.watchLeaseMs);
+      } catch {
+        presence = { ...offlinePresence(other), status: "unknown" };
+        this.enqueue("watch", other, now);
+      }
+      // null: the other side has not recorded the friendship yet; its first watch of this user brings us back here.
+      if (!presence || !this.isFriend(other)) return;
+      this.cacheFriendPresence(presence, true);
+      this.broadcast({ type: "friend_added", userId: other, presence });
+    } finally {
+      this.announcing.delete(other);
     }
-    if (!presence) return;
-    this.cacheFriendPresence(presence, true);
-    this.broadcast({ type: "friend_added", userId: other, presence });
   }
 
   // ─── outbox and alarm ──────────────────────────────────────────────────────
@@ -919,13 +956,11 @@ export class UserPresence extends DurableObject<Env> {
   private async deliver(userId: string, row: OutboxRow): Promise<void> {
     const target = row.target;
     if (row.kind === "edge") {
-      const payload = JSON.parse(row.payload) as EdgePayload;
-      const reply = await this.stub(target).receiveEdge(target, userId, payload.message, payload.text);
+      const { text, announce, ...message } = JSON.parse(row.payload) as EdgePayload;
+      const reply = await this.stub(target).receiveEdge(target, userId, message, text);
       this.lastReplies.set(target, reply);
-      const state = this.edgeState(target);
-      const next = onReply(state, payload.message, reply);
-      if (next !== state) await this.applyState(target, next, "reply", payload.message, null);
-      else if (payload.announce && reply === "friends" && state === "friends") await this.watchNewFriend(target, Date.now());
+      await this.writeEdge(target, onReply(this.readEdge(target), message, reply), "reply", null);
+      if (announce && reply === "ok") await this.watchNewFriend(target, Date.now());
     } else if (row.kind === "presence") {
       if (!this.isFriend(target)) return;
       const accepted = await this.stub(target).receivePresence(target, userId, this.viewFor(target, this.publishedPresence()));
@@ -941,7 +976,13 @@ export class UserPresence extends DurableObject<Env> {
 
   private async scheduleAlarm(now: number): Promise<void> {
     const devices = this.readDevices();
-    const outboxNext = this.sql.exec(`SELECT MIN(next_attempt_at) AS next FROM outbox`).one().next;
+    // Only the head of each target's edge queue can be delivered; the rows behind it wait for it.
+    const outboxNext = this.sql
+      .exec(
+        `SELECT MIN(next_attempt_at) AS next FROM outbox o
+         WHERE kind != 'edge' OR id = (SELECT MIN(id) FROM outbox h WHERE h.kind = 'edge' AND h.target = o.target)`,
+      )
+      .one().next;
     const deadline = nextDeadline([
       ...devices.map((d) => deviceDeadline(d, this.config.ttlMs)),
       this.metaNumber("publish_at"),

@@ -1,13 +1,51 @@
 /**
- * The friendship lifecycle as seen from one side of an edge. Each user's
- * object stores its own side; the two sides talk through ordered, retried edge
- * messages. The side receiving a message is authoritative for conflicts (it
- * replies, and the sender corrects itself), so races converge:
- *   - both request each other at once → both become friends;
- *   - accept crosses a cancel → the acceptor is told "refused" and reverts;
- *   - a duplicate delivery (lost ack) is a no-op.
+ * The friendship lifecycle, as one side of an edge sees it.
+ *
+ * Each side owns exactly one thing: its own *intent* towards the other user
+ * (`none`, `want`, or `blocked`), versioned. It tells the other side every change
+ * of intent through an ordered, retried message, and keeps the last intent it
+ * heard from the other side. What a user sees is derived from the pair:
+ *
+ *   mine \ theirs   none       want
+ *   none            none       incoming
+ *   want            outgoing   friends
+ *   blocked         blocked    blocked
+ *
+ * Because each side only ever writes its own intent and messages from one side
+ * arrive in order, both sides converge on the same pair whatever the races
+ * (test/unit/friendship.test.ts checks every interleaving of concurrent
+ * operations). Three extras keep it faithful to what users mean:
+ *   - `refuse`: reject, remove and block also withdraw the other side's `want`
+ *     at the version they saw, so a removed friend does not linger as "outgoing",
+ *     while a newer request the refuser had not seen survives;
+ *   - replies: a `want` to a user who blocked you or never used the service, or
+ *     over a limit, is not recorded and the sender withdraws it (`refused`/`limit`);
+ *   - `force` (admin API): sets both intents on both sides.
  * docs/FRIENDSHIPS.md draws the states and transitions.
  */
+
+export type Intent = "none" | "want" | "blocked";
+
+/** One side of an edge as stored by a user's object. */
+export interface Edge {
+  mine: Intent;
+  /** Bumped on every message this side sends. */
+  myVersion: number;
+  theirs: "none" | "want";
+  /** Version of the last message heard from the other side. */
+  theirVersion: number;
+}
+
+export const NO_EDGE: Edge = { mine: "none", myVersion: 0, theirs: "none", theirVersion: 0 };
+
+/** What a user sees about one other user. `blocked` is known only to the blocker. */
+export type EdgeState = "none" | "outgoing" | "incoming" | "friends" | "blocked";
+
+export function deriveState(edge: Edge): EdgeState {
+  if (edge.mine === "blocked") return "blocked";
+  if (edge.mine === "want") return edge.theirs === "want" ? "friends" : "outgoing";
+  return edge.theirs === "want" ? "incoming" : "none";
+}
 
 /** A user's own view of their friendships (ListFriends, GET /v1/friends). */
 export interface FriendList {
@@ -19,17 +57,21 @@ export interface FriendList {
   shareLocation: "all" | "none";
 }
 
-/** One side of an edge. `blocked` is known only to the blocker. */
-export type EdgeState = "none" | "outgoing" | "incoming" | "friends" | "blocked";
-
 /** What a user (or the admin API) asks their own object to do about another user. */
 export type LocalOp = "request" | "cancel" | "accept" | "reject" | "remove" | "block" | "unblock" | "befriend" | "unfriend";
 
-/** What travels to the other side's object (ordered per target, at least once). */
-export type EdgeMessage = "request" | "cancel" | "accept" | "reject" | "remove" | "befriend";
+/** One change of intent, travelling to the other side's object (ordered per target, at least once). */
+export interface EdgeMessage {
+  intent: "none" | "want";
+  version: number;
+  /** Withdraw the receiver's `want` if it is still at this version. */
+  refuse: number | null;
+  /** Admin: set both intents on the receiving side too (clears a block). */
+  force: boolean;
+}
 
-/** The receiving side's answer, which the sender folds back in with `onReply`. */
-export type EdgeReply = "pending" | "friends" | "refused" | "limit" | "ok";
+/** The receiver's answer. `refused`/`limit`: a `want` was not recorded; the sender withdraws it. */
+export type EdgeReply = "ok" | "refused" | "limit";
 
 export type FriendshipErrorCode =
   | "already_friends"
@@ -40,99 +82,89 @@ export type FriendshipErrorCode =
   | "cannot_befriend_self";
 
 export type LocalPlan =
-  | { ok: true; next: EdgeState; send: EdgeMessage | null }
+  | { ok: true; edge: Edge; send: EdgeMessage | null }
   | { ok: false; code: FriendshipErrorCode; message: string };
 
 const fail = (code: FriendshipErrorCode, message: string): LocalPlan => ({ ok: false, code, message });
 
-/** Plans a local operation: the new state of this side and the message for the other side, if any. */
-export function planLocal(state: EdgeState, op: LocalOp): LocalPlan {
+function change(edge: Edge, mine: Intent, theirs: Edge["theirs"], message: Omit<EdgeMessage, "version"> | null): LocalPlan {
+  if (!message) return { ok: true, edge: { ...edge, mine, theirs }, send: null };
+  const version = edge.myVersion + 1;
+  return { ok: true, edge: { ...edge, mine, theirs, myVersion: version }, send: { ...message, version } };
+}
+
+/** Plans a local operation: this side's new edge and the message for the other side, if any. */
+export function planLocal(edge: Edge, op: LocalOp): LocalPlan {
+  const state = deriveState(edge);
+  const plain = (intent: EdgeMessage["intent"]) => ({ intent, refuse: null, force: false });
+  const refusing = { intent: "none" as const, refuse: edge.theirVersion, force: false };
   switch (op) {
     case "request":
       if (state === "friends") return fail("already_friends", "you are already friends");
       if (state === "blocked") return fail("blocked", "unblock this user first");
+      // Asking again while a request is pending changes nothing and sends nothing.
+      if (state === "outgoing") return change(edge, "want", edge.theirs, null);
       // Asking someone who already asked you is accepting.
-      if (state === "incoming") return { ok: true, next: "friends", send: "accept" };
-      return { ok: true, next: "outgoing", send: "request" };
+      return change(edge, "want", edge.theirs, plain("want"));
+    case "accept":
+      if (state === "friends") return change(edge, "want", "want", null);
+      if (state !== "incoming") return fail("no_pending_request", "this user has not sent you a request");
+      return change(edge, "want", "want", plain("want"));
     case "cancel":
       if (state !== "outgoing") return fail("no_pending_request", "you have no pending request to this user");
-      return { ok: true, next: "none", send: "cancel" };
-    case "accept":
-      if (state === "friends") return { ok: true, next: "friends", send: null };
-      if (state !== "incoming") return fail("no_pending_request", "this user has not sent you a request");
-      return { ok: true, next: "friends", send: "accept" };
+      return change(edge, "none", edge.theirs, plain("none"));
     case "reject":
       if (state !== "incoming") return fail("no_pending_request", "this user has not sent you a request");
-      return { ok: true, next: "none", send: "reject" };
+      return change(edge, "none", "none", refusing);
     case "remove":
       if (state !== "friends") return fail("not_friends", "you are not friends");
-      return { ok: true, next: "none", send: "remove" };
+      return change(edge, "none", "none", refusing);
     case "block":
-      if (state === "blocked") return { ok: true, next: "blocked", send: null };
+      if (state === "blocked") return change(edge, "blocked", "none", null);
       // The other side only learns that the edge is gone, never that it is blocked.
-      return { ok: true, next: "blocked", send: state === "none" ? null : "remove" };
+      return change(edge, "blocked", "none", state === "none" ? null : refusing);
     case "unblock":
       if (state !== "blocked") return fail("not_blocked", "this user is not blocked");
-      return { ok: true, next: "none", send: null };
+      return change(edge, "none", "none", null);
     case "befriend":
-      // Admin: make friends regardless (bulk import, support tools).
-      return { ok: true, next: "friends", send: "befriend" };
+      return change(edge, "want", "want", { intent: "want", refuse: null, force: true });
     case "unfriend":
-      return state === "friends" ? { ok: true, next: "none", send: "remove" } : { ok: true, next: state, send: null };
+      if (state !== "friends") return change(edge, edge.mine, edge.theirs, null);
+      return change(edge, "none", "none", { intent: "none", refuse: null, force: true });
   }
 }
 
 export interface RemoteContext {
-  /** The receiver has never used the service: a request fails as for a blocker (no leak). */
+  /** The receiver has used the service; a `want` to someone who has not is refused (as for a blocker). */
   registered: boolean;
-  /** Accepting one more incoming request would exceed the receiver's pending limit. */
+  /** Recording one more incoming request would exceed the receiver's pending limit. */
   pendingLimitReached: boolean;
   /** Becoming friends would exceed the receiver's friend limit. */
   friendLimitReached: boolean;
 }
 
-/** Applies a message from the other side; returns this side's new state and the reply. */
-export function applyRemote(state: EdgeState, message: EdgeMessage, context: RemoteContext): { next: EdgeState; reply: EdgeReply } {
-  switch (message) {
-    case "request":
-      if (state === "blocked" || !context.registered) return { next: state, reply: "refused" };
-      if (state === "friends") return { next: "friends", reply: "friends" };
-      if (state === "outgoing") {
-        if (context.friendLimitReached) return { next: state, reply: "limit" };
-        return { next: "friends", reply: "friends" };
-      }
-      if (state === "incoming") return { next: "incoming", reply: "pending" };
-      if (context.pendingLimitReached) return { next: state, reply: "limit" };
-      return { next: "incoming", reply: "pending" };
-    case "cancel":
-      return { next: state === "incoming" ? "none" : state, reply: "ok" };
-    case "accept":
-      if (state === "friends") return { next: "friends", reply: "friends" };
-      if (state === "outgoing") {
-        if (context.friendLimitReached) return { next: "none", reply: "limit" };
-        return { next: "friends", reply: "friends" };
-      }
-      return { next: state, reply: "refused" };
-    case "reject":
-      return { next: state === "outgoing" ? "none" : state, reply: "ok" };
-    case "remove":
-      return { next: state === "blocked" ? "blocked" : "none", reply: "ok" };
-    case "befriend":
-      return { next: "friends", reply: "friends" };
+/** Applies a message from the other side. Duplicates (a lost ack) change nothing. */
+export function applyRemote(edge: Edge, message: EdgeMessage, context: RemoteContext): { edge: Edge; reply: EdgeReply } {
+  if (message.version <= edge.theirVersion) return { edge, reply: "ok" };
+  if (message.force) return { edge: { ...edge, mine: message.intent, theirs: message.intent, theirVersion: message.version }, reply: "ok" };
+  let next = { ...edge };
+  if (message.refuse !== null && message.refuse === edge.myVersion && edge.mine === "want") next.mine = "none";
+  if (message.intent === "want") {
+    if (next.mine === "blocked" || !context.registered) return { edge: next, reply: "refused" };
+    if (next.mine === "want" && next.theirs !== "want" && context.friendLimitReached) return { edge: next, reply: "limit" };
+    if (next.mine !== "want" && next.theirs !== "want" && context.pendingLimitReached) return { edge: next, reply: "limit" };
   }
+  next = { ...next, theirs: message.intent, theirVersion: message.version };
+  return { edge: next, reply: "ok" };
 }
 
-/** Folds the other side's reply into this side's state. */
-export function onReply(state: EdgeState, sent: EdgeMessage, reply: EdgeReply): EdgeState {
-  if (sent === "request") {
-    if (reply === "friends" && state === "outgoing") return "friends";
-    if ((reply === "refused" || reply === "limit") && state === "outgoing") return "none";
-  }
-  if (sent === "accept" && (reply === "refused" || reply === "limit") && state === "friends") return "none";
-  return state;
+/** Folds the reply in: a refused `want` is withdrawn, unless this side has moved on since. */
+export function onReply(edge: Edge, sent: EdgeMessage, reply: EdgeReply): Edge {
+  if (reply !== "ok" && sent.intent === "want" && edge.myVersion === sent.version && edge.mine === "want") return { ...edge, mine: "none" };
+  return edge;
 }
 
-/** Events for this side's clients when its state moves; `cause` says who moved it. */
+/** Events for this side's clients when what it sees moves; `cause` says who moved it. */
 export type FriendshipEvent =
   | { type: "friend_request"; direction: "incoming" | "outgoing" }
   | { type: "friend_request_cancelled"; direction: "incoming" | "outgoing" }
@@ -143,7 +175,7 @@ export type FriendshipEvent =
   | { type: "blocked" }
   | { type: "unblocked" };
 
-export function transitionEvents(previous: EdgeState, next: EdgeState, cause: "local" | "remote" | "reply", sent?: EdgeMessage): FriendshipEvent[] {
+export function transitionEvents(previous: EdgeState, next: EdgeState, cause: "local" | "remote" | "reply"): FriendshipEvent[] {
   if (previous === next) return [];
   const events: FriendshipEvent[] = [];
   if (previous === "friends") events.push({ type: "friend_removed" });
@@ -152,16 +184,14 @@ export function transitionEvents(previous: EdgeState, next: EdgeState, cause: "l
   if (previous === "blocked") events.push({ type: "unblocked" });
   if (next === "outgoing") events.push({ type: "friend_request", direction: "outgoing" });
   if (next === "incoming") events.push({ type: "friend_request", direction: "incoming" });
-  if (previous === "outgoing" && next === "none") {
+  if (previous === "outgoing" && next !== "friends") {
     if (cause === "local") events.push({ type: "friend_request_cancelled", direction: "outgoing" });
-    else if (cause === "reply" && sent === "request") events.push({ type: "friend_request_failed" });
+    else if (cause === "reply") events.push({ type: "friend_request_failed" });
     else events.push({ type: "friend_request_rejected", direction: "outgoing" });
   }
-  if (previous === "incoming" && next === "none") {
+  if (previous === "incoming" && next !== "friends") {
     if (cause === "local") events.push({ type: "friend_request_rejected", direction: "incoming" });
     else events.push({ type: "friend_request_cancelled", direction: "incoming" });
   }
-  if (previous === "incoming" && next === "blocked") events.push({ type: "friend_request_rejected", direction: "incoming" });
-  if (previous === "outgoing" && next === "blocked") events.push({ type: "friend_request_cancelled", direction: "outgoing" });
   return events;
 }

@@ -79,8 +79,10 @@ describe("friendships (admin API)", () => {
     const b = user("b");
     await befriend(a, b);
     await admin("DELETE", "/friendships", { a, b });
-    // The removal is delivered again, as after a lost ack: still not friends, nothing thrown.
-    expect(await stubOf(b).receiveEdge(b, a, "remove")).toBe("ok");
+    const version = await runInDurableObject(stubOf(a), (_, state) => Number(state.storage.sql.exec(`SELECT my_version FROM friends`).one().my_version));
+    // The removal is delivered again, as after a lost ack, and so is the older befriend: nothing changes.
+    expect(await stubOf(b).receiveEdge(b, a, { intent: "none", version, refuse: null, force: true })).toBe("ok");
+    expect(await stubOf(b).receiveEdge(b, a, { intent: "want", version: version - 1, refuse: null, force: true })).toBe("ok");
     expect(await friendsOf(b)).toEqual([]);
     expect(await friendsOf(a)).toEqual([]);
   });
@@ -91,11 +93,12 @@ describe("friendships (admin API)", () => {
     await befriend(a, b);
     // Simulate a lost delivery: b never heard of the removal, a still has it queued.
     await runInDurableObject(stubOf(a), (_, state) => {
-      state.storage.sql.exec(`DELETE FROM friends`);
+      state.storage.sql.exec(`UPDATE friends SET state = 'none', mine = 'none', theirs = 'none', my_version = my_version + 1`);
+      const version = Number(state.storage.sql.exec(`SELECT my_version FROM friends`).one().my_version);
       state.storage.sql.exec(
         `INSERT INTO outbox (target, kind, payload, attempts, next_attempt_at) VALUES (?, 'edge', ?, 1, 0)`,
         b,
-        JSON.stringify({ message: "remove", text: null, announce: false }),
+        JSON.stringify({ intent: "none", version, refuse: null, force: true, text: null, announce: false }),
       );
     });
     expect(await friendsOf(b)).toEqual([a]);

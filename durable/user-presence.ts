@@ -247,14 +247,15 @@ export class UserPresence extends DurableObject<Env> {
     const attachment = ws.deserializeAttachment() as SocketAttachment;
     this.sql.exec(`UPDATE devices SET last_seen_at = MAX(last_seen_at, ?) WHERE device_id = ?`, now, attachment.deviceId);
 
+    // Parsed first (bounded by the frame limit) so that even a rate_limited error names its request.
+    const parsed = parseClientFrame(frame, this.config.maxFrameBytes);
     const { allowed, bucket } = takeToken(this.buckets.get(ws), now, this.config.rateBurst, this.config.ratePerSecond);
     this.buckets.set(ws, bucket);
     if (!allowed || !this.takeUserToken(now)) {
-      return this.reject(ws, now, errorFrame("rate_limited", `at most ${this.config.ratePerSecond} messages per second per socket`));
+      const id = parsed.ok ? parsed.message.id : "id" in parsed ? parsed.id : undefined;
+      return this.reject(ws, now, errorFrame("rate_limited", `at most ${this.config.ratePerSecond} messages per second per socket`, id));
     }
-
-    const parsed = parseClientFrame(frame, this.config.maxFrameBytes);
-    if (!parsed.ok) return this.reject(ws, now, errorFrame(parsed.code, parsed.message, parsed.id));
+    if (!parsed.ok) return this.reject(ws, now, errorFrame(parsed.code, parsed.message, "id" in parsed ? parsed.id : undefined));
     try {
       await this.handle(ws, attachment, parsed.message, now);
     } catch (error) {

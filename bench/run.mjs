@@ -20,7 +20,7 @@ import { readDevVars } from "../scripts/dev-vars.mjs";
 import { makeGraph } from "./lib/graph.mjs";
 import { importGraph, mintTokens, runLoad, summarize } from "./lib/loadgen.mjs";
 import { sample } from "./lib/proc.mjs";
-import { startServer, versions } from "./lib/servers.mjs";
+import { edgeCommit, persistRoot, startServer, versions } from "./lib/servers.mjs";
 import { cdfPoints, lineChart } from "./lib/svg.mjs";
 
 const { values: args } = parseArgs({
@@ -36,13 +36,16 @@ const { values: args } = parseArgs({
 const HB = { hbIntervalMs: 5000, moveProb: 0.5, statusProb: 0.05 };
 /** connected = users × online; the offline scenario shortens the TTL (and says so). */
 const FULL = [
-  { name: "offline-detect", users: 125, friends: 10, online: 0.8, ttlMs: 10000, pingMs: 3000, steadyMs: 8000, probeClean: 10, probeSilent: 10, probeTimeoutMs: 25000, ...HB },
-  { name: "scale-100", users: 125, friends: 20, online: 0.8, churnPerSec: 2, steadyMs: 20000, probeClean: 10, ...HB },
-  { name: "scale-1000", users: 1250, friends: 20, online: 0.8, churnPerSec: 10, steadyMs: 20000, probeClean: 20, ...HB },
-  { name: "friends-5-1000", users: 1250, friends: 5, online: 0.8, churnPerSec: 10, steadyMs: 15000, ...HB },
-  { name: "friends-50-1000", users: 1250, friends: 50, online: 0.8, churnPerSec: 10, steadyMs: 15000, ...HB },
-  { name: "heavy-1000", users: 1250, friends: 20, shape: "heavy", hubs: 3, hubFriends: 1000, online: 0.8, churnPerSec: 10, steadyMs: 20000, probeClean: 20, ...HB },
-  { name: "scale-5000", users: 6250, friends: 20, online: 0.8, churnPerSec: 20, steadyMs: 20000, idleMs: 20000, probeClean: 20, connectConcurrency: 64, ...HB },
+  { name: "offline-detect", users: 125, friends: 10, online: 0.8, ttlMs: 10000, pingMs: 3000, steadyMs: 8000, probeClean: 10, probeReset: 10, probeSilent: 10, probeTimeoutMs: 25000, ...HB },
+  { name: "scale-100", users: 125, friends: 20, online: 0.8, churnPerSec: 2, steadyMs: 15000, probeClean: 10, ...HB },
+  { name: "scale-1000", users: 1250, friends: 20, online: 0.8, churnPerSec: 10, steadyMs: 15000, probeClean: 20, ...HB },
+  { name: "friends-5-1000", users: 1250, friends: 5, online: 0.8, churnPerSec: 10, steadyMs: 12000, ...HB },
+  { name: "friends-50-1000", users: 1250, friends: 50, online: 0.8, churnPerSec: 10, steadyMs: 12000, ...HB },
+  { name: "heavy-1000", users: 1250, friends: 20, shape: "heavy", hubs: 3, hubFriends: 1000, online: 0.8, churnPerSec: 10, steadyMs: 15000, probeClean: 20, ...HB },
+  // Every heartbeat is a no-op for friends (nothing moves): the bare cost of a heartbeat, offered at 1,000/s.
+  { name: "heartbeat-max-1000", users: 1250, friends: 20, online: 0.8, steadyMs: 10000, hbIntervalMs: 1000, moveProb: 0, statusProb: 0 },
+  { name: "scale-1600", users: 2000, friends: 20, online: 0.8, churnPerSec: 10, steadyMs: 15000, idleMs: 20000, probeClean: 20, connectConcurrency: 48, ...HB },
+  { name: "scale-5000", users: 6250, friends: 20, online: 0.8, churnPerSec: 20, steadyMs: 15000, idleMs: 20000, probeClean: 20, connectConcurrency: 64, ...HB },
 ];
 const QUICK = [
   { name: "quick", users: 50, friends: 5, online: 0.8, ttlMs: 4000, pingMs: 1500, churnPerSec: 1, steadyMs: 4000, drainMs: 1500, probeClean: 3, probeSilent: 2, probeTimeoutMs: 10000, hbIntervalMs: 1000, moveProb: 0.5, statusProb: 0.1 },
@@ -69,6 +72,8 @@ const machine = {
   cpuModel: cpus()[0]?.model,
   memoryGiB: +(totalmem() / 2 ** 30).toFixed(1),
   loadAvgAtStart: loadavg().map((v) => +v.toFixed(2)),
+  edgePresenceCommit: edgeCommit(),
+  edgePersistRoot: persistRoot(),
   ...versions(),
 };
 log("machine", JSON.stringify(machine));
@@ -188,7 +193,7 @@ function print(r) {
   log(
     `${r.scenario} × ${r.server}: ${r.connected} connected | hb/s ${r.heartbeatsPerSec} (offered ${r.heartbeatsPerSecOffered}) | delivered/s ${r.deliveredPerSec}` +
       ` | notify ms p50 ${l.p50} p95 ${l.p95} p99 ${l.p99} max ${l.max} (status changes p50 ${r.notifyLatencyMs.significant.p50} p99 ${r.notifyLatencyMs.significant.p99}) | snapshot ms p50 ${r.connectToSnapshotMs.p50} p99 ${r.connectToSnapshotMs.p99}` +
-      ` | offline clean p50 ${r.offlineLatencyMs.clean.p50 ?? "-"} silent p50 ${r.offlineLatencyMs.silentFromLastSignOfLife.p50 ?? "-"}` +
+      ` | offline clean p50 ${r.offlineLatencyMs.clean.p50 ?? "-"} reset p50 ${r.offlineLatencyMs.reset.p50 ?? "-"} silent p50 ${r.offlineLatencyMs.silentFromLastSignOfLife.p50 ?? "-"}` +
       ` | RSS/user ${r.memory.perConnectedUserKiB} KiB | CPU ${r.cpu.serverCoresSteady} cores, ${r.cpu.serverCpuMsPer1000Delivered} ms/1k updates` +
       ` | expected ${c.expected} exact ${c.exact} coalesced ${c.coalesced} lost ${c.lost} lostOffline ${c.lostOffline} errors ${JSON.stringify(c.errorFrames)} failures ${c.connectFailures} unexpectedCloses ${JSON.stringify(c.unexpectedCloseCodes)}`,
   );

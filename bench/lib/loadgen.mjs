@@ -68,11 +68,13 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
     connectConcurrency: 32,
     probeClean: 0,
     probeSilent: 0,
+    probeReset: 0,
     probeTimeoutMs: 30000,
     seed: 7,
     ...params,
   };
   const random = rng(p.seed);
+  const runStarted = performance.now();
   const n = graph.ids.length;
   const now = () => performance.now();
   const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -81,7 +83,7 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
   const clients = new Array(n).fill(null);
   const markers = new Array(n).fill(0);
   const lat = { significant: [], position: [], online: [] };
-  const offlineLat = { churn: [], clean: [], silent: [] };
+  const offlineLat = { churn: [], clean: [], reset: [], silent: [] };
   const connectOpen = [];
   const connectSnapshot = [];
   const ackLat = [];
@@ -275,6 +277,7 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
         if (!c.closing) {
           counts.unexpectedCloses++;
           counts.unexpectedCloseCodes[code] = (counts.unexpectedCloseCodes[code] ?? 0) + 1;
+          if (process.env.BENCH_DEBUG) log(`unexpected close ${graph.ids[i]} code ${code} at ${((now() - runStarted) / 1000).toFixed(1)} s, last sign of life ${((now() - c.lastSignOfLife) / 1000).toFixed(1)} s ago`);
         }
         if (clients[i] === c) clients[i] = null;
         dropExpectationsOf(i);
@@ -299,6 +302,21 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
     c.ws.close(1000, "bye");
   }
 
+  /** Abrupt drop: the TCP connection is destroyed without a close frame (a crashed client). */
+  function dropAbruptly(i) {
+    const c = clients[i];
+    if (!c || c.closing) return;
+    const t = now();
+    for (const w of graph.friends[i]) {
+      if (!isWatching(w, t) || c.visibleAt == null) continue;
+      pendingOffline.set(`${w}|${i}`, { t, kind: "reset" });
+      counts.expectedOffline++;
+    }
+    c.closing = true;
+    for (const timer of c.timers) clearTimeout(timer);
+    c.ws.terminate();
+  }
+
   /** Silent drop: the socket stays open but nothing is sent or read any more. */
   function dropSilently(i) {
     const c = clients[i];
@@ -313,6 +331,8 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
     c.silent = true;
     for (const timer of c.timers) clearTimeout(timer);
     c.ws._socket?.pause();
+    // It no longer reads, so it cannot see anyone else go offline either.
+    dropExpectationsOf(i);
   }
 
   // ── connect the online fraction ────────────────────────────────────────────
@@ -372,6 +392,7 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
       }
     }, p.pingMs));
   }
+  log(`steady state over at ${((now() - runStarted) / 1000).toFixed(1)} s; draining`);
   await sleep(p.drainMs);
   for (const [w, byFriend] of pending) {
     if (!clients[w] || clients[w].closing) continue;
@@ -383,6 +404,7 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
 
   // ── idle: only pings, so the objects may hibernate ────────────────────────
   if (p.idleMs > 0) {
+    log("idle (pings only)");
     await hooks.phase?.("idle-start");
     await sleep(p.idleMs);
     await hooks.phase?.("idle-end");
@@ -395,12 +417,13 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
     if (graph.friends[i].some((w) => isWatching(w, now()))) candidates.push(i);
   }
   const picked = candidates.sort(() => random() - 0.5);
-  const probes = picked.slice(0, p.probeClean + p.probeSilent);
+  const probes = picked.slice(0, p.probeClean + p.probeReset + p.probeSilent);
   // Probe users' own sockets must not count as watchers of each other.
   let probeMs = 0;
   if (probes.length) {
+    log(`offline probes at ${((now() - runStarted) / 1000).toFixed(1)} s`);
     const probeStarted = now();
-    probes.forEach((i, k) => (k < p.probeClean ? closeClean(i, "clean") : dropSilently(i)));
+    probes.forEach((i, k) => (k < p.probeClean ? closeClean(i, "clean") : k < p.probeClean + p.probeReset ? dropAbruptly(i) : dropSilently(i)));
     while (pendingOffline.size > 0 && now() - probeStarted < p.probeTimeoutMs) await sleep(100);
     probeMs = now() - probeStarted;
   }
@@ -431,7 +454,7 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
       position: summarize(lat.position),
       online: summarize(lat.online),
     },
-    offlineLatencyMs: { churn: summarize(offlineLat.churn), clean: summarize(offlineLat.clean), silentFromLastSignOfLife: summarize(offlineLat.silent) },
+    offlineLatencyMs: { churn: summarize(offlineLat.churn), clean: summarize(offlineLat.clean), reset: summarize(offlineLat.reset), silentFromLastSignOfLife: summarize(offlineLat.silent) },
     probeSeconds: probeMs / 1000,
     connectToOpenMs: summarize(connectOpen),
     connectToSnapshotMs: summarize(connectSnapshot),

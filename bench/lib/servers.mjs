@@ -6,7 +6,7 @@
  *   redis   redis-server (no persistence) + bench/peers/redis.mjs
  */
 import { spawn, execFileSync } from "node:child_process";
-import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, createWriteStream, existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,8 +28,28 @@ export async function freePort(taken = new Set()) {
   throw new Error("no free port in 8820-8849");
 }
 
-function launch(command, args, { env = {}, logFile }) {
-  const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+export const persistRoot = () => process.env.BENCH_PERSIST_ROOT ?? (existsSync("/dev/shm") ? "/dev/shm" : tmpdir());
+
+let snapshot = null;
+/**
+ * wrangler dev reloads when a source file changes, and other people edit this
+ * tree while the bench runs: run the committed code (HEAD) from a copy instead.
+ */
+export function edgeSnapshot() {
+  if (snapshot) return snapshot.dir;
+  const dir = mkdtempSync(join(tmpdir(), "edge-presence-src-"));
+  execFileSync("sh", ["-c", `git archive HEAD src durable wrangler.toml tsconfig.json package.json public | tar -x -C '${dir}'`], { cwd: root });
+  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
+  for (const file of [".dev.vars", ".dev.vars.example"]) if (existsSync(join(root, file))) copyFileSync(join(root, file), join(dir, file));
+  const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
+  snapshot = { dir, commit };
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+export const edgeCommit = () => snapshot?.commit ?? execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
+
+function launch(command, args, { env = {}, logFile, cwd = root }) {
+  const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   const log = createWriteStream(logFile);
   child.stdout.pipe(log);
   child.stderr.pipe(log);
@@ -92,10 +112,14 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir }) {
   const baseUrl = `http://127.0.0.1:${port}`;
   const wsUrl = `ws://127.0.0.1:${port}/v1/connect`;
   if (name === "edge") {
-    const persist = mkdtempSync(join(tmpdir(), "edge-presence-bench-"));
-    const child = launch(join(root, "node_modules/.bin/wrangler"), ["dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", persist, "--var", `PRESENCE_TTL_MS:${ttlMs}`], {
+    // Durable Object storage goes to tmpfs by default: on this machine's disk every SQLite commit of
+    // wrangler dev waits for the disk, which is a property of the local runtime, not of Durable Objects
+    // (docs/BENCHMARKS.md shows both). BENCH_PERSIST_ROOT=/tmp measures the disk-backed variant.
+    const persist = mkdtempSync(join(persistRoot(), "edge-presence-bench-"));
+    const child = launch(join(root, "node_modules/.bin/wrangler"), ["dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", persist, "--var", `PRESENCE_TTL_MS:${ttlMs}`, "--show-interactive-dev-session=false"], {
       env: { WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
       logFile: join(logDir, `edge-${port}.log`),
+      cwd: edgeSnapshot(),
     });
     const startupMs = await waitHealthy(`${baseUrl}/health`, child);
     // wrangler (node) starts two workerd processes: one bound to --port (the proxy in front) and one

@@ -48,7 +48,7 @@ const FULL = [
   { name: "scale-5000", users: 6250, friends: 20, online: 0.8, churnPerSec: 20, steadyMs: 15000, idleMs: 20000, probeClean: 20, connectConcurrency: 64, ...HB },
 ];
 const QUICK = [
-  { name: "quick", users: 50, friends: 5, online: 0.8, ttlMs: 4000, pingMs: 1500, churnPerSec: 1, steadyMs: 4000, drainMs: 1500, probeClean: 3, probeSilent: 2, probeTimeoutMs: 10000, hbIntervalMs: 1000, moveProb: 0.5, statusProb: 0.1 },
+  { name: "quick", users: 50, friends: 5, online: 0.8, ttlMs: 4000, pingMs: 1500, churnPerSec: 1, steadyMs: 4000, drainMs: 1500, probeClean: 3, probeReset: 2, probeSilent: 2, probeTimeoutMs: 10000, hbIntervalMs: 1000, moveProb: 0.5, statusProb: 0.1 },
 ];
 
 const root = new URL("../", import.meta.url).pathname;

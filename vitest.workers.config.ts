@@ -17,6 +17,7 @@ export default defineConfig({
           MAX_DEVICES_PER_USER: "3",
           MAX_FRIENDS: "20",
           MAX_PENDING_REQUESTS: "3",
+          RPC_TIMEOUT_MS: "1000",
           MAX_ERRORS_PER_WINDOW: "5",
         },
       },

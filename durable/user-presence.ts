@@ -19,7 +19,7 @@ import { aggregate, classifyChange, isLive, isShownOnline } from "../src/presenc
 import { readConfig, type PresenceConfig } from "../src/presence/config";
 import { CloseCode, errorFrame, offlinePresence, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION, type ServerMessage } from "../src/presence/protocol";
 import { FRIENDSHIP_OPS, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
-import { alarmTime, backoffMs, deviceDeadline, nextDeadline, positionPublishAt, takeToken, type Bucket } from "../src/presence/timers";
+import { alarmTime, backoffMs, deviceDeadline, nextDeadline, positionPublishAt, takeToken, withTimeout, type Bucket } from "../src/presence/timers";
 import type { DeviceKind, DeviceState, DeviceStatus, Presence } from "../src/presence/types";
 import {
   applyRemote,
@@ -83,7 +83,7 @@ const MIGRATIONS: string[][] = [
     // heard intent, and the derived state (outgoing | incoming | friends | blocked) for queries.
     `CREATE TABLE friends (friend_id TEXT PRIMARY KEY, state TEXT NOT NULL,
        mine TEXT NOT NULL, my_version INTEGER NOT NULL, theirs TEXT NOT NULL, their_version INTEGER NOT NULL,
-       message TEXT, hidden INTEGER NOT NULL DEFAULT 0, since INTEGER NOT NULL)`,
+       message TEXT, hidden INTEGER NOT NULL DEFAULT 0, hidden_view TEXT, since INTEGER NOT NULL)`,
     `CREATE TABLE watchers (watcher_id TEXT PRIMARY KEY, lease_expires_at INTEGER NOT NULL)`,
     `CREATE TABLE friend_presence (friend_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, presence TEXT NOT NULL)`,
     // Calls to other users' objects that must arrive. Edges are queued in id order per
@@ -474,28 +474,41 @@ export class UserPresence extends DurableObject<Env> {
     }
   }
 
-  private async publish(view: Omit<Presence, "seq">, now: number): Promise<void> {
+  /** Bumps seq, stores what friends see, and pushes it: to every watcher, or `only` to one (a privacy toggle). */
+  private async publish(view: Omit<Presence, "seq">, now: number, only?: string): Promise<void> {
     const seq = (this.metaNumber("seq") ?? 0) + 1;
     const presence: Presence = { ...view, seq };
     this.setMeta("seq", seq);
     this.setMeta("published", JSON.stringify(presence));
     this.setMeta("published_at", now);
     this.setMeta("publish_at", null);
-    await this.fanOut(presence, now);
+    await this.fanOut(presence, now, only);
   }
 
-  /** Sends this user's presence to every watcher holding a valid lease, in parallel chunks. */
-  private async fanOut(presence: Presence, now: number): Promise<void> {
+  /**
+   * Sends this user's presence to every watcher holding a valid lease, in
+   * parallel chunks. Friends this user hides from get nothing (exactly as if
+   * the user were offline), except the one push that hides or unhides.
+   */
+  private async fanOut(presence: Presence, now: number, only?: string): Promise<void> {
     this.sql.exec(`DELETE FROM watchers WHERE lease_expires_at <= ?`, now);
-    const watchers = this.sql.exec(`SELECT watcher_id FROM watchers`).toArray().map((r) => String(r.watcher_id));
-    await this.pushPresence(watchers, presence, now);
+    const watchers = only
+      ? this.sql.exec(`SELECT watcher_id FROM watchers WHERE watcher_id = ?`, only).toArray()
+      : this.sql.exec(`SELECT w.watcher_id FROM watchers w LEFT JOIN friends f ON f.friend_id = w.watcher_id WHERE COALESCE(f.hidden, 0) = 0`).toArray();
+    await this.pushPresence(
+      watchers.map((r) => String(r.watcher_id)),
+      presence,
+      now,
+    );
   }
 
   private async pushPresence(watchers: string[], presence: Presence, now: number): Promise<void> {
     const userId = this.userId;
     for (let i = 0; i < watchers.length; i += FANOUT_CHUNK) {
       const chunk = watchers.slice(i, i + FANOUT_CHUNK);
-      const results = await Promise.allSettled(chunk.map((w) => this.stub(w).receivePresence(w, userId, this.viewFor(w, presence))));
+      const results = await Promise.allSettled(
+        chunk.map((w) => withTimeout(this.stub(w).receivePresence(w, userId, this.viewFor(w, presence)), this.config.rpcTimeoutMs)),
+      );
       results.forEach((result, j) => {
         const watcher = chunk[j]!;
         if (result.status === "rejected") this.enqueue("presence", watcher, now);
@@ -521,7 +534,7 @@ export class UserPresence extends DurableObject<Env> {
     this.setMeta("watch_renew_at", now + Math.floor(this.config.watchLeaseMs / 2));
     for (let i = 0; i < friends.length; i += FANOUT_CHUNK) {
       const chunk = friends.slice(i, i + FANOUT_CHUNK);
-      const results = await Promise.allSettled(chunk.map((f) => this.stub(f).watch(f, userId, this.config.watchLeaseMs)));
+      const results = await Promise.allSettled(chunk.map((f) => withTimeout(this.stub(f).watch(f, userId, this.config.watchLeaseMs), this.config.rpcTimeoutMs)));
       results.forEach((result, j) => {
         const friend = chunk[j]!;
         if (result.status === "fulfilled" && result.value) this.cacheFriendPresence(result.value);
@@ -586,7 +599,7 @@ export class UserPresence extends DurableObject<Env> {
     const online: Presence[] = [];
     for (let i = 0; i < friends.length; i += FANOUT_CHUNK) {
       const chunk = friends.slice(i, i + FANOUT_CHUNK);
-      const results = await Promise.allSettled(chunk.map((f) => this.stub(f).presenceFor(f, userId)));
+      const results = await Promise.allSettled(chunk.map((f) => withTimeout(this.stub(f).presenceFor(f, userId), this.config.rpcTimeoutMs)));
       results.forEach((r, j) => {
         if (r.status === "rejected") online.push({ ...offlinePresence(chunk[j]!), status: "unknown" });
         else if (r.value && isShownOnline(r.value.status)) online.push(r.value);
@@ -638,10 +651,14 @@ export class UserPresence extends DurableObject<Env> {
     return this.viewFor(requester, await this.currentPresence());
   }
 
-  /** What one friend may see: the offline shape (no last seen) if this user hides from them. */
+  /**
+   * What one friend may see: if this user hides from them, the offline shape
+   * frozen at the moment of hiding (last seen then, seq then), so nothing they
+   * can read changes while the user is active.
+   */
   private viewFor(friend: string, presence: Presence): Presence {
-    const row = this.sql.exec(`SELECT hidden FROM friends WHERE friend_id = ?`, friend).toArray()[0];
-    return row && Number(row.hidden) === 1 ? offlinePresence(presence.userId, null, presence.seq) : presence;
+    const row = this.sql.exec(`SELECT hidden, hidden_view FROM friends WHERE friend_id = ?`, friend).toArray()[0];
+    return row && Number(row.hidden) === 1 && row.hidden_view ? (JSON.parse(String(row.hidden_view)) as Presence) : presence;
   }
 
   /** What friends see right now; re-checks TTLs first so a late alarm never shows a ghost. */
@@ -771,12 +788,25 @@ export class UserPresence extends DurableObject<Env> {
     this.register(self);
     const now = Date.now();
     if (change.hide) {
-      if (!this.isFriend(change.hide.userId)) return null;
-      this.sql.exec(`UPDATE friends SET hidden = ? WHERE friend_id = ?`, change.hide.hidden ? 1 : 0, change.hide.userId);
+      const friend = change.hide.userId;
+      if (!this.isFriend(friend)) return null;
+      const { view } = this.friendsView(now);
+      const frozen = offlinePresence(self, view.lastActiveAt ?? this.metaNumber("last_active_at"), (this.metaNumber("seq") ?? 0) + 1);
+      this.sql.exec(
+        `UPDATE friends SET hidden = ?, hidden_view = ? WHERE friend_id = ?`,
+        change.hide.hidden ? 1 : 0,
+        change.hide.hidden ? JSON.stringify(frozen) : null,
+        friend,
+      );
+      // A new seq, pushed to that friend only: they replace what they hold (with the frozen
+      // offline shape, or with the truth again); nobody else is told anything.
+      await this.publish(view, now, friend);
     }
-    if (change.shareLocation) this.setMeta("share_location", change.shareLocation === "none" ? "none" : null);
-    // Republish with a new seq so every watcher (the hidden one included) replaces what it holds.
-    await this.refresh(now, true);
+    if (change.shareLocation) {
+      this.setMeta("share_location", change.shareLocation === "none" ? "none" : null);
+      await this.refresh(now);
+    }
+    await this.scheduleAlarm(now);
     return this.friends(self);
   }
 
@@ -832,6 +862,7 @@ export class UserPresence extends DurableObject<Env> {
            theirs = excluded.theirs, their_version = excluded.their_version,
            message = CASE WHEN excluded.state IN ('incoming', 'outgoing') THEN COALESCE(excluded.message, message) ELSE NULL END,
            hidden = CASE WHEN excluded.state = 'friends' THEN hidden ELSE 0 END,
+           hidden_view = CASE WHEN excluded.state = 'friends' THEN hidden_view ELSE NULL END,
            since = CASE WHEN excluded.state = state THEN since ELSE excluded.since END`,
         other,
         next,
@@ -876,7 +907,7 @@ export class UserPresence extends DurableObject<Env> {
     try {
       let presence: Presence | null;
       try {
-        presence = await this.stub(other).watch(other, this.userId, this.config.watchLeaseMs);
+        presence = await withTimeout(this.stub(other).watch(other, this.userId, this.config.watchLeaseMs), this.config.rpcTimeoutMs);
       } catch {
         presence = { ...offlinePresence(other), status: "unknown" };
         this.enqueue("watch", other, now);
@@ -943,7 +974,7 @@ export class UserPresence extends DurableObject<Env> {
   /** One delivery attempt; returns whether it was acknowledged. */
   private async attempt(row: OutboxRow, now: number): Promise<boolean> {
     try {
-      await this.deliver(this.userId, row);
+      await withTimeout(this.deliver(this.userId, row), this.config.rpcTimeoutMs);
       this.sql.exec(`DELETE FROM outbox WHERE id = ?`, row.id);
       return true;
     } catch (error) {

@@ -23,6 +23,7 @@ export interface Env {
   MAX_PENDING_REQUESTS?: string;
   MAX_ERRORS_PER_WINDOW?: string;
   ABUSE_WINDOW_MS?: string;
+  RPC_TIMEOUT_MS?: string;
   RATE_BURST?: string;
   RATE_PER_SECOND?: string;
 }

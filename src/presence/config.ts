@@ -22,6 +22,8 @@ export interface PresenceConfig {
   /** Invalid frames tolerated per socket within `abuseWindowMs` before close 1008. */
   maxErrorsPerWindow: number;
   abuseWindowMs: number;
+  /** Longest wait for another user's object (fan-out, watch, outbox); then it counts as failed and is retried. */
+  rpcTimeoutMs: number;
   /** Token bucket per socket: burst size and refill per second. */
   rateBurst: number;
   ratePerSecond: number;
@@ -38,6 +40,7 @@ export const DEFAULT_CONFIG: PresenceConfig = {
   maxPendingRequests: 100,
   maxErrorsPerWindow: 10,
   abuseWindowMs: 60_000,
+  rpcTimeoutMs: 5_000,
   rateBurst: 20,
   ratePerSecond: 5,
 };
@@ -53,6 +56,7 @@ const VAR_NAMES: Record<keyof PresenceConfig, string> = {
   maxPendingRequests: "MAX_PENDING_REQUESTS",
   maxErrorsPerWindow: "MAX_ERRORS_PER_WINDOW",
   abuseWindowMs: "ABUSE_WINDOW_MS",
+  rpcTimeoutMs: "RPC_TIMEOUT_MS",
   rateBurst: "RATE_BURST",
   ratePerSecond: "RATE_PER_SECOND",
 };

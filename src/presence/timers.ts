@@ -54,3 +54,15 @@ export function takeToken(bucket: Bucket | undefined, now: number, burst: number
   if (refilled < 1) return { allowed: false, bucket: { tokens: refilled, updatedAt: now } };
   return { allowed: true, bucket: { tokens: refilled - 1, updatedAt: now } };
 }
+
+/**
+ * Bounds a call to another object: a friend's object that hangs must not hold
+ * up this user's own replies. The call itself goes on; its result is ignored.
+ */
+export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,11 +1,35 @@
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
-// Pure fuzz/property suites (plain Node). `npm run test:fuzz` runs them, and the
-// workerd fuzz suites, with a large FUZZ_RUNS; without it they use the small CI budget.
+// Fuzz/property suites (issue #6) with a budget from the environment:
+//   FUZZ_RUNS      runs per property in the pure suites (test/fuzz, plain Node); default 200–1,000
+//   FUZZ_SESSIONS  socket sessions of the live workerd fuzz (14 frames each); default 20
+//   FUZZ_SEED      seed of the live fuzz (printed in its title) to replay a failure
+// `npm run test:fuzz` sets large budgets. In CI the workerd fuzz runs with its small
+// default through vitest.workers.config.ts; the pure suites need `--project fuzz` here.
+const workerBindings = {
+  // Same as vitest.workers.config.ts (the live fuzz relies on MAX_ERRORS_PER_WINDOW=5, MAX_FRIENDS=20).
+  JWT_SECRET: "workers-test-secret-0123456789abcdef",
+  ADMIN_TOKEN: "workers-test-admin",
+  PRESENCE_TTL_MS: "120000",
+  POSITION_COALESCE_MS: "1000",
+  DEV_MODE: "1",
+  MAX_DEVICES_PER_USER: "3",
+  MAX_FRIENDS: "20",
+  MAX_PENDING_REQUESTS: "3",
+  MAX_ERRORS_PER_WINDOW: "5",
+  FUZZ_SESSIONS: process.env.FUZZ_SESSIONS ?? "",
+  FUZZ_SEED: process.env.FUZZ_SEED ?? "",
+};
+
 export default defineConfig({
   test: {
-    include: ["test/fuzz/**/*.test.ts"],
-    environment: "node",
-    testTimeout: 120_000,
+    projects: [
+      { test: { name: "fuzz", include: ["test/fuzz/**/*.test.ts"], environment: "node", testTimeout: 600_000 } },
+      {
+        plugins: [cloudflareTest({ main: "./src/index.ts", wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: workerBindings } })],
+        test: { name: "fuzz-workers", include: ["test/workers/hardening-fuzz.test.ts"], testTimeout: 600_000 },
+      },
+    ],
   },
 });

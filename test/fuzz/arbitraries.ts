@@ -71,9 +71,12 @@ export const REPLIES: Record<MessageType, { type: string; errors: ErrorCode[] }>
   HidePresence: { type: "friends_list", errors: ["not_found"] },
 };
 
-/** Budget: FUZZ_RUNS overrides (npm run test:fuzz sets a large one); CI uses the small default. */
-export function fuzzRuns(fallback: number, vars: Record<string, unknown> = typeof process !== "undefined" ? process.env : {}): number {
-  const value = Number(vars.FUZZ_RUNS);
+/**
+ * Budget: the variable `name` (FUZZ_RUNS for pure suites, FUZZ_SESSIONS for live
+ * sockets) overrides the small CI default; `npm run test:fuzz` sets large ones.
+ */
+export function fuzzRuns(fallback: number, vars: Record<string, unknown> = typeof process !== "undefined" ? process.env : {}, name = "FUZZ_RUNS"): number {
+  const value = Number(vars[name]);
   return Number.isFinite(value) && value > 0 ? Math.floor(value) : fallback;
 }
 

@@ -1,8 +1,8 @@
 /**
  * Hostile input against the live worker inside workerd (issue #6): fuzzed
  * frames over real sockets, fuzzed HTTP bodies, paths and query strings.
- * Generators: test/fuzz/arbitraries.ts. Budget: FUZZ_RUNS (sessions here;
- * `npm run test:fuzz` raises it), small by default so CI stays fast.
+ * Generators: test/fuzz/arbitraries.ts. Budget: the FUZZ_SESSIONS binding
+ * (set by vitest.fuzz.config.ts for `npm run test:fuzz`), small by default so CI stays fast.
  *
  * Each socket session is a fresh user with one friend watching; frames are sent
  * one at a time (under the 20-frame burst), and after every session the user's
@@ -16,8 +16,8 @@ import { FRAME_ERROR_CODES, fuzzRuns, httpBody, labelledFrame, REPLIES } from ".
 import { befriend, Client, token, user, worker } from "./helpers";
 
 const vars = env as unknown as Record<string, unknown>;
-const SESSIONS = fuzzRuns(20, vars);
-const SEED = Number(vars.FUZZ_SEED ?? Date.now() % 2 ** 31);
+const SESSIONS = fuzzRuns(20, vars, "FUZZ_SESSIONS");
+const SEED = Number(vars.FUZZ_SEED) || Date.now() % 2 ** 31;
 const FRAMES_PER_SESSION = 14; // + 1 subscribe: under the socket burst (20)
 const MAX_ERRORS = 5; // MAX_ERRORS_PER_WINDOW in vitest.workers.config.ts
 const REPLY_TYPES = new Set(["error", ...Object.values(REPLIES).map((r) => r.type)]);

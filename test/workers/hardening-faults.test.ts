@@ -157,6 +157,8 @@ describe("a friend's object failing during fan-out", () => {
     try {
       ca.send({ type: "PositionHeartbeat", id: "hb", position: { x: 0, y: 0, z: 0 }, realm: "stuck", status: "online" });
       for (const i of [0, 2]) expect((await watchers[i]!.presenceOf(a)).realm).toBe("stuck");
+      // The user's other requests are still served meanwhile (only the stuck heartbeat waits).
+      expect((await ca.request({ type: "GetOnlineFriends" })).type).toBe("online_friends");
     } finally {
       release();
     }

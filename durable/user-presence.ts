@@ -537,7 +537,10 @@ export class UserPresence extends DurableObject<Env> {
       const results = await Promise.allSettled(chunk.map((f) => withTimeout(this.stub(f).watch(f, userId, this.config.watchLeaseMs), this.config.rpcTimeoutMs)));
       results.forEach((result, j) => {
         const friend = chunk[j]!;
-        if (result.status === "fulfilled" && result.value) this.cacheFriendPresence(result.value);
+        if (result.status === "fulfilled" && result.value) {
+          // Renewal doubles as anti-entropy: a newer presence than the cache means a push was lost.
+          if (this.cacheFriendPresence(result.value)) this.broadcast({ type: "presence", presence: result.value });
+        }
         else if (result.status === "fulfilled") this.forgetFriendPresence(friend);
         else {
           // Matrix's "don't know": show unknown rather than a stale or wrong answer, and retry.

@@ -102,3 +102,27 @@ describe("the alarm is the TTL", () => {
     ca.send("ping");
   });
 });
+
+describe("watch renewal", () => {
+  it("renewing leases at half-life also repairs a lost push (anti-entropy)", async () => {
+    const a = user("a");
+    const b = user("b");
+    await befriend(a, b);
+    const watcher = await Client.connect(b);
+    await watcher.request({ type: "SubscribeFriendshipPresenceUpdates" });
+    const ca = await Client.connect(a);
+    await ca.heartbeat({ realm: "one" });
+    await watcher.presenceOf(a, (p) => p.realm === "one");
+    // A push that never arrived: a changed realm while b held no lease (as after a lost delivery).
+    await runInDurableObject(stubOf(a), (_, state) => state.storage.sql.exec(`DELETE FROM watchers`));
+    await ca.heartbeat({ realm: "two" });
+    await watcher.expectNone((f) => f.type === "presence");
+    // b's renewal is due: its alarm renews the lease and finds the newer presence.
+    await runInDurableObject(stubOf(b), (_, state) => state.storage.sql.exec(`UPDATE meta SET value = '0' WHERE key = 'watch_renew_at'`));
+    await runDurableObjectAlarm(stubOf(b));
+    expect((await watcher.presenceOf(a)).realm).toBe("two");
+    // And a holds b's lease again: the next change is pushed.
+    await ca.heartbeat({ realm: "three" });
+    expect((await watcher.presenceOf(a)).realm).toBe("three");
+  });
+});

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SignJWT } from "jose";
 import WebSocket from "ws";
+import { FrameClient } from "../shared/frame-client";
 
 export const SECRET = "e2e-secret-0123456789abcdefghijklmnop";
 export const ADMIN = "e2e-admin-token";
@@ -106,37 +107,27 @@ export async function admin(baseUrl: string, method: string, path: string, body:
   });
 }
 
-/** A `ws` client with a queue of parsed frames. */
-export class Peer {
-  readonly frames: any[] = [];
-  closed: { code: number; reason: string } | null = null;
+/** A `ws` client with a queue of parsed frames (waiting logic shared with the workerd tests' Client). */
+export class Peer extends FrameClient {
   /** Keep "pong" frames in the queue (only for tests about pings). */
   wantPongs = false;
-  private waiters: Array<() => void> = [];
   /** Like the SDK, every peer sends a keep-alive ping (answered by the runtime) every second. */
   private keepAlive: ReturnType<typeof setInterval> | undefined;
 
   private constructor(readonly ws: WebSocket) {
+    super();
     ws.on("open", () => {
       this.keepAlive = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send("ping"), 1_000);
     });
     ws.on("message", (data) => {
       const text = data.toString();
       if (text === "pong" && !this.wantPongs) return;
-      this.frames.push(text === "pong" ? text : JSON.parse(text));
-      this.wake();
+      this.received(text === "pong" ? text : JSON.parse(text));
     });
     ws.on("close", (code, reason) => {
       clearInterval(this.keepAlive);
-      this.closed = { code, reason: reason.toString() };
-      this.wake();
+      this.ended(code, reason.toString());
     });
-  }
-
-  private wake() {
-    const waiters = this.waiters;
-    this.waiters = [];
-    waiters.forEach((w) => w());
   }
 
   static async connect(baseUrl: string, userId: string, device = "d1", kind = "desktop"): Promise<Peer> {
@@ -155,38 +146,6 @@ export class Peer {
 
   send(message: unknown) {
     this.ws.send(typeof message === "string" ? message : JSON.stringify(message));
-  }
-
-  async next(predicate: (frame: any) => boolean = () => true, timeoutMs = 5_000): Promise<any> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const index = this.frames.findIndex(predicate);
-      if (index >= 0) return this.frames.splice(index, 1)[0];
-      if (this.closed) throw new Error(`closed (${this.closed.code}) before a matching frame; have ${JSON.stringify(this.frames)}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; have ${JSON.stringify(this.frames)}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  async request(message: Record<string, unknown>): Promise<any> {
-    const id = `r${Math.random().toString(36).slice(2)}`;
-    this.send({ ...message, id });
-    return this.next((f) => f.id === id);
-  }
-
-  heartbeat(fields: Record<string, unknown> = {}) {
-    return this.request({ type: "PositionHeartbeat", position: { x: 0, y: 0, z: 0 }, realm: "lobby", status: "online", ...fields });
-  }
-
-  presenceOf(userId: string, predicate: (p: any) => boolean = () => true, timeoutMs?: number): Promise<any> {
-    return this.next((f) => f.type === "presence" && f.presence.userId === userId && predicate(f.presence), timeoutMs).then((f) => f.presence);
   }
 
   /** Stops reading and writing without closing: to the server this client has silently vanished. */

@@ -2,6 +2,7 @@ import { SignJWT } from "jose";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { Presence } from "../../src/presence/types";
+import { FrameClient } from "../shared/frame-client";
 
 export const SECRET = "workers-test-secret-0123456789abcdef";
 export const ADMIN = "workers-test-admin";
@@ -35,26 +36,11 @@ export function stubOf(userId: string) {
 }
 
 /** A real WebSocket to the real worker, with a queue of parsed frames. */
-export class Client {
-  readonly frames: any[] = [];
-  private waiters: Array<() => void> = [];
-  closed: { code: number; reason: string } | null = null;
-
+export class Client extends FrameClient {
   private constructor(readonly ws: WebSocket) {
-    ws.addEventListener("message", (e) => {
-      this.frames.push(typeof e.data === "string" && e.data !== "pong" ? JSON.parse(e.data) : e.data);
-      this.wake();
-    });
-    ws.addEventListener("close", (e) => {
-      this.closed = { code: e.code, reason: e.reason };
-      this.wake();
-    });
-  }
-
-  private wake() {
-    const waiters = this.waiters;
-    this.waiters = [];
-    waiters.forEach((w) => w());
+    super();
+    ws.addEventListener("message", (e) => this.received(typeof e.data === "string" && e.data !== "pong" ? JSON.parse(e.data) : e.data));
+    ws.addEventListener("close", (e) => this.ended(e.code, e.reason));
   }
 
   static async connect(userId: string, opts: { device?: string; kind?: string } = {}): Promise<Client> {
@@ -75,38 +61,8 @@ export class Client {
     this.ws.send(typeof message === "string" ? message : JSON.stringify(message));
   }
 
-  /** Waits for (and removes) the first frame matching `predicate`. */
-  async next(predicate: (frame: any) => boolean = () => true, timeoutMs = 5_000): Promise<any> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const index = this.frames.findIndex(predicate);
-      if (index >= 0) return this.frames.splice(index, 1)[0];
-      if (this.closed) throw new Error(`socket closed (${this.closed.code}) before a matching frame; have ${JSON.stringify(this.frames)}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; have ${JSON.stringify(this.frames)}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  async request(message: Record<string, unknown>): Promise<any> {
-    const id = `r${Math.random().toString(36).slice(2)}`;
-    this.send({ ...message, id });
-    return this.next((f) => f.id === id);
-  }
-
-  heartbeat(fields: Partial<{ position: { x: number; y: number; z: number }; realm: string; status: string; statusText: string | null }> = {}) {
-    return this.request({ type: "PositionHeartbeat", position: { x: 0, y: 0, z: 0 }, realm: "lobby", status: "online", ...fields });
-  }
-
-  async presenceOf(userId: string, predicate: (p: Presence) => boolean = () => true, timeoutMs?: number): Promise<Presence> {
-    const frame = await this.next((f) => f.type === "presence" && f.presence.userId === userId && predicate(f.presence), timeoutMs);
-    return frame.presence;
+  override presenceOf(userId: string, predicate: (p: Presence) => boolean = () => true, timeoutMs?: number): Promise<Presence> {
+    return super.presenceOf(userId, predicate, timeoutMs);
   }
 
   /** Nothing matching arrives within `ms` (used to prove no leak). */

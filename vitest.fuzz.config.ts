@@ -28,7 +28,7 @@ export default defineConfig({
       { test: { name: "fuzz", include: ["test/fuzz/**/*.test.ts"], environment: "node", testTimeout: 600_000 } },
       {
         plugins: [cloudflareTest({ main: "./src/index.ts", wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: workerBindings } })],
-        test: { name: "fuzz-workers", include: ["test/workers/hardening-fuzz.test.ts"], testTimeout: 600_000 },
+        test: { name: "fuzz-workers", include: ["test/workers/hardening-fuzz.test.ts", "test/workers/hardening-http-fuzz.test.ts"], testTimeout: 600_000 },
       },
     ],
   },

@@ -44,10 +44,8 @@ describe("per-socket limits", () => {
     expect(client.closed?.code).toBe(1008);
   });
 
-  // Protocol gap (reported in docs/RELIABILITY.md): docs/PROTOCOL.md says every error echoes the
-  // request id, but rate_limited is decided before the frame is parsed and carries no id, so a client
-  // cannot tell which request was dropped (client/README.md works around it).
-  it.fails("a rate_limited error echoes the id of the request it refuses", async () => {
+  // Was bug 3 in docs/RELIABILITY.md (rate_limited carried no id); fixed in d109792.
+  it("a rate_limited error echoes the id of the request it refuses", async () => {
     const client = await Client.connect(user("flood-id"));
     for (let i = 0; i < 25; i++) client.send({ type: "GetOnlineFriends", id: `q${i}` });
     const limited = await client.next((f) => f.type === "error" && f.code === "rate_limited");

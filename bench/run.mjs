@@ -30,6 +30,7 @@ const { values: args } = parseArgs({
     scenarios: { type: "string" },
     steady: { type: "string" },
     out: { type: "string" },
+    report: { type: "boolean", default: false },
   },
 });
 
@@ -78,6 +79,16 @@ const machine = {
 };
 log("machine", JSON.stringify(machine));
 
+if (args.report) {
+  // Redraw summary.md and the plots from an earlier run's summary.json.
+  const { readFileSync } = await import("node:fs");
+  const summary = JSON.parse(readFileSync(join(outDir, "summary.json"), "utf8"));
+  writeFileSync(join(outDir, "summary.md"), markdown(summary.results));
+  plots(summary.results);
+  console.log(markdown(summary.results));
+  process.exit(0);
+}
+
 const results = [];
 const wallStarted = performance.now();
 for (const scenario of scenarios) {
@@ -86,7 +97,7 @@ for (const scenario of scenarios) {
   for (const serverName of servers) {
     log(`── ${scenario.name} × ${serverName}: ${graph.stats.users} users, ${graph.stats.edges} friendships (mean ${graph.stats.meanFriends.toFixed(1)}, max ${graph.stats.maxFriends})`);
     const ttlMs = scenario.ttlMs ?? 120000;
-    const server = await startServer(serverName, { ttlMs, secret: vars.JWT_SECRET, adminToken: vars.ADMIN_TOKEN, logDir });
+    const server = await startServer(serverName, { ttlMs, secret: vars.JWT_SECRET, adminToken: vars.ADMIN_TOKEN, logDir, label: `${scenario.name}.${serverName}` });
     try {
       const samples = {};
       const take = (name) =>
@@ -111,8 +122,7 @@ for (const scenario of scenarios) {
       const result = figures(scenario, serverName, server, graph, importMs, load, samples, ttlMs);
       results.push(result);
       print(result);
-      const { latencySamples: _drop, ...stored } = result;
-      writeFileSync(join(outDir, `${scenario.name}.${serverName}.json`), JSON.stringify(stored, null, 2));
+      writeFileSync(join(outDir, `${scenario.name}.${serverName}.json`), JSON.stringify(result, null, 2));
     } catch (error) {
       log(`FAILED ${scenario.name} × ${serverName}: ${error.stack ?? error}`);
       results.push({ scenario: scenario.name, server: serverName, failed: String(error) });
@@ -125,11 +135,10 @@ machine.loadAvgAtEnd = loadavg().map((v) => +v.toFixed(2));
 const wallSeconds = (performance.now() - wallStarted) / 1000;
 log(`done in ${wallSeconds.toFixed(0)} s`);
 
-const stored = results.map(({ latencySamples: _drop, ...r }) => r);
-writeFileSync(join(outDir, "summary.json"), JSON.stringify({ machine, wallSeconds, results: stored }, null, 2));
-writeFileSync(join(outDir, "summary.md"), markdown(stored));
+writeFileSync(join(outDir, "summary.json"), JSON.stringify({ machine, wallSeconds, results }, null, 2));
+writeFileSync(join(outDir, "summary.md"), markdown(results));
 plots(results);
-console.log(`\n${markdown(stored)}`);
+console.log(`\n${markdown(results)}`);
 
 function figures(scenario, serverName, server, graph, importMs, load, s, ttlMs) {
   const connected = load.connected;
@@ -183,12 +192,15 @@ function figures(scenario, serverName, server, graph, importMs, load, s, ttlMs) 
     counts: load.counts,
     generatorEventLoopDelayMs: load.generatorEventLoopDelayMs,
     serverStartupMs: server.startupMs,
-    latencySamples: load.latencySamples,
+    serverReloads: server.reloads?.() ?? 0,
+    latencyCdf: cdfPoints(load.latencySamples),
+    statusChangeLatencyCdf: cdfPoints(load.statusChangeSamples),
   };
 }
 
 function print(r) {
   const l = r.notifyLatencyMs.all;
+  if (r.serverReloads) log(`WARNING: the server reloaded ${r.serverReloads} time(s) during ${r.scenario} × ${r.server}; its numbers are not valid`);
   const c = r.counts;
   log(
     `${r.scenario} × ${r.server}: ${r.connected} connected | hb/s ${r.heartbeatsPerSec} (offered ${r.heartbeatsPerSecOffered}) | delivered/s ${r.deliveredPerSec}` +
@@ -202,9 +214,9 @@ function print(r) {
 function markdown(rows) {
   const ok = rows.filter((r) => !r.failed);
   const head = [
-    "scenario", "server", "connected", "friends mean/max", "hb/s (offered)", "delivered/s", "notify p50/p95/p99/max ms", "offline after close p50/p99 ms",
-    "offline after silent drop p50/max s", "connect→snapshot p50/p99 ms", "RSS MiB / KiB per user", "server cores", "CPU ms per 1k updates",
-    "expected / exact / coalesced / lost", "errors",
+    "scenario", "server", "connected", "friends mean/max", "hb/s (offered)", "delivered/s", "notify p50/p95/p99/max ms (all changes)", "status change p50/p99 ms",
+    "offline after close p50/p99 ms", "after reset p50 ms", "after silent drop p50/max s", "connect→snapshot p50/p99 ms", "RSS MiB / KiB per user",
+    "server cores", "CPU ms per 1k updates", "expected / exact / coalesced / lost", "errors",
   ];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const r of ok) {
@@ -215,7 +227,8 @@ function markdown(rows) {
     const errors = Object.values(c.errorFrames).reduce((a, b) => a + b, 0) + c.connectFailures + c.unexpectedCloses;
     lines.push(`| ${[
       r.scenario, r.server, r.connected, `${r.graph.meanFriends.toFixed(1)}/${r.graph.maxFriends}`, `${r.heartbeatsPerSec} (${r.heartbeatsPerSecOffered})`, r.deliveredPerSec,
-      `${l.p50}/${l.p95}/${l.p99}/${l.max}`, off.n ? `${off.p50}/${off.p99}` : "-", silent.n ? `${(silent.p50 / 1000).toFixed(1)}/${(silent.max / 1000).toFixed(1)} (TTL ${r.ttlMs / 1000} s)` : "-",
+      `${l.p50}/${l.p95}/${l.p99}/${l.max}`, r.notifyLatencyMs.significant.n ? `${r.notifyLatencyMs.significant.p50}/${r.notifyLatencyMs.significant.p99}` : "-",
+      off.n ? `${off.p50}/${off.p99}` : "-", r.offlineLatencyMs.reset?.n ? r.offlineLatencyMs.reset.p50 : "-", silent.n ? `${(silent.p50 / 1000).toFixed(1)}/${(silent.max / 1000).toFixed(1)} (TTL ${r.ttlMs / 1000} s)` : "-",
       `${r.connectToSnapshotMs.p50}/${r.connectToSnapshotMs.p99}`, `${r.memory.rssConnectedMiB} / ${r.memory.perConnectedUserKiB}${r.memory.perConnectedUserIdleKiB !== undefined ? ` (idle ${r.memory.perConnectedUserIdleKiB})` : ""}`,
       r.cpu.serverCoresSteady, r.cpu.serverCpuMsPer1000Delivered, `${c.expected} / ${c.exact} / ${c.coalesced} / ${c.lost + c.lostOffline}`, errors,
     ].join(" | ")} |`);
@@ -237,9 +250,11 @@ function plots(rows) {
   write("cpu-vs-friends.svg", lineChart(byServer(friendsRuns, (r) => r.graph.meanFriends, (r) => r.cpu.serverCoresSteady), { title: "Server CPU vs friends per user (1,000 connected)", xLabel: "mean friends per user", yLabel: "server cores busy" }));
   // Latency CDF at the largest scale every server completed, and at 1,000.
   for (const scenarioName of [...new Set(ok.filter(scale).map((r) => r.scenario)), "heavy-1000"]) {
-    const series = servers.map((name) => ({ name, points: cdfPoints(ok.find((r) => r.server === name && r.scenario === scenarioName)?.latencySamples ?? []) }));
+    const series = servers.map((name) => ({ name, points: ok.find((r) => r.server === name && r.scenario === scenarioName)?.latencyCdf ?? [] }));
     if (series.every((s) => s.points.length === 0)) continue;
     write(`latency-cdf-${scenarioName}.svg`, lineChart(series, { title: `Notify latency change → friend socket (${scenarioName})`, xLabel: "latency ms (log)", yLabel: "% of deliveries ≤ x", logX: true }));
+    const status = servers.map((name) => ({ name, points: ok.find((r) => r.server === name && r.scenario === scenarioName)?.statusChangeLatencyCdf ?? [] }));
+    write(`status-latency-cdf-${scenarioName}.svg`, lineChart(status, { title: `Status change → friend socket, never coalesced (${scenarioName})`, xLabel: "latency ms (log)", yLabel: "% of deliveries ≤ x", logX: true }));
   }
 }
 

@@ -462,5 +462,6 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
     counts,
     generatorEventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
     latencySamples: [...lat.significant, ...lat.position, ...lat.online],
+    statusChangeSamples: lat.significant,
   };
 }

@@ -6,7 +6,7 @@
  *   redis   redis-server (no persistence) + bench/peers/redis.mjs
  */
 import { spawn, execFileSync } from "node:child_process";
-import { copyFileSync, createWriteStream, existsSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { copyFileSync, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,12 +34,15 @@ let snapshot = null;
 /**
  * wrangler dev reloads when a source file changes, and other people edit this
  * tree while the bench runs: run the committed code (HEAD) from a copy instead.
+ * node_modules is hard-linked, not symlinked: through a symlink the bundler
+ * resolves into this tree and watches its package.json, and an edit there
+ * reloads the server (and drops every socket) in the middle of a run.
  */
 export function edgeSnapshot() {
   if (snapshot) return snapshot.dir;
   const dir = mkdtempSync(join(tmpdir(), "edge-presence-src-"));
   execFileSync("sh", ["-c", `git archive HEAD src durable wrangler.toml tsconfig.json package.json public | tar -x -C '${dir}'`], { cwd: root });
-  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
+  execFileSync("cp", ["-al", join(root, "node_modules"), join(dir, "node_modules")]);
   for (const file of [".dev.vars", ".dev.vars.example"]) if (existsSync(join(root, file))) copyFileSync(join(root, file), join(dir, file));
   const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
   snapshot = { dir, commit };
@@ -107,7 +110,7 @@ export function versions() {
 }
 
 /** Returns { name, baseUrl, wsUrl, pids() → server pids to measure, stop() }. */
-export async function startServer(name, { ttlMs, secret, adminToken, logDir }) {
+export async function startServer(name, { ttlMs, secret, adminToken, logDir, label = name }) {
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   const wsUrl = `ws://127.0.0.1:${port}/v1/connect`;
@@ -118,7 +121,7 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir }) {
     const persist = mkdtempSync(join(persistRoot(), "edge-presence-bench-"));
     const child = launch(join(root, "node_modules/.bin/wrangler"), ["dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", persist, "--var", `PRESENCE_TTL_MS:${ttlMs}`, "--show-interactive-dev-session=false"], {
       env: { WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
-      logFile: join(logDir, `edge-${port}.log`),
+      logFile: join(logDir, `${label}.log`),
       cwd: edgeSnapshot(),
     });
     const startupMs = await waitHealthy(`${baseUrl}/health`, child);
@@ -126,8 +129,11 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir }) {
     // that runs the worker and its Durable Objects (the one with the inspector). Both carry every socket: measure both.
     const workerd = descendants(child.pid).filter((pid) => commandLine(pid).includes("workerd serve"));
     const proxy = workerd.find((pid) => commandLine(pid).includes(`entry=127.0.0.1:${port} `));
+    const logFile = join(logDir, `${label}.log`);
     return {
       name, baseUrl, wsUrl, startupMs,
+      /** Times wrangler reloaded the worker during the run (each one drops every socket): should be 0. */
+      reloads: () => (existsSync(logFile) ? readFileSync(logFile, "utf8").split("Reloading local server").length - 1 : 0),
       pids: () => workerd,
       parts: () => Object.fromEntries(workerd.map((pid) => [pid === proxy ? "workerdProxy" : "workerdRuntime", pid])),
       allPids: () => [child.pid, ...descendants(child.pid)],
@@ -140,7 +146,7 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir }) {
   if (name === "memory") {
     const child = launch(process.execPath, ["bench/peers/memory.mjs"], {
       env: { PORT: String(port), TTL_MS: String(ttlMs), JWT_SECRET: secret, ADMIN_TOKEN: adminToken },
-      logFile: join(logDir, `memory-${port}.log`),
+      logFile: join(logDir, `${label}.log`),
     });
     const startupMs = await waitHealthy(`${baseUrl}/health`, child);
     return { name, baseUrl, wsUrl, startupMs, pids: () => [child.pid], parts: () => ({ node: child.pid }), allPids: () => [child.pid], stop: () => stopGroup(child) };
@@ -149,12 +155,12 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir }) {
     const redisPort = await freePort(new Set([port]));
     const redisDir = mkdtempSync(join(tmpdir(), "edge-presence-redis-"));
     const redis = launch("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redisDir, "--notify-keyspace-events", "Ex"], {
-      logFile: join(logDir, `redis-server-${redisPort}.log`),
+      logFile: join(logDir, `${label}.redis-server.log`),
     });
     await sleep(300);
     const child = launch(process.execPath, ["bench/peers/redis.mjs"], {
       env: { PORT: String(port), REDIS_URL: `redis://127.0.0.1:${redisPort}`, TTL_MS: String(ttlMs), JWT_SECRET: secret, ADMIN_TOKEN: adminToken },
-      logFile: join(logDir, `redis-peer-${port}.log`),
+      logFile: join(logDir, `${label}.log`),
     });
     const startupMs = await waitHealthy(`${baseUrl}/health`, child);
     return {

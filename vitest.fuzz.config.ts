@@ -1,5 +1,6 @@
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { WORKER_TEST_BINDINGS } from "./test/workers/bindings";
 
 // Fuzz/property suites (issue #6) with a budget from the environment:
 //   FUZZ_RUNS      runs per property in the pure suites (test/fuzz, plain Node); default 200–1,000
@@ -9,15 +10,7 @@ import { defineConfig } from "vitest/config";
 // default through vitest.workers.config.ts; the pure suites need `--project fuzz` here.
 const workerBindings = {
   // Same as vitest.workers.config.ts (the live fuzz relies on MAX_ERRORS_PER_WINDOW=5, MAX_FRIENDS=20).
-  JWT_SECRET: "workers-test-secret-0123456789abcdef",
-  ADMIN_TOKEN: "workers-test-admin",
-  PRESENCE_TTL_MS: "120000",
-  POSITION_COALESCE_MS: "1000",
-  DEV_MODE: "1",
-  MAX_DEVICES_PER_USER: "3",
-  MAX_FRIENDS: "20",
-  MAX_PENDING_REQUESTS: "3",
-  MAX_ERRORS_PER_WINDOW: "5",
+  ...WORKER_TEST_BINDINGS,
   FUZZ_SESSIONS: process.env.FUZZ_SESSIONS ?? "",
   FUZZ_SEED: process.env.FUZZ_SEED ?? "",
 };

@@ -14,17 +14,17 @@
  * stores rows, moves messages and calls those rules.
  */
 import { DurableObject } from "cloudflare:workers";
+import { UserStore, type EdgeRow, type OutboxRow } from "./store";
 import type { Env } from "../src/env";
 import { aggregate, classifyChange, isLive, isShownOnline } from "../src/presence/aggregate";
 import { readConfig, type PresenceConfig } from "../src/presence/config";
 import { CloseCode, errorFrame, offlinePresence, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION, type ServerMessage } from "../src/presence/protocol";
 import { FRIENDSHIP_OPS, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
 import { alarmTime, backoffMs, deviceDeadline, nextDeadline, positionPublishAt, takeToken, withTimeout, type Bucket } from "../src/presence/timers";
-import type { DeviceKind, DeviceState, DeviceStatus, Presence } from "../src/presence/types";
+import type { DeviceKind, Presence } from "../src/presence/types";
 import {
   applyRemote,
   deriveState,
-  NO_EDGE,
   onReply,
   planLocal,
   transitionEvents,
@@ -34,7 +34,6 @@ import {
   type EdgeState,
   type FriendList,
   type FriendshipErrorCode,
-  type Intent,
   type LocalOp,
 } from "../src/presence/friendship";
 
@@ -48,7 +47,6 @@ export type FriendshipResult =
   | { ok: true; userId: string; state: EdgeState; pending: boolean }
   | { ok: false; code: FriendshipErrorCode | "friend_limit" | "request_limit" | "user_not_found"; message: string };
 
-
 interface EdgePayload extends EdgeMessage {
   /** The request's note, for `want` messages. */
   text: string | null;
@@ -59,42 +57,11 @@ interface EdgePayload extends EdgeMessage {
 /** A refusal the worker turns into an HTTP error (RPC results, not exceptions, so the code survives). */
 export type Refusal = { ok: false; code: "too_many_devices" | "friend_limit" | "rate_limited"; message: string };
 
-type OutboxKind = "edge" | "presence" | "watch";
-interface OutboxRow {
-  id: number;
-  key: string | null;
-  target: string;
-  kind: OutboxKind;
-  payload: string;
-  attempts: number;
-  next_attempt_at: number;
-}
-
+/** Calls to other objects go out in parallel chunks of this size. */
 const FANOUT_CHUNK = 50;
 
-const MIGRATIONS: string[][] = [
-  [
-    `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
-    `CREATE TABLE devices (
-       device_id TEXT PRIMARY KEY, kind TEXT NOT NULL, transport TEXT NOT NULL,
-       status TEXT, status_text TEXT, realm TEXT, x REAL, y REAL, z REAL,
-       last_heartbeat_at INTEGER, last_seen_at INTEGER NOT NULL)`,
-    // This user's side of each edge (src/presence/friendship.ts): own intent, the other's last
-    // heard intent, and the derived state (outgoing | incoming | friends | blocked) for queries.
-    `CREATE TABLE friends (friend_id TEXT PRIMARY KEY, state TEXT NOT NULL,
-       mine TEXT NOT NULL, my_version INTEGER NOT NULL, theirs TEXT NOT NULL, their_version INTEGER NOT NULL,
-       message TEXT, hidden INTEGER NOT NULL DEFAULT 0, hidden_view TEXT, since INTEGER NOT NULL)`,
-    `CREATE TABLE watchers (watcher_id TEXT PRIMARY KEY, lease_expires_at INTEGER NOT NULL)`,
-    `CREATE TABLE friend_presence (friend_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, presence TEXT NOT NULL)`,
-    // Calls to other users' objects that must arrive. Edges are queued in id order per
-    // target; presence/watch rows are keyed (one per target, the latest wins).
-    `CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE, target TEXT NOT NULL, kind TEXT NOT NULL,
-       payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL)`,
-  ],
-];
-
 export class UserPresence extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
+  private readonly store: UserStore;
   private readonly config: PresenceConfig;
   /** Per-socket abuse accounting; in memory only (reset by hibernation, which only happens when idle). */
   private readonly buckets = new WeakMap<WebSocket, Bucket>();
@@ -108,9 +75,8 @@ export class UserPresence extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
+    this.store = new UserStore(ctx.storage);
     this.config = readConfig(env as unknown as Record<string, unknown>);
-    this.migrate();
     // Keep-alive pings are answered by the runtime without waking this object;
     // their timestamps are read back as a sign of life when the alarm runs.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
@@ -118,37 +84,10 @@ export class UserPresence extends DurableObject<Env> {
 
   // ─── storage helpers ───────────────────────────────────────────────────────
 
-  private migrate(): void {
-    // PRAGMA user_version is not allowed here; the schema version lives in its own table.
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`);
-    const version = Number(this.sql.exec(`SELECT MAX(version) AS v FROM schema_version`).one().v ?? 0);
-    if (version >= MIGRATIONS.length) return;
-    this.ctx.storage.transactionSync(() => {
-      for (let v = version; v < MIGRATIONS.length; v++) for (const statement of MIGRATIONS[v]!) this.sql.exec(statement);
-      this.sql.exec(`DELETE FROM schema_version`);
-      this.sql.exec(`INSERT INTO schema_version (version) VALUES (?)`, MIGRATIONS.length);
-    });
-  }
-
-  private getMeta(key: string): string | null {
-    const row = this.sql.exec(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0];
-    return row ? String(row.value) : null;
-  }
-
-  private setMeta(key: string, value: string | number | null): void {
-    if (value === null) this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
-    else this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, String(value));
-  }
-
-  private metaNumber(key: string): number | null {
-    const value = this.getMeta(key);
-    return value === null ? null : Number(value);
-  }
-
   /** Every entry point names the user; the first one records it (alarms have no caller). */
   private identify(userId: string): string {
-    const known = this.getMeta("user_id");
-    if (known === null) this.setMeta("user_id", userId);
+    const known = this.store.get("user_id");
+    if (known === null) this.store.set("user_id", userId);
     else if (known !== userId) throw new Error(`object of ${known} addressed as ${userId}`);
     return userId;
   }
@@ -156,44 +95,14 @@ export class UserPresence extends DurableObject<Env> {
   /** Called from worker-facing entry points: the user has used the service, so requests to them are accepted. */
   private register(userId: string): string {
     this.identify(userId);
-    if (this.getMeta("registered") !== "1") this.setMeta("registered", 1);
+    if (this.store.get("registered") !== "1") this.store.set("registered", 1);
     return userId;
   }
 
   private get userId(): string {
-    const id = this.getMeta("user_id");
+    const id = this.store.get("user_id");
     if (id === null) throw new Error("object has no user yet");
     return id;
-  }
-
-  private readDevices(): DeviceState[] {
-    return this.sql
-      .exec(`SELECT * FROM devices`)
-      .toArray()
-      .map((r) => ({
-        deviceId: String(r.device_id),
-        kind: r.kind as DeviceKind,
-        transport: r.transport as DeviceState["transport"],
-        status: (r.status as DeviceStatus | null) ?? null,
-        statusText: (r.status_text as string | null) ?? null,
-        realm: (r.realm as string | null) ?? null,
-        position: r.x === null ? null : { x: Number(r.x), y: Number(r.y), z: Number(r.z) },
-        lastHeartbeatAt: r.last_heartbeat_at === null ? null : Number(r.last_heartbeat_at),
-        lastSeenAt: Number(r.last_seen_at),
-      }));
-  }
-
-  private friendIds(): string[] {
-    return this.sql.exec(`SELECT friend_id FROM friends WHERE state = 'friends'`).toArray().map((r) => String(r.friend_id));
-  }
-
-  private isFriend(userId: string): boolean {
-    return this.sql.exec(`SELECT 1 FROM friends WHERE friend_id = ? AND state = 'friends'`, userId).toArray().length > 0;
-  }
-
-  private publishedPresence(): Presence {
-    const json = this.getMeta("published");
-    return json ? (JSON.parse(json) as Presence) : offlinePresence(this.userId, this.metaNumber("last_active_at"), this.metaNumber("seq") ?? 0);
   }
 
   private stub(userId: string) {
@@ -219,13 +128,7 @@ export class UserPresence extends DurableObject<Env> {
     this.ctx.acceptWebSocket(server, [deviceId]);
     server.serializeAttachment({ deviceId, kind, subscribed: false } satisfies SocketAttachment);
     // A reconnecting device keeps its last heartbeat (no flapping); a new one is "connected, not shown".
-    this.sql.exec(
-      `INSERT INTO devices (device_id, kind, transport, last_seen_at) VALUES (?, ?, 'ws', ?)
-       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, transport = 'ws', last_seen_at = excluded.last_seen_at`,
-      deviceId,
-      kind,
-      now,
-    );
+    this.store.connectDevice(deviceId, kind, now);
     this.send(server, {
       type: "welcome",
       userId,
@@ -245,7 +148,7 @@ export class UserPresence extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, frame: string | ArrayBuffer): Promise<void> {
     const now = Date.now();
     const attachment = ws.deserializeAttachment() as SocketAttachment;
-    this.sql.exec(`UPDATE devices SET last_seen_at = MAX(last_seen_at, ?) WHERE device_id = ?`, now, attachment.deviceId);
+    this.store.touchDevice(attachment.deviceId, now);
 
     // Parsed first (bounded by the frame limit) so that even a rate_limited error names its request.
     const parsed = parseClientFrame(frame, this.config.maxFrameBytes);
@@ -331,7 +234,7 @@ export class UserPresence extends DurableObject<Env> {
   private async dropSocket(ws: WebSocket): Promise<void> {
     const { deviceId } = ws.deserializeAttachment() as SocketAttachment;
     const others = this.ctx.getWebSockets(deviceId).filter((s) => s !== ws && s.readyState === WebSocket.OPEN);
-    if (others.length === 0) this.sql.exec(`DELETE FROM devices WHERE device_id = ? AND transport = 'ws'`, deviceId);
+    if (others.length === 0) this.store.removeDevice(deviceId, "ws");
     await this.refresh(Date.now());
   }
 
@@ -377,7 +280,7 @@ export class UserPresence extends DurableObject<Env> {
 
   /** A new device beyond the per-user limit is refused; a known device may always come back. */
   private deviceLimitRefusal(deviceId: string, now: number): Refusal | null {
-    const live = this.readDevices().filter((d) => isLive(d, now, this.config.ttlMs));
+    const live = this.store.devices().filter((d) => isLive(d, now, this.config.ttlMs));
     if (live.some((d) => d.deviceId === deviceId) || live.length < this.config.maxDevicesPerUser) return null;
     return { ok: false, code: "too_many_devices", message: `at most ${this.config.maxDevicesPerUser} devices per user` };
   }
@@ -385,22 +288,8 @@ export class UserPresence extends DurableObject<Env> {
   // ─── heartbeats and the presence state machine ─────────────────────────────
 
   private async heartbeat(deviceId: string, kind: DeviceKind, transport: "ws" | "http", body: HeartbeatBody, now: number): Promise<Presence> {
-    this.sql.exec(
-      `INSERT INTO devices (device_id, kind, transport, status, status_text, realm, x, y, z, last_heartbeat_at, last_seen_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, status_text = excluded.status_text,
-         realm = excluded.realm, x = excluded.x, y = excluded.y, z = excluded.z,
-         last_heartbeat_at = excluded.last_heartbeat_at, last_seen_at = excluded.last_seen_at`,
-      deviceId,
-      kind,
-      transport,
-      body.status,
-      body.statusText ?? null,
-      body.realm,
-      body.position.x,
-      body.position.y,
-      body.position.z,
-      now,
+    this.store.heartbeatDevice(
+      { deviceId, kind, transport, status: body.status, statusText: body.statusText ?? null, realm: body.realm, position: body.position },
       now,
     );
     await this.refresh(now);
@@ -409,8 +298,8 @@ export class UserPresence extends DurableObject<Env> {
 
   /** The user's own view: like friends', except invisible shows as such to themself. */
   private selfPresence(now: number): Presence {
-    const { view, invisible } = aggregate(this.userId, this.readDevices(), now, this.config.ttlMs, this.metaNumber("last_active_at"));
-    const seq = this.metaNumber("seq") ?? 0;
+    const { view, invisible } = aggregate(this.userId, this.store.devices(), now, this.config.ttlMs, this.store.number("last_active_at"));
+    const seq = this.store.number("seq") ?? 0;
     return invisible ? { ...view, seq, invisible: true } : { ...view, seq };
   }
 
@@ -423,35 +312,35 @@ export class UserPresence extends DurableObject<Env> {
   private async refresh(now: number, forcePublish = false): Promise<void> {
     const userId = this.userId;
     this.absorbPingTimestamps();
-    const devices = this.readDevices();
+    const devices = this.store.devices();
     for (const device of devices.filter((d) => !isLive(d, now, this.config.ttlMs))) {
       for (const ws of this.ctx.getWebSockets(device.deviceId)) this.closeSocket(ws, CloseCode.presenceExpired, "no sign of life within the TTL");
-      this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, device.deviceId);
+      this.store.removeDevice(device.deviceId);
     }
     const { view, hasLiveDevice } = this.friendsView(now);
-    if (view.lastActiveAt !== null && view.status !== "offline") this.setMeta("last_active_at", view.lastActiveAt);
+    if (view.lastActiveAt !== null && view.status !== "offline") this.store.set("last_active_at", view.lastActiveAt);
 
-    const wasLive = this.getMeta("live") === "1";
+    const wasLive = this.store.get("live") === "1";
     if (hasLiveDevice && !wasLive) {
-      this.setMeta("live", 1);
+      this.store.set("live", 1);
       await this.startWatching(now);
     }
 
-    const published = this.getMeta("published");
+    const published = this.store.get("published");
     const change = classifyChange(published ? (JSON.parse(published) as Presence) : offlinePresence(userId), view);
     if (change === "significant" || forcePublish) await this.publish(view, now);
     else if (change === "position") {
-      const at = positionPublishAt(this.metaNumber("published_at"), now, this.config.positionCoalesceMs);
+      const at = positionPublishAt(this.store.number("published_at"), now, this.config.positionCoalesceMs);
       if (at <= now) await this.publish(view, now);
-      else this.setMeta("publish_at", at);
-    } else this.setMeta("publish_at", null);
+      else this.store.set("publish_at", at);
+    } else this.store.set("publish_at", null);
 
     if (!hasLiveDevice && wasLive) {
-      this.setMeta("live", null);
+      this.store.set("live", null);
       await this.stopWatching();
     }
     if (hasLiveDevice) {
-      const renewAt = this.metaNumber("watch_renew_at");
+      const renewAt = this.store.number("watch_renew_at");
       if (renewAt !== null && renewAt <= now) await this.renewWatches(now);
     }
     await this.deliverOutbox(now);
@@ -460,7 +349,7 @@ export class UserPresence extends DurableObject<Env> {
 
   /** What friends see now (before per-friend hiding). Location sharing is applied here, before change detection, so hidden moves publish nothing. */
   private friendsView(now: number): { view: Omit<Presence, "seq">; hasLiveDevice: boolean } {
-    const { view, hasLiveDevice } = aggregate(this.userId, this.readDevices(), now, this.config.ttlMs, this.metaNumber("last_active_at"));
+    const { view, hasLiveDevice } = aggregate(this.userId, this.store.devices(), now, this.config.ttlMs, this.store.number("last_active_at"));
     return { view: this.shareLocation() === "none" ? { ...view, realm: null, position: null } : view, hasLiveDevice };
   }
 
@@ -470,18 +359,18 @@ export class UserPresence extends DurableObject<Env> {
       const stamp = this.ctx.getWebSocketAutoResponseTimestamp(ws);
       if (!stamp) continue;
       const { deviceId } = ws.deserializeAttachment() as SocketAttachment;
-      this.sql.exec(`UPDATE devices SET last_seen_at = MAX(last_seen_at, ?) WHERE device_id = ?`, stamp.getTime(), deviceId);
+      this.store.touchDevice(deviceId, stamp.getTime());
     }
   }
 
   /** Bumps seq, stores what friends see, and pushes it: to every watcher, or `only` to one (a privacy toggle). */
   private async publish(view: Omit<Presence, "seq">, now: number, only?: string): Promise<void> {
-    const seq = (this.metaNumber("seq") ?? 0) + 1;
+    const seq = (this.store.number("seq") ?? 0) + 1;
     const presence: Presence = { ...view, seq };
-    this.setMeta("seq", seq);
-    this.setMeta("published", JSON.stringify(presence));
-    this.setMeta("published_at", now);
-    this.setMeta("publish_at", null);
+    this.store.set("seq", seq);
+    this.store.set("published", JSON.stringify(presence));
+    this.store.set("published_at", now);
+    this.store.set("publish_at", null);
     await this.fanOut(presence, now, only);
   }
 
@@ -491,15 +380,7 @@ export class UserPresence extends DurableObject<Env> {
    * the user were offline), except the one push that hides or unhides.
    */
   private async fanOut(presence: Presence, now: number, only?: string): Promise<void> {
-    this.sql.exec(`DELETE FROM watchers WHERE lease_expires_at <= ?`, now);
-    const watchers = only
-      ? this.sql.exec(`SELECT watcher_id FROM watchers WHERE watcher_id = ?`, only).toArray()
-      : this.sql.exec(`SELECT w.watcher_id FROM watchers w LEFT JOIN friends f ON f.friend_id = w.watcher_id WHERE COALESCE(f.hidden, 0) = 0`).toArray();
-    await this.pushPresence(
-      watchers.map((r) => String(r.watcher_id)),
-      presence,
-      now,
-    );
+    await this.pushPresence(this.store.fanOutTargets(now, only), presence, now);
   }
 
   private async pushPresence(watchers: string[], presence: Presence, now: number): Promise<void> {
@@ -512,8 +393,8 @@ export class UserPresence extends DurableObject<Env> {
       results.forEach((result, j) => {
         const watcher = chunk[j]!;
         if (result.status === "rejected") this.enqueue("presence", watcher, now);
-        else if (!result.value) this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, watcher);
-        else this.sql.exec(`DELETE FROM outbox WHERE key = ?`, `presence:${watcher}`);
+        else if (!result.value) this.store.removeWatcher(watcher);
+        else this.store.deliveredKeyed("presence", watcher);
       });
     }
   }
@@ -522,16 +403,16 @@ export class UserPresence extends DurableObject<Env> {
 
   /** Called when the user gets a live client: take a lease on every friend and cache their presence. */
   private async startWatching(now: number): Promise<void> {
-    await this.watchFriends(this.friendIds(), now);
+    await this.watchFriends(this.store.friendIds(), now);
   }
 
   private async renewWatches(now: number): Promise<void> {
-    await this.watchFriends(this.friendIds(), now);
+    await this.watchFriends(this.store.friendIds(), now);
   }
 
   private async watchFriends(friends: string[], now: number): Promise<void> {
     const userId = this.userId;
-    this.setMeta("watch_renew_at", now + Math.floor(this.config.watchLeaseMs / 2));
+    this.store.set("watch_renew_at", now + Math.floor(this.config.watchLeaseMs / 2));
     for (let i = 0; i < friends.length; i += FANOUT_CHUNK) {
       const chunk = friends.slice(i, i + FANOUT_CHUNK);
       const results = await Promise.allSettled(chunk.map((f) => withTimeout(this.stub(f).watch(f, userId, this.config.watchLeaseMs), this.config.rpcTimeoutMs)));
@@ -541,10 +422,10 @@ export class UserPresence extends DurableObject<Env> {
           // Renewal doubles as anti-entropy: a newer presence than the cache means a push was lost.
           if (this.cacheFriendPresence(result.value)) this.broadcast({ type: "presence", presence: result.value });
         }
-        else if (result.status === "fulfilled") this.forgetFriendPresence(friend);
+        else if (result.status === "fulfilled") this.store.uncache(friend);
         else {
           // Matrix's "don't know": show unknown rather than a stale or wrong answer, and retry.
-          const cached = this.cachedPresence(friend);
+          const cached = this.store.cached(friend);
           this.cacheFriendPresence({ ...(cached ?? offlinePresence(friend)), status: "unknown" }, true);
           this.enqueue("watch", friend, now);
         }
@@ -555,50 +436,33 @@ export class UserPresence extends DurableObject<Env> {
   /** Called when the user's last live client is gone: release every lease, drop the cache. */
   private async stopWatching(): Promise<void> {
     const userId = this.userId;
-    const friends = this.friendIds();
-    this.setMeta("watch_renew_at", null);
-    this.sql.exec(`DELETE FROM friend_presence`);
-    this.sql.exec(`DELETE FROM outbox WHERE kind = 'watch'`);
+    const friends = this.store.friendIds();
+    this.store.set("watch_renew_at", null);
+    this.store.uncache();
+    this.store.dropQueued(["watch"]);
     for (let i = 0; i < friends.length; i += FANOUT_CHUNK) {
       // Best effort: a lease that is not released expires, and the next push is refused anyway.
       await Promise.allSettled(friends.slice(i, i + FANOUT_CHUNK).map((f) => this.stub(f).unwatch(f, userId)));
     }
   }
 
-  private cachedPresence(friend: string): Presence | null {
-    const row = this.sql.exec(`SELECT presence FROM friend_presence WHERE friend_id = ?`, friend).toArray()[0];
-    return row ? (JSON.parse(String(row.presence)) as Presence) : null;
-  }
-
-  /** Stores a friend's presence if it is newer than what is cached; returns whether it was. */
+  /** Stores a friend's presence if it is newer than what is cached (or `force`); returns whether it was stored. */
   private cacheFriendPresence(presence: Presence, force = false): boolean {
-    const cached = this.cachedPresence(presence.userId);
+    const cached = this.store.cached(presence.userId);
     if (!force && cached && cached.status !== "unknown" && cached.seq >= presence.seq) return false;
-    this.sql.exec(
-      `INSERT INTO friend_presence (friend_id, seq, presence) VALUES (?, ?, ?)
-       ON CONFLICT(friend_id) DO UPDATE SET seq = excluded.seq, presence = excluded.presence`,
-      presence.userId,
-      presence.seq,
-      JSON.stringify(presence),
-    );
+    this.store.cache(presence);
     return true;
   }
 
-  private forgetFriendPresence(friend: string): void {
-    this.sql.exec(`DELETE FROM friend_presence WHERE friend_id = ?`, friend);
-  }
-
   private async onlineFriendsList(): Promise<Presence[]> {
-    if (this.getMeta("live") === "1") {
-      return this.sql
-        .exec(`SELECT presence FROM friend_presence ORDER BY friend_id`)
-        .toArray()
-        .map((r) => JSON.parse(String(r.presence)) as Presence)
+    if (this.store.get("live") === "1") {
+      return this.store
+        .cachedAll()
         .filter((p) => isShownOnline(p.status) || p.status === "unknown");
     }
     // No live client (an HTTP-only reader): ask each friend once, take no lease.
     const userId = this.userId;
-    const friends = this.friendIds();
+    const friends = this.store.friendIds();
     const online: Presence[] = [];
     for (let i = 0; i < friends.length; i += FANOUT_CHUNK) {
       const chunk = friends.slice(i, i + FANOUT_CHUNK);
@@ -616,21 +480,16 @@ export class UserPresence extends DurableObject<Env> {
   /** A friend with a live client takes (or renews) a lease on this user; returns this user's presence, or null for non-friends. */
   async watch(self: string, watcher: string, leaseMs: number): Promise<Presence | null> {
     this.identify(self);
-    if (!this.isFriend(watcher)) return null;
-    this.sql.exec(
-      `INSERT INTO watchers (watcher_id, lease_expires_at) VALUES (?, ?)
-       ON CONFLICT(watcher_id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at`,
-      watcher,
-      Date.now() + Math.min(Math.max(leaseMs, 1_000), 3_600_000),
-    );
+    if (!this.store.isFriend(watcher)) return null;
+    this.store.putWatcher(watcher, Date.now() + Math.min(Math.max(leaseMs, 1_000), 3_600_000));
     // A friend this live user does not know the presence of yet: the friendship is new, watch back.
-    if (this.getMeta("live") === "1" && !this.cachedPresence(watcher)) void this.watchNewFriend(watcher, Date.now()).catch(() => undefined);
+    if (this.store.get("live") === "1" && !this.store.cached(watcher)) void this.watchNewFriend(watcher, Date.now()).catch(() => undefined);
     return this.viewFor(watcher, await this.currentPresence());
   }
 
   async unwatch(self: string, watcher: string): Promise<void> {
     this.identify(self);
-    this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, watcher);
+    this.store.removeWatcher(watcher);
   }
 
   /**
@@ -640,8 +499,8 @@ export class UserPresence extends DurableObject<Env> {
    */
   async receivePresence(self: string, from: string, presence: Presence): Promise<boolean> {
     this.identify(self);
-    if (!this.isFriend(from) || presence.userId !== from) return false;
-    if (this.getMeta("live") !== "1") return false;
+    if (!this.store.isFriend(from) || presence.userId !== from) return false;
+    if (this.store.get("live") !== "1") return false;
     if (this.cacheFriendPresence(presence)) this.broadcast({ type: "presence", presence });
     return true;
   }
@@ -650,7 +509,7 @@ export class UserPresence extends DurableObject<Env> {
   async presenceFor(self: string, requester: string): Promise<Presence | null> {
     this.identify(self);
     if (requester === self) return this.selfPresence(Date.now());
-    if (!this.isFriend(requester)) return null;
+    if (!this.store.isFriend(requester)) return null;
     return this.viewFor(requester, await this.currentPresence());
   }
 
@@ -660,18 +519,17 @@ export class UserPresence extends DurableObject<Env> {
    * can read changes while the user is active.
    */
   private viewFor(friend: string, presence: Presence): Presence {
-    const row = this.sql.exec(`SELECT hidden, hidden_view FROM friends WHERE friend_id = ?`, friend).toArray()[0];
-    return row && Number(row.hidden) === 1 && row.hidden_view ? (JSON.parse(String(row.hidden_view)) as Presence) : presence;
+    return this.store.hiddenView(friend) ?? presence;
   }
 
   /** What friends see right now; re-checks TTLs first so a late alarm never shows a ghost. */
   private async currentPresence(): Promise<Presence> {
     const now = Date.now();
     const { view } = this.friendsView(now);
-    const published = this.publishedPresence();
+    const published = this.store.published(this.userId);
     if (classifyChange(published, view) === "significant") {
       await this.refresh(now);
-      return this.publishedPresence();
+      return this.store.published(this.userId);
     }
     return published;
   }
@@ -682,7 +540,7 @@ export class UserPresence extends DurableObject<Env> {
   async lookup(self: string, target: string): Promise<Presence | null> {
     this.register(self);
     if (target === self) return this.selfPresence(Date.now());
-    if (!this.isFriend(target)) return null;
+    if (!this.store.isFriend(target)) return null;
     return this.stub(target).presenceFor(target, self);
   }
 
@@ -711,7 +569,7 @@ export class UserPresence extends DurableObject<Env> {
     this.register(self);
     if (other === self) return { ok: false, code: "cannot_befriend_self", message: "that is you" };
     const now = Date.now();
-    const edge = this.readEdge(other);
+    const edge = this.store.edge(other);
     const plan = planLocal(edge, op);
     if (!plan.ok) return plan;
     const limit = this.limitRefusal(deriveState(edge), deriveState(plan.edge));
@@ -723,14 +581,14 @@ export class UserPresence extends DurableObject<Env> {
       await this.deliverOutbox(now, other);
     }
     await this.scheduleAlarm(now);
-    const final = deriveState(this.readEdge(other));
+    const final = deriveState(this.store.edge(other));
     if (op === "request" && final === "none") {
       return this.lastReplies.get(other) === "limit"
         ? { ok: false, code: "request_limit", message: "that user cannot take more friend requests or friends" }
         : { ok: false, code: "user_not_found", message: "no such user" };
     }
     if (op === "accept" && final !== "friends") return { ok: false, code: "no_pending_request", message: "the request was withdrawn" };
-    return { ok: true, userId: other, state: final, pending: this.hasPendingEdges(other) };
+    return { ok: true, userId: other, state: final, pending: this.store.hasPendingEdges(other) };
   }
 
   /** Admin: make each pair friends (or not) through the same path as users' own operations. */
@@ -738,7 +596,7 @@ export class UserPresence extends DurableObject<Env> {
     this.register(self);
     const targets = [...new Set(others)].filter((o) => o !== self);
     if (state === "friends") {
-      const current = new Set(this.friendIds());
+      const current = new Set(this.store.friendIds());
       const added = targets.filter((t) => !current.has(t)).length;
       if (current.size + added > this.config.maxFriends) {
         return { ok: false, code: "friend_limit", message: `${self} would have more than ${this.config.maxFriends} friends` };
@@ -746,7 +604,7 @@ export class UserPresence extends DurableObject<Env> {
     }
     const now = Date.now();
     for (const other of targets) {
-      const edge = this.readEdge(other);
+      const edge = this.store.edge(other);
       const plan = planLocal(edge, state === "friends" ? "befriend" : "unfriend");
       if (!plan.ok) continue;
       await this.writeEdge(other, plan.edge, "local", null);
@@ -755,16 +613,16 @@ export class UserPresence extends DurableObject<Env> {
     }
     await this.deliverOutbox(now, targets);
     await this.scheduleAlarm(now);
-    return { ok: true, pending: targets.filter((t) => this.hasPendingEdges(t)) };
+    return { ok: true, pending: targets.filter((t) => this.store.hasPendingEdges(t)) };
   }
 
   /** A change of intent from `from`'s object. Idempotent (duplicates are ignored by version). */
   async receiveEdge(self: string, from: string, message: EdgeMessage, text: string | null = null): Promise<EdgeReply> {
     this.identify(self);
-    if (message.force) this.setMeta("registered", 1);
-    const counts = this.edgeCounts();
-    const { edge, reply } = applyRemote(this.readEdge(from), message, {
-      registered: this.getMeta("registered") === "1",
+    if (message.force) this.store.set("registered", 1);
+    const counts = this.store.edgeCounts();
+    const { edge, reply } = applyRemote(this.store.edge(from), message, {
+      registered: this.store.get("registered") === "1",
       pendingLimitReached: counts.incoming >= this.config.maxPendingRequests,
       friendLimitReached: counts.friends >= this.config.maxFriends,
     });
@@ -774,14 +632,15 @@ export class UserPresence extends DurableObject<Env> {
 
   async friends(self: string): Promise<FriendList> {
     this.register(self);
-    const rows = this.sql.exec(`SELECT friend_id, state, message, hidden, since FROM friends ORDER BY friend_id`).toArray();
+    const rows = this.store.edges();
     const of = (state: EdgeState) => rows.filter((r) => r.state === state);
+    const request = ({ userId, message, since }: EdgeRow) => ({ userId, message, since });
     return {
-      friends: of("friends").map((r) => String(r.friend_id)),
-      incoming: of("incoming").map((r) => ({ userId: String(r.friend_id), message: (r.message as string | null) ?? null, since: Number(r.since) })),
-      outgoing: of("outgoing").map((r) => ({ userId: String(r.friend_id), message: (r.message as string | null) ?? null, since: Number(r.since) })),
-      blocked: of("blocked").map((r) => String(r.friend_id)),
-      hiddenFrom: of("friends").filter((r) => Number(r.hidden) === 1).map((r) => String(r.friend_id)),
+      friends: of("friends").map((r) => r.userId),
+      incoming: of("incoming").map(request),
+      outgoing: of("outgoing").map(request),
+      blocked: of("blocked").map((r) => r.userId),
+      hiddenFrom: of("friends").filter((r) => r.hidden).map((r) => r.userId),
       shareLocation: this.shareLocation(),
     };
   }
@@ -792,21 +651,16 @@ export class UserPresence extends DurableObject<Env> {
     const now = Date.now();
     if (change.hide) {
       const friend = change.hide.userId;
-      if (!this.isFriend(friend)) return null;
+      if (!this.store.isFriend(friend)) return null;
       const { view } = this.friendsView(now);
-      const frozen = offlinePresence(self, view.lastActiveAt ?? this.metaNumber("last_active_at"), (this.metaNumber("seq") ?? 0) + 1);
-      this.sql.exec(
-        `UPDATE friends SET hidden = ?, hidden_view = ? WHERE friend_id = ?`,
-        change.hide.hidden ? 1 : 0,
-        change.hide.hidden ? JSON.stringify(frozen) : null,
-        friend,
-      );
+      const frozen = offlinePresence(self, view.lastActiveAt ?? this.store.number("last_active_at"), (this.store.number("seq") ?? 0) + 1);
+      this.store.setHidden(friend, change.hide.hidden ? frozen : null);
       // A new seq, pushed to that friend only: they replace what they hold (with the frozen
       // offline shape, or with the truth again); nobody else is told anything.
       await this.publish(view, now, friend);
     }
     if (change.shareLocation) {
-      this.setMeta("share_location", change.shareLocation === "none" ? "none" : null);
+      this.store.set("share_location", change.shareLocation === "none" ? "none" : null);
       await this.refresh(now);
     }
     await this.scheduleAlarm(now);
@@ -814,23 +668,11 @@ export class UserPresence extends DurableObject<Env> {
   }
 
   private shareLocation(): "all" | "none" {
-    return this.getMeta("share_location") === "none" ? "none" : "all";
-  }
-
-  private readEdge(other: string): Edge {
-    const row = this.sql.exec(`SELECT mine, my_version, theirs, their_version FROM friends WHERE friend_id = ?`, other).toArray()[0];
-    if (!row) return NO_EDGE;
-    return { mine: row.mine as Intent, myVersion: Number(row.my_version), theirs: row.theirs as Edge["theirs"], theirVersion: Number(row.their_version) };
-  }
-
-  private edgeCounts(): Record<EdgeState, number> {
-    const counts: Record<EdgeState, number> = { none: 0, outgoing: 0, incoming: 0, friends: 0, blocked: 0 };
-    for (const r of this.sql.exec(`SELECT state, COUNT(*) AS n FROM friends GROUP BY state`).toArray()) counts[r.state as EdgeState] = Number(r.n);
-    return counts;
+    return this.store.get("share_location") === "none" ? "none" : "all";
   }
 
   private limitRefusal(state: EdgeState, next: EdgeState): FriendshipResult | null {
-    const counts = this.edgeCounts();
+    const counts = this.store.edgeCounts();
     if (next === "friends" && state !== "friends" && counts.friends >= this.config.maxFriends) {
       return { ok: false, code: "friend_limit", message: `at most ${this.config.maxFriends} friends` };
     }
@@ -838,10 +680,6 @@ export class UserPresence extends DurableObject<Env> {
       return { ok: false, code: "request_limit", message: `at most ${this.config.maxPendingRequests} pending requests` };
     }
     return null;
-  }
-
-  private hasPendingEdges(other: string): boolean {
-    return this.sql.exec(`SELECT 1 FROM outbox WHERE kind = 'edge' AND target = ? LIMIT 1`, other).toArray().length > 0;
   }
 
   /**
@@ -852,50 +690,24 @@ export class UserPresence extends DurableObject<Env> {
    * the other object would refuse a non-friend's watch).
    */
   private async writeEdge(other: string, edge: Edge, cause: "local" | "remote" | "reply", text: string | null): Promise<void> {
-    const previous = deriveState(this.readEdge(other));
+    const previous = deriveState(this.store.edge(other));
     const next = deriveState(edge);
     const now = Date.now();
-    const untouched = edge.mine === "none" && edge.theirs === "none" && edge.myVersion === 0 && edge.theirVersion === 0;
-    if (!untouched) {
-      // Rows are kept after a friendship ends: their versions keep later messages in order.
-      this.sql.exec(
-        `INSERT INTO friends (friend_id, state, mine, my_version, theirs, their_version, message, hidden, since)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
-         ON CONFLICT(friend_id) DO UPDATE SET state = excluded.state, mine = excluded.mine, my_version = excluded.my_version,
-           theirs = excluded.theirs, their_version = excluded.their_version,
-           message = CASE WHEN excluded.state IN ('incoming', 'outgoing') THEN COALESCE(excluded.message, message) ELSE NULL END,
-           hidden = CASE WHEN excluded.state = 'friends' THEN hidden ELSE 0 END,
-           hidden_view = CASE WHEN excluded.state = 'friends' THEN hidden_view ELSE NULL END,
-           since = CASE WHEN excluded.state = state THEN since ELSE excluded.since END`,
-        other,
-        next,
-        edge.mine,
-        edge.myVersion,
-        edge.theirs,
-        edge.theirVersion,
-        next === "incoming" || next === "outgoing" ? text : null,
-        now,
-      );
-    }
+    this.store.writeEdge(other, edge, text, now);
     if (previous === next) return;
     if (previous === "friends") {
-      this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, other);
-      this.sql.exec(`DELETE FROM outbox WHERE target = ? AND kind IN ('presence', 'watch')`, other);
-      this.forgetFriendPresence(other);
+      this.store.removeWatcher(other);
+      this.store.dropQueued(["presence", "watch"], other);
+      this.store.uncache(other);
     }
     for (const event of transitionEvents(previous, next, cause)) {
       if (event.type === "friend_added") {
         if (cause === "remote") await this.watchNewFriend(other, now);
         continue;
       }
-      const message = event.type === "friend_request" ? this.requestNote(other) : undefined;
+      const message = event.type === "friend_request" ? this.store.requestNote(other) : undefined;
       this.broadcast({ ...event, userId: other, ...(message !== undefined ? { message } : {}) } as ServerMessage);
     }
-  }
-
-  private requestNote(other: string): string | null {
-    const row = this.sql.exec(`SELECT message FROM friends WHERE friend_id = ?`, other).toArray()[0];
-    return (row?.message as string | null | undefined) ?? null;
   }
 
   /**
@@ -905,7 +717,7 @@ export class UserPresence extends DurableObject<Env> {
    * and the `announcing` set make it happen once.
    */
   private async watchNewFriend(other: string, now: number): Promise<void> {
-    if (this.getMeta("live") !== "1" || !this.isFriend(other) || this.cachedPresence(other) || this.announcing.has(other)) return;
+    if (this.store.get("live") !== "1" || !this.store.isFriend(other) || this.store.cached(other) || this.announcing.has(other)) return;
     this.announcing.add(other);
     try {
       let presence: Presence | null;
@@ -916,7 +728,7 @@ export class UserPresence extends DurableObject<Env> {
         this.enqueue("watch", other, now);
       }
       // null: the other side has not recorded the friendship yet; its first watch of this user brings us back here.
-      if (!presence || !this.isFriend(other)) return;
+      if (!presence || !this.store.isFriend(other)) return;
       this.cacheFriendPresence(presence, true);
       this.broadcast({ type: "friend_added", userId: other, presence });
     } finally {
@@ -926,26 +738,12 @@ export class UserPresence extends DurableObject<Env> {
 
   // ─── outbox and alarm ──────────────────────────────────────────────────────
 
-  /** Presence pushes and watch retries: one row per target, the latest wins. */
   private enqueue(kind: "presence" | "watch", target: string, now: number): void {
-    this.sql.exec(
-      `INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (?, ?, ?, '{}', 0, ?)
-       ON CONFLICT(key) DO NOTHING`,
-      `${kind}:${target}`,
-      target,
-      kind,
-      now + backoffMs(0),
-    );
+    this.store.enqueueKeyed(kind, target, now + backoffMs(0));
   }
 
-  /** Edge messages: queued in order per target, never merged. */
   private enqueueEdge(target: string, payload: EdgePayload, now: number): void {
-    this.sql.exec(
-      `INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (NULL, ?, 'edge', ?, 0, ?)`,
-      target,
-      JSON.stringify(payload),
-      now,
-    );
+    this.store.enqueueEdge(target, JSON.stringify(payload), now);
   }
 
   /**
@@ -955,7 +753,7 @@ export class UserPresence extends DurableObject<Env> {
    */
   private async deliverOutbox(now: number, force?: string | string[]): Promise<void> {
     const forced = new Set(typeof force === "string" ? [force] : (force ?? []));
-    const rows = this.sql.exec(`SELECT * FROM outbox ORDER BY id`).toArray() as unknown as OutboxRow[];
+    const rows = this.store.outbox();
     if (rows.length === 0) return;
     const due = (row: OutboxRow) => forced.has(row.target) || Number(row.next_attempt_at) <= now;
     const queues = new Map<string, OutboxRow[]>();
@@ -978,12 +776,12 @@ export class UserPresence extends DurableObject<Env> {
   private async attempt(row: OutboxRow, now: number): Promise<boolean> {
     try {
       await withTimeout(this.deliver(this.userId, row), this.config.rpcTimeoutMs);
-      this.sql.exec(`DELETE FROM outbox WHERE id = ?`, row.id);
+      this.store.delivered(row.id);
       return true;
     } catch (error) {
       const attempts = Number(row.attempts) + 1;
       console.warn(`outbox ${row.kind} to ${row.target} failed (attempt ${attempts})`, String(error));
-      this.sql.exec(`UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`, attempts, now + backoffMs(attempts), row.id);
+      this.store.failed(row.id, attempts, now + backoffMs(attempts));
       return false;
     }
   }
@@ -994,42 +792,35 @@ export class UserPresence extends DurableObject<Env> {
       const { text, announce, ...message } = JSON.parse(row.payload) as EdgePayload;
       const reply = await this.stub(target).receiveEdge(target, userId, message, text);
       this.lastReplies.set(target, reply);
-      await this.writeEdge(target, onReply(this.readEdge(target), message, reply), "reply", null);
+      await this.writeEdge(target, onReply(this.store.edge(target), message, reply), "reply", null);
       if (announce && reply === "ok") await this.watchNewFriend(target, Date.now());
     } else if (row.kind === "presence") {
-      if (!this.isFriend(target)) return;
-      const accepted = await this.stub(target).receivePresence(target, userId, this.viewFor(target, this.publishedPresence()));
-      if (!accepted) this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, target);
+      if (!this.store.isFriend(target)) return;
+      const accepted = await this.stub(target).receivePresence(target, userId, this.viewFor(target, this.store.published(this.userId)));
+      if (!accepted) this.store.removeWatcher(target);
     } else if (row.kind === "watch") {
-      if (this.getMeta("live") !== "1" || !this.isFriend(target)) return;
+      if (this.store.get("live") !== "1" || !this.store.isFriend(target)) return;
       const presence = await this.stub(target).watch(target, userId, this.config.watchLeaseMs);
       if (presence) {
         if (this.cacheFriendPresence(presence, true)) this.broadcast({ type: "presence", presence });
-      } else this.forgetFriendPresence(target);
+      } else this.store.uncache(target);
     }
   }
 
   private async scheduleAlarm(now: number): Promise<void> {
-    const devices = this.readDevices();
-    // Only the head of each target's edge queue can be delivered; the rows behind it wait for it.
-    const outboxNext = this.sql
-      .exec(
-        `SELECT MIN(next_attempt_at) AS next FROM outbox o
-         WHERE kind != 'edge' OR id = (SELECT MIN(id) FROM outbox h WHERE h.kind = 'edge' AND h.target = o.target)`,
-      )
-      .one().next;
+    const devices = this.store.devices();
     const deadline = nextDeadline([
       ...devices.map((d) => deviceDeadline(d, this.config.ttlMs)),
-      this.metaNumber("publish_at"),
-      this.getMeta("live") === "1" ? this.metaNumber("watch_renew_at") : null,
-      outboxNext === null ? null : Number(outboxNext),
+      this.store.number("publish_at"),
+      this.store.get("live") === "1" ? this.store.number("watch_renew_at") : null,
+      this.store.nextOutboxAttempt(),
     ]);
     if (deadline === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(alarmTime(deadline, now));
   }
 
   override async alarm(): Promise<void> {
-    if (this.getMeta("user_id") === null) return;
+    if (this.store.get("user_id") === null) return;
     await this.refresh(Date.now());
   }
 }

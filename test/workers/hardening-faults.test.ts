@@ -34,7 +34,7 @@ function injectPrivate(userId: string, method: string, impl: (original: () => Pr
   const original = proto[method];
   proto[method] = function (this: any, ...args: unknown[]) {
     const call = () => original.apply(this, args);
-    const owner = this.sql.exec(`SELECT value FROM meta WHERE key = 'user_id'`).toArray()[0]?.value;
+    const owner = this.store.get("user_id");
     return owner === userId ? impl(call) : call();
   };
   restores.push(() => (proto[method] = original));

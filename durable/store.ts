@@ -1,0 +1,335 @@
+/**
+ * UserStore: the SQLite rows of one user's Durable Object, named in presence
+ * terms. Every statement binds its values; cursors are read fully before
+ * returning, so callers may `await` freely afterwards.
+ */
+import { deriveState, NO_EDGE, type Edge, type EdgeState, type Intent } from "../src/presence/friendship";
+import { offlinePresence } from "../src/presence/protocol";
+import type { DeviceKind, DeviceState, DeviceStatus, Presence, Transport } from "../src/presence/types";
+
+/** Append-only: a deployed object runs every migration it has not run yet. */
+const MIGRATIONS: string[][] = [
+  [
+    `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+    `CREATE TABLE devices (
+       device_id TEXT PRIMARY KEY, kind TEXT NOT NULL, transport TEXT NOT NULL,
+       status TEXT, status_text TEXT, realm TEXT, x REAL, y REAL, z REAL,
+       last_heartbeat_at INTEGER, last_seen_at INTEGER NOT NULL)`,
+    // This user's side of each edge (src/presence/friendship.ts): own intent, the other's last
+    // heard intent, and the derived state (outgoing | incoming | friends | blocked) for queries.
+    `CREATE TABLE friends (friend_id TEXT PRIMARY KEY, state TEXT NOT NULL,
+       mine TEXT NOT NULL, my_version INTEGER NOT NULL, theirs TEXT NOT NULL, their_version INTEGER NOT NULL,
+       message TEXT, hidden INTEGER NOT NULL DEFAULT 0, hidden_view TEXT, since INTEGER NOT NULL)`,
+    `CREATE TABLE watchers (watcher_id TEXT PRIMARY KEY, lease_expires_at INTEGER NOT NULL)`,
+    `CREATE TABLE friend_presence (friend_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, presence TEXT NOT NULL)`,
+    // Calls to other users' objects that must arrive. Edges are queued in id order per
+    // target; presence/watch rows are keyed (one per target, the latest wins).
+    `CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE, target TEXT NOT NULL, kind TEXT NOT NULL,
+       payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL)`,
+  ],
+];
+
+export type OutboxKind = "edge" | "presence" | "watch";
+export interface OutboxRow {
+  id: number;
+  key: string | null;
+  target: string;
+  kind: OutboxKind;
+  payload: string;
+  attempts: number;
+  next_attempt_at: number;
+}
+
+export interface EdgeRow {
+  userId: string;
+  state: EdgeState;
+  message: string | null;
+  hidden: boolean;
+  since: number;
+}
+
+export class UserStore {
+  private readonly sql: SqlStorage;
+
+  constructor(storage: DurableObjectStorage) {
+    this.sql = storage.sql;
+    // PRAGMA user_version is not allowed here; the schema version lives in its own table.
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`);
+    const version = Number(this.sql.exec(`SELECT MAX(version) AS v FROM schema_version`).one().v ?? 0);
+    if (version >= MIGRATIONS.length) return;
+    storage.transactionSync(() => {
+      for (let v = version; v < MIGRATIONS.length; v++) for (const statement of MIGRATIONS[v]!) this.sql.exec(statement);
+      this.sql.exec(`DELETE FROM schema_version`);
+      this.sql.exec(`INSERT INTO schema_version (version) VALUES (?)`, MIGRATIONS.length);
+    });
+  }
+
+  // ─── meta: single values ─────────────────────────────────────────────────
+
+  get(key: string): string | null {
+    const row = this.sql.exec(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0];
+    return row ? String(row.value) : null;
+  }
+
+  number(key: string): number | null {
+    const value = this.get(key);
+    return value === null ? null : Number(value);
+  }
+
+  set(key: string, value: string | number | null): void {
+    if (value === null) this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
+    else this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, String(value));
+  }
+
+  // ─── devices ─────────────────────────────────────────────────────────────
+
+  devices(): DeviceState[] {
+    return this.sql
+      .exec(`SELECT * FROM devices`)
+      .toArray()
+      .map((r) => ({
+        deviceId: String(r.device_id),
+        kind: r.kind as DeviceKind,
+        transport: r.transport as Transport,
+        status: (r.status as DeviceStatus | null) ?? null,
+        statusText: (r.status_text as string | null) ?? null,
+        realm: (r.realm as string | null) ?? null,
+        position: r.x === null ? null : { x: Number(r.x), y: Number(r.y), z: Number(r.z) },
+        lastHeartbeatAt: r.last_heartbeat_at === null ? null : Number(r.last_heartbeat_at),
+        lastSeenAt: Number(r.last_seen_at),
+      }));
+  }
+
+  /** A socket connected: a new device is live but not shown; a known one keeps its last heartbeat. */
+  connectDevice(deviceId: string, kind: DeviceKind, now: number): void {
+    this.sql.exec(
+      `INSERT INTO devices (device_id, kind, transport, last_seen_at) VALUES (?, ?, 'ws', ?)
+       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, transport = 'ws', last_seen_at = excluded.last_seen_at`,
+      deviceId,
+      kind,
+      now,
+    );
+  }
+
+  heartbeatDevice(device: Omit<DeviceState, "lastSeenAt" | "lastHeartbeatAt">, now: number): void {
+    this.sql.exec(
+      `INSERT INTO devices (device_id, kind, transport, status, status_text, realm, x, y, z, last_heartbeat_at, last_seen_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, status_text = excluded.status_text,
+         realm = excluded.realm, x = excluded.x, y = excluded.y, z = excluded.z,
+         last_heartbeat_at = excluded.last_heartbeat_at, last_seen_at = excluded.last_seen_at`,
+      device.deviceId,
+      device.kind,
+      device.transport,
+      device.status,
+      device.statusText,
+      device.realm,
+      device.position?.x ?? null,
+      device.position?.y ?? null,
+      device.position?.z ?? null,
+      now,
+      now,
+    );
+  }
+
+  /** Any sign of life (a frame, a ping answered by the runtime). */
+  touchDevice(deviceId: string, at: number): void {
+    this.sql.exec(`UPDATE devices SET last_seen_at = MAX(last_seen_at, ?) WHERE device_id = ?`, at, deviceId);
+  }
+
+  removeDevice(deviceId: string, onlyTransport?: Transport): void {
+    if (onlyTransport) this.sql.exec(`DELETE FROM devices WHERE device_id = ? AND transport = ?`, deviceId, onlyTransport);
+    else this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, deviceId);
+  }
+
+  // ─── friendship edges ────────────────────────────────────────────────────
+
+  edge(other: string): Edge {
+    const row = this.sql.exec(`SELECT mine, my_version, theirs, their_version FROM friends WHERE friend_id = ?`, other).toArray()[0];
+    if (!row) return NO_EDGE;
+    return { mine: row.mine as Intent, myVersion: Number(row.my_version), theirs: row.theirs as Edge["theirs"], theirVersion: Number(row.their_version) };
+  }
+
+  /** Stores this side of an edge. Rows are kept after a friendship ends: their versions order later messages. */
+  writeEdge(other: string, edge: Edge, text: string | null, now: number): void {
+    if (edge.mine === "none" && edge.theirs === "none" && edge.myVersion === 0 && edge.theirVersion === 0) return;
+    const state = deriveState(edge);
+    this.sql.exec(
+      `INSERT INTO friends (friend_id, state, mine, my_version, theirs, their_version, message, hidden, since)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
+       ON CONFLICT(friend_id) DO UPDATE SET state = excluded.state, mine = excluded.mine, my_version = excluded.my_version,
+         theirs = excluded.theirs, their_version = excluded.their_version,
+         message = CASE WHEN excluded.state IN ('incoming', 'outgoing') THEN COALESCE(excluded.message, message) ELSE NULL END,
+         hidden = CASE WHEN excluded.state = 'friends' THEN hidden ELSE 0 END,
+         hidden_view = CASE WHEN excluded.state = 'friends' THEN hidden_view ELSE NULL END,
+         since = CASE WHEN excluded.state = state THEN since ELSE excluded.since END`,
+      other,
+      state,
+      edge.mine,
+      edge.myVersion,
+      edge.theirs,
+      edge.theirVersion,
+      state === "incoming" || state === "outgoing" ? text : null,
+      now,
+    );
+  }
+
+  edges(): EdgeRow[] {
+    return this.sql
+      .exec(`SELECT friend_id, state, message, hidden, since FROM friends WHERE state != 'none' ORDER BY friend_id`)
+      .toArray()
+      .map((r) => ({
+        userId: String(r.friend_id),
+        state: r.state as EdgeState,
+        message: (r.message as string | null) ?? null,
+        hidden: Number(r.hidden) === 1,
+        since: Number(r.since),
+      }));
+  }
+
+  requestNote(other: string): string | null {
+    const row = this.sql.exec(`SELECT message FROM friends WHERE friend_id = ?`, other).toArray()[0];
+    return (row?.message as string | null | undefined) ?? null;
+  }
+
+  friendIds(): string[] {
+    return this.sql.exec(`SELECT friend_id FROM friends WHERE state = 'friends'`).toArray().map((r) => String(r.friend_id));
+  }
+
+  isFriend(userId: string): boolean {
+    return this.sql.exec(`SELECT 1 FROM friends WHERE friend_id = ? AND state = 'friends'`, userId).toArray().length > 0;
+  }
+
+  edgeCounts(): Record<EdgeState, number> {
+    const counts: Record<EdgeState, number> = { none: 0, outgoing: 0, incoming: 0, friends: 0, blocked: 0 };
+    for (const r of this.sql.exec(`SELECT state, COUNT(*) AS n FROM friends GROUP BY state`).toArray()) counts[r.state as EdgeState] = Number(r.n);
+    return counts;
+  }
+
+  /** Hide from a friend with the frozen view they will see, or unhide (`view` null). */
+  setHidden(friend: string, view: Presence | null): void {
+    this.sql.exec(`UPDATE friends SET hidden = ?, hidden_view = ? WHERE friend_id = ?`, view ? 1 : 0, view ? JSON.stringify(view) : null, friend);
+  }
+
+  hiddenView(friend: string): Presence | null {
+    const row = this.sql.exec(`SELECT hidden, hidden_view FROM friends WHERE friend_id = ?`, friend).toArray()[0];
+    return row && Number(row.hidden) === 1 && row.hidden_view ? (JSON.parse(String(row.hidden_view)) as Presence) : null;
+  }
+
+  // ─── watchers: friends holding a lease on this user ──────────────────────
+
+  putWatcher(watcher: string, expiresAt: number): void {
+    this.sql.exec(
+      `INSERT INTO watchers (watcher_id, lease_expires_at) VALUES (?, ?)
+       ON CONFLICT(watcher_id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at`,
+      watcher,
+      expiresAt,
+    );
+  }
+
+  removeWatcher(watcher: string): void {
+    this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, watcher);
+  }
+
+  /** Watchers with a valid lease (expired ones are dropped here: leases expire lazily), except those hidden from. */
+  fanOutTargets(now: number, only?: string): string[] {
+    this.sql.exec(`DELETE FROM watchers WHERE lease_expires_at <= ?`, now);
+    const rows = only
+      ? this.sql.exec(`SELECT watcher_id FROM watchers WHERE watcher_id = ?`, only).toArray()
+      : this.sql.exec(`SELECT w.watcher_id FROM watchers w LEFT JOIN friends f ON f.friend_id = w.watcher_id WHERE COALESCE(f.hidden, 0) = 0`).toArray();
+    return rows.map((r) => String(r.watcher_id));
+  }
+
+  // ─── friend_presence: cache of watched friends ───────────────────────────
+
+  cached(friend: string): Presence | null {
+    const row = this.sql.exec(`SELECT presence FROM friend_presence WHERE friend_id = ?`, friend).toArray()[0];
+    return row ? (JSON.parse(String(row.presence)) as Presence) : null;
+  }
+
+  cachedAll(): Presence[] {
+    return this.sql
+      .exec(`SELECT presence FROM friend_presence ORDER BY friend_id`)
+      .toArray()
+      .map((r) => JSON.parse(String(r.presence)) as Presence);
+  }
+
+  cache(presence: Presence): void {
+    this.sql.exec(
+      `INSERT INTO friend_presence (friend_id, seq, presence) VALUES (?, ?, ?)
+       ON CONFLICT(friend_id) DO UPDATE SET seq = excluded.seq, presence = excluded.presence`,
+      presence.userId,
+      presence.seq,
+      JSON.stringify(presence),
+    );
+  }
+
+  uncache(friend?: string): void {
+    if (friend === undefined) this.sql.exec(`DELETE FROM friend_presence`);
+    else this.sql.exec(`DELETE FROM friend_presence WHERE friend_id = ?`, friend);
+  }
+
+  // ─── outbox ──────────────────────────────────────────────────────────────
+
+  /** Presence pushes and watch retries: one row per (kind, target); an existing row stays as it is. */
+  enqueueKeyed(kind: "presence" | "watch", target: string, nextAttemptAt: number): void {
+    this.sql.exec(
+      `INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (?, ?, ?, '{}', 0, ?)
+       ON CONFLICT(key) DO NOTHING`,
+      `${kind}:${target}`,
+      target,
+      kind,
+      nextAttemptAt,
+    );
+  }
+
+  /** Edge messages: queued in order per target, never merged. */
+  enqueueEdge(target: string, payload: string, now: number): void {
+    this.sql.exec(`INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (NULL, ?, 'edge', ?, 0, ?)`, target, payload, now);
+  }
+
+  outbox(): OutboxRow[] {
+    return this.sql.exec(`SELECT * FROM outbox ORDER BY id`).toArray() as unknown as OutboxRow[];
+  }
+
+  delivered(id: number): void {
+    this.sql.exec(`DELETE FROM outbox WHERE id = ?`, id);
+  }
+
+  deliveredKeyed(kind: "presence" | "watch", target: string): void {
+    this.sql.exec(`DELETE FROM outbox WHERE key = ?`, `${kind}:${target}`);
+  }
+
+  failed(id: number, attempts: number, nextAttemptAt: number): void {
+    this.sql.exec(`UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`, attempts, nextAttemptAt, id);
+  }
+
+  /** Drops queued presence/watch work (for one target, or all of one kind). */
+  dropQueued(kinds: Array<"presence" | "watch">, target?: string): void {
+    for (const kind of kinds) {
+      if (target === undefined) this.sql.exec(`DELETE FROM outbox WHERE kind = ?`, kind);
+      else this.sql.exec(`DELETE FROM outbox WHERE kind = ? AND target = ?`, kind, target);
+    }
+  }
+
+  hasPendingEdges(target: string): boolean {
+    return this.sql.exec(`SELECT 1 FROM outbox WHERE kind = 'edge' AND target = ? LIMIT 1`, target).toArray().length > 0;
+  }
+
+  /** When the outbox next needs the alarm: only the head of each target's edge queue counts (the rest wait for it). */
+  nextOutboxAttempt(): number | null {
+    const next = this.sql
+      .exec(
+        `SELECT MIN(next_attempt_at) AS next FROM outbox o
+         WHERE kind != 'edge' OR id = (SELECT MIN(id) FROM outbox h WHERE h.kind = 'edge' AND h.target = o.target)`,
+      )
+      .one().next;
+    return next === null ? null : Number(next);
+  }
+
+  /** This user's presence as last published (what friends were told), or offline before the first. */
+  published(userId: string): Presence {
+    const json = this.get("published");
+    return json ? (JSON.parse(json) as Presence) : offlinePresence(userId, this.number("last_active_at"), this.number("seq") ?? 0);
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * The vars and secrets the worker gets in the workerd test pools (vitest.workers.config.ts
+ * and the workers project of vitest.fuzz.config.ts). Limits are small so tests reach them.
+ */
+export const WORKER_TEST_BINDINGS = {
+  JWT_SECRET: "workers-test-secret-0123456789abcdef",
+  ADMIN_TOKEN: "workers-test-admin",
+  PRESENCE_TTL_MS: "120000",
+  POSITION_COALESCE_MS: "1000",
+  DEV_MODE: "1",
+  MAX_DEVICES_PER_USER: "3",
+  MAX_FRIENDS: "20",
+  MAX_PENDING_REQUESTS: "3",
+  RPC_TIMEOUT_MS: "1000",
+  MAX_ERRORS_PER_WINDOW: "5",
+};

@@ -582,8 +582,10 @@ export class UserPresence extends DurableObject<Env> {
     }
     await this.scheduleAlarm(now);
     const final = deriveState(this.store.edge(other));
+    const reply = this.lastReplies.get(other);
+    this.lastReplies.delete(other);
     if (op === "request" && final === "none") {
-      return this.lastReplies.get(other) === "limit"
+      return reply === "limit"
         ? { ok: false, code: "request_limit", message: "that user cannot take more friend requests or friends" }
         : { ok: false, code: "user_not_found", message: "no such user" };
     }

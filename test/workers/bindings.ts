@@ -6,7 +6,7 @@ export const WORKER_TEST_BINDINGS = {
   JWT_SECRET: "workers-test-secret-0123456789abcdef",
   ADMIN_TOKEN: "workers-test-admin",
   PRESENCE_TTL_MS: "120000",
-  POSITION_COALESCE_MS: "1000",
+  POSITION_COALESCE_MS: "3000",
   DEV_MODE: "1",
   MAX_DEVICES_PER_USER: "3",
   MAX_FRIENDS: "20",

@@ -63,8 +63,8 @@ describe("per-user limit", () => {
   it("many sockets of one user cannot multiply the rate: the user's bucket runs out first", async () => {
     const a = user();
     const sockets = await Promise.all(["t1", "t2", "t3"].map((device) => Client.connect(a, { device })));
-    // 3 × 15 = 45 frames: under each socket's burst (20), over the user's (40).
-    for (const socket of sockets) for (let i = 0; i < 15; i++) socket.send({ type: "GetOnlineFriends", id: i });
+    // 3 × 19 = 57 frames: under each socket's burst (20), well over the user's (40) even with some refill.
+    for (const socket of sockets) for (let i = 0; i < 19; i++) socket.send({ type: "GetOnlineFriends", id: i });
     const limited = await Promise.any(sockets.map((s) => s.next((f) => f.type === "error" && f.code === "rate_limited", 3_000)));
     expect(limited.message).toMatch(/per second/);
   });

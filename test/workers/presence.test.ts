@@ -70,10 +70,15 @@ describe("presence between two friends", () => {
     await ca.heartbeat({ position: { x: 1, y: 0, z: 0 } });
     await ca.heartbeat({ position: { x: 2, y: 0, z: 0 } });
     await ca.heartbeat({ position: { x: 3, y: 0, z: 0 } });
-    // Within the coalescing interval nothing is pushed yet...
+    // Within the coalescing interval (3 s here) nothing is pushed yet, and the alarm is armed for its end...
     await watcher.expectNone((f) => f.type === "presence", 100);
-    // ...the alarm (scheduled for the end of the interval) publishes the latest position once.
-    await new Promise((r) => setTimeout(r, 1_000));
+    const [alarm, publishedAt] = await runInDurableObject(stubOf(a), async (_, state) => [
+      await state.storage.getAlarm(),
+      Number(state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'published_at'`).one().value),
+    ]);
+    expect(alarm).toBe(publishedAt! + 3_000);
+    // ...when the interval has passed (moved back here instead of waiting), the alarm publishes the latest position once.
+    await runInDurableObject(stubOf(a), (_, state) => state.storage.sql.exec(`UPDATE meta SET value = value - 3000 WHERE key = 'published_at'`));
     await runDurableObjectAlarm(stubOf(a));
     const moved = await watcher.presenceOf(a);
     expect(moved.position).toEqual({ x: 3, y: 0, z: 0 });

@@ -15,6 +15,8 @@ import {
   type ClientMessage,
   type DeviceKind,
   type DeviceStatus,
+  type FriendList,
+  type FriendshipState,
   type Position,
   type Presence,
   type RequestId,
@@ -89,6 +91,19 @@ export interface FriendRequest {
   message: string | null;
 }
 
+export interface FriendRequestEnded {
+  userId: string;
+  direction: "incoming" | "outgoing";
+  reason: "cancelled" | "rejected" | "failed";
+}
+
+/** What you now see about a user after a friendship operation; `pending`: the other side has not acknowledged yet. */
+export interface FriendshipResult {
+  userId: string;
+  state: FriendshipState;
+  pending: boolean;
+}
+
 export interface PresenceEvents {
   /** A friend became visible (online, away or busy). */
   online: (presence: Presence) => void;
@@ -98,8 +113,10 @@ export interface PresenceEvents {
   update: (update: PresenceUpdate) => void;
   friendAdded: (presence: Presence) => void;
   friendRemoved: (userId: string) => void;
-  /** A `friend_request` push, for servers that have friend requests (reserved: the v1 protocol has none). */
+  /** A friend request appeared: someone asked you (`incoming`), or you asked (`outgoing`, on all your devices). */
   friendRequest: (request: FriendRequest) => void;
+  /** A request went away without a friendship: withdrawn, rejected, or refused by the server (`failed`). */
+  friendRequestEnded: (ended: FriendRequestEnded) => void;
   connection: (event: ConnectionEvent) => void;
   /** Your own presence as friends see it (from heartbeat acknowledgements). */
   self: (presence: Presence) => void;
@@ -151,6 +168,10 @@ interface Pending {
 }
 
 type Reply<T extends ServerMessage["type"]> = Extract<ServerMessage, { type: T }>;
+
+function stripReply({ type: _type, id: _id, ...list }: Reply<"friends_list">): FriendList {
+  return list;
+}
 
 export class PresenceClient extends Emitter<PresenceEvents> {
   private readonly options: ConnectOptions;
@@ -294,6 +315,51 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     return this.sendHeartbeat();
   }
 
+  // ─── friendships (docs/FRIENDSHIPS.md); each rejects with a PresenceError whose code says why ───
+
+  /** Asks `userId` to be friends (accepts, if they asked you first). `user_not_found` also covers users who blocked you. */
+  sendFriendRequest(userId: string, message?: string): Promise<FriendshipResult> {
+    return this.friendship({ type: "SendFriendRequest", userId, ...(message ? { message } : {}) });
+  }
+  cancelFriendRequest(userId: string): Promise<FriendshipResult> {
+    return this.friendship({ type: "CancelFriendRequest", userId });
+  }
+  acceptFriendRequest(userId: string): Promise<FriendshipResult> {
+    return this.friendship({ type: "AcceptFriendRequest", userId });
+  }
+  rejectFriendRequest(userId: string): Promise<FriendshipResult> {
+    return this.friendship({ type: "RejectFriendRequest", userId });
+  }
+  removeFriend(userId: string): Promise<FriendshipResult> {
+    return this.friendship({ type: "RemoveFriend", userId });
+  }
+  block(userId: string): Promise<FriendshipResult> {
+    return this.friendship({ type: "BlockUser", userId });
+  }
+  unblock(userId: string): Promise<FriendshipResult> {
+    return this.friendship({ type: "UnblockUser", userId });
+  }
+
+  /** Your friends, pending requests both ways, blocks and privacy settings. */
+  async getFriendList(): Promise<FriendList> {
+    return stripReply(await this.request({ type: "ListFriends" }, "friends_list"));
+  }
+
+  /** Show yourself as offline to one friend (frozen: they learn nothing while you are active), or stop. */
+  async hidePresenceFrom(userId: string, hidden = true): Promise<FriendList> {
+    return stripReply(await this.request({ type: "HidePresence", userId, hidden }, "friends_list"));
+  }
+
+  /** Share realm and position with all friends, or with none (they still see your status). */
+  async setShareLocation(shareLocation: "all" | "none"): Promise<FriendList> {
+    return stripReply(await this.request({ type: "SetPrivacy", shareLocation }, "friends_list"));
+  }
+
+  private async friendship(message: ClientMessage): Promise<FriendshipResult> {
+    const { userId, state, pending } = await this.request(message, "friendship");
+    return { userId, state, pending };
+  }
+
   /** Ends the connection for good: friends see you offline at once. */
   close(): void {
     if (this.closedByUser) return;
@@ -432,11 +498,16 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     }
   }
 
-  /** Frames outside the v1 protocol the SDK knows (newer servers), and replies nobody waits for any more. */
+  /** Friendship events, frames from newer servers (ignored), and replies nobody waits for any more. */
   private onOtherFrame(frame: { type: string } & Record<string, unknown>): void {
-    if (frame.type === "friend_request" && typeof frame.userId === "string") {
-      const direction = frame.direction === "outgoing" ? "outgoing" : "incoming";
+    if (typeof frame.userId !== "string") return;
+    const direction = frame.direction === "outgoing" ? "outgoing" : "incoming";
+    if (frame.type === "friend_request") {
       this.emit("friendRequest", { userId: frame.userId, direction, message: typeof frame.message === "string" ? frame.message : null });
+    } else if (frame.type === "friend_request_cancelled" || frame.type === "friend_request_rejected") {
+      this.emit("friendRequestEnded", { userId: frame.userId, direction, reason: frame.type === "friend_request_cancelled" ? "cancelled" : "rejected" });
+    } else if (frame.type === "friend_request_failed") {
+      this.emit("friendRequestEnded", { userId: frame.userId, direction: "outgoing", reason: "failed" });
     }
   }
 

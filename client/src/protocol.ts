@@ -50,7 +50,29 @@ export type ServerErrorCode =
   | "invalid_message"
   | "rate_limited"
   | "not_found"
-  | "internal";
+  | "internal"
+  | "user_not_found"
+  | "already_friends"
+  | "blocked"
+  | "no_pending_request"
+  | "not_friends"
+  | "not_blocked"
+  | "cannot_befriend_self"
+  | "friend_limit"
+  | "request_limit";
+
+/** What you see about another user (docs/FRIENDSHIPS.md). */
+export type FriendshipState = "none" | "outgoing" | "incoming" | "friends" | "blocked";
+
+/** Your friendships as the server keeps them. */
+export interface FriendList {
+  friends: string[];
+  incoming: { userId: string; message: string | null; since: number }[];
+  outgoing: { userId: string; message: string | null; since: number }[];
+  blocked: string[];
+  hiddenFrom: string[];
+  shareLocation: "all" | "none";
+}
 
 export const PROTOCOL_VERSION = "presence.v1";
 export const TOKEN_PROTOCOL_PREFIX = "bearer.";
@@ -85,6 +107,14 @@ export type ServerMessage =
   | { type: "presence"; presence: Presence }
   | { type: "friend_added"; userId: string; presence: Presence }
   | { type: "friend_removed"; userId: string }
+  | { type: "friend_request"; userId: string; direction: "incoming" | "outgoing"; message: string | null }
+  | { type: "friend_request_cancelled"; userId: string; direction: "incoming" | "outgoing" }
+  | { type: "friend_request_rejected"; userId: string; direction: "incoming" | "outgoing" }
+  | { type: "friend_request_failed"; userId: string }
+  | { type: "blocked"; userId: string }
+  | { type: "unblocked"; userId: string }
+  | { type: "friendship"; id?: RequestId; userId: string; state: FriendshipState; pending: boolean }
+  | ({ type: "friends_list"; id?: RequestId } & FriendList)
   | { type: "error"; id?: RequestId; code: ServerErrorCode; message: string };
 
 export interface HeartbeatBody {
@@ -99,7 +129,16 @@ export type ClientMessage =
   | { type: "GetOnlineFriends"; id?: RequestId }
   | { type: "SubscribeFriendshipPresenceUpdates"; id?: RequestId }
   | { type: "UnsubscribeFriendshipPresenceUpdates"; id?: RequestId }
-  | { type: "GetPresence"; id?: RequestId; userId: string };
+  | { type: "GetPresence"; id?: RequestId; userId: string }
+  | { type: "SendFriendRequest"; id?: RequestId; userId: string; message?: string | null }
+  | {
+      type: "CancelFriendRequest" | "AcceptFriendRequest" | "RejectFriendRequest" | "RemoveFriend" | "BlockUser" | "UnblockUser";
+      id?: RequestId;
+      userId: string;
+    }
+  | { type: "ListFriends"; id?: RequestId }
+  | { type: "SetPrivacy"; id?: RequestId; shareLocation: "all" | "none" }
+  | { type: "HidePresence"; id?: RequestId; userId: string; hidden: boolean };
 
 /** Statuses a friend is shown as "there" with. */
 export function isShownOnline(status: PublicStatus): boolean {

@@ -165,3 +165,41 @@ describe("SDK against wrangler dev", () => {
     }
   });
 });
+
+describe("SDK friendship operations against wrangler dev", () => {
+  it("request → the other side's friendRequest event → accept → both see each other; block ends it", async () => {
+    const [erin, finn] = [user("erin"), user("finn")];
+    const e = open(erin);
+    const f = open(finn);
+    await Promise.all([e.ready(), f.ready()]);
+    const requested = new Promise((resolve) => f.once("friendRequest", resolve));
+    expect(await e.sendFriendRequest(finn, "join my party")).toEqual({ userId: finn, state: "outgoing", pending: false });
+    expect(await requested).toEqual({ userId: erin, direction: "incoming", message: "join my party" });
+    expect((await f.getFriendList()).incoming).toEqual([expect.objectContaining({ userId: erin, message: "join my party" })]);
+
+    const added = new Promise<Presence>((resolve) => e.once("friendAdded", resolve));
+    expect(await f.acceptFriendRequest(erin)).toMatchObject({ state: "friends" });
+    expect(await added).toMatchObject({ userId: finn, status: "online" });
+    await until("finn sees erin", () => seen(f, erin)?.status === "online");
+
+    const removed = new Promise<string>((resolve) => e.once("friendRemoved", resolve));
+    expect(await f.block(erin)).toMatchObject({ state: "blocked" });
+    expect(await removed).toBe(finn);
+    await expect(e.sendFriendRequest(finn)).rejects.toMatchObject({ code: "user_not_found" });
+    expect((await f.getFriendList()).blocked).toEqual([erin]);
+  });
+
+  it("hiding from a friend and sharing no location are reflected in what the friend's client sees", async () => {
+    const [gia, hal] = [user("gia"), user("hal")];
+    await server.befriend(gia, hal);
+    const g = open(gia);
+    const h = open(hal);
+    await Promise.all([g.ready(), h.ready()]);
+    await until("hal sees gia in the lobby", () => seen(h, gia)?.realm === "lobby");
+    expect((await g.setShareLocation("none")).shareLocation).toBe("none");
+    await until("hal no longer sees gia's realm", () => seen(h, gia)?.realm === null);
+    expect(seen(h, gia)?.status).toBe("online");
+    expect((await g.hidePresenceFrom(hal)).hiddenFrom).toEqual([hal]);
+    await until("hal sees gia offline", () => seen(h, gia)?.status === "offline");
+  });
+});

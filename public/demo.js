@@ -109,6 +109,42 @@ function renderFriends() {
   $("no-friends").hidden = friends.length > 0;
 }
 
+async function renderRequests() {
+  if (!client) return;
+  let list;
+  try {
+    list = await client.getFriendList();
+  } catch {
+    return;
+  }
+  const action = (label, cls = "") =>
+    el("button", { type: "button", class: `small-button ${cls}`, "data-action": label.toLowerCase() }, label);
+  const row = (request, direction) => {
+    const item = el(
+      "li",
+      { class: "request", dataset: { user: request.userId, direction } },
+      el("span", { class: "who" }, direction === "incoming" ? `${request.userId} asks` : `you asked ${request.userId}`),
+      request.message ? el("span", { class: "status-text" }, `“${request.message}”`) : null,
+    );
+    const buttons = direction === "incoming" ? [action("Accept", "primary"), action("Reject")] : [action("Cancel")];
+    for (const button of buttons) {
+      button.addEventListener("click", async () => {
+        const op = { accept: "acceptFriendRequest", reject: "rejectFriendRequest", cancel: "cancelFriendRequest" }[button.dataset.action];
+        try {
+          await client[op](request.userId);
+        } catch (error) {
+          log(`${button.dataset.action} failed: ${error.code ?? error.message}`);
+        }
+        void renderRequests();
+      });
+      item.append(button);
+    }
+    return item;
+  };
+  $("incoming").replaceChildren(...list.incoming.map((r) => row(r, "incoming")));
+  $("outgoing").replaceChildren(...list.outgoing.map((r) => row(r, "outgoing")));
+}
+
 function flash(userId) {
   clearTimeout(flashes.get(userId));
   flashes.set(
@@ -169,12 +205,22 @@ async function signIn(userId) {
     log(`${id} is no longer your friend`);
     renderFriends();
   });
+  client.on("friendRequest", (r) => {
+    log(r.direction === "incoming" ? `${r.userId} wants to be friends${r.message ? `: “${r.message}”` : ""}` : `request sent to ${r.userId}`);
+    void renderRequests();
+  });
+  client.on("friendRequestEnded", (r) => {
+    log(`request ${r.direction === "incoming" ? "from" : "to"} ${r.userId} ${r.reason}`);
+    void renderRequests();
+  });
+  client.on("friendAdded", () => void renderRequests());
   client.on("self", renderSelf);
   client.on("error", (e) => log(`error ${e.code}: ${e.message}`));
 
   try {
     await client.ready(15_000);
     await client.listFriends();
+    await renderRequests();
   } catch (error) {
     log(`could not load friends: ${error.message}`);
   }
@@ -222,6 +268,17 @@ for (const button of document.querySelectorAll("[data-move]")) {
     void publish();
   });
 }
+$("request-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const userId = $("request-id").value.trim();
+  try {
+    const result = await client.sendFriendRequest(userId);
+    $("request-result").textContent = result.state === "friends" ? `${userId} had asked you too: you are friends.` : `Request sent to ${userId}.`;
+  } catch (error) {
+    $("request-result").textContent = error.code === "user_not_found" ? `No user ${userId}.` : (error.message ?? "failed");
+  }
+  void renderRequests();
+});
 $("befriend-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const friend = $("friend-id").value.trim();

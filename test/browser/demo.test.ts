@@ -98,4 +98,19 @@ describe.skipIf(!hasChromium)("demo page", () => {
     expect(await a.textContent("#online-count")).toBe("0 of 1 online");
     await a.screenshot({ path: `${results}/demo-friend-offline.png`, fullPage: true });
   });
+
+  it("asks a user to be friends from the page; they accept from theirs; both lists show each other", async () => {
+    const [cleo, dan] = [user("cleo"), user("dan")];
+    const d = await signIn(dan);
+    const c = await signIn(cleo);
+    await c.fill("#request-id", dan);
+    await c.click("#request-form button[type=submit]");
+    await until("cleo's page shows the request", async () => ((await c.locator(`#outgoing [data-user="${dan}"]`).count()) === 1));
+    await until("dan's page shows the incoming request", async () => ((await d.locator(`#incoming [data-user="${cleo}"]`).count()) === 1));
+    await d.screenshot({ path: `${results}/demo-request.png`, fullPage: true });
+    await d.click(`#incoming [data-user="${cleo}"] [data-action="accept"]`);
+    await until("dan sees cleo online", async () => /online/i.test(await rowText(d, cleo)));
+    await until("cleo sees dan online", async () => /online/i.test(await rowText(c, dan)));
+    await until("the requests are gone", async () => (await c.locator("#outgoing li").count()) === 0 && (await d.locator("#incoming li").count()) === 0);
+  });
 });

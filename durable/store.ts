@@ -66,9 +66,22 @@ export class UserStore {
 
   // ─── meta: single values ─────────────────────────────────────────────────
 
+  /**
+   * The meta table, read once per instance and written through: this object is
+   * its only writer and runs one event at a time, so the copy cannot go stale,
+   * and a heartbeat reads a dozen meta values without a dozen SQL round trips.
+   */
+  private metaCache: Map<string, string> | null = null;
+
+  private meta(): Map<string, string> {
+    if (!this.metaCache) {
+      this.metaCache = new Map(this.sql.exec(`SELECT key, value FROM meta`).toArray().map((r) => [String(r.key), String(r.value)]));
+    }
+    return this.metaCache;
+  }
+
   get(key: string): string | null {
-    const row = this.sql.exec(`SELECT value FROM meta WHERE key = ?`, key).toArray()[0];
-    return row ? String(row.value) : null;
+    return this.meta().get(key) ?? null;
   }
 
   number(key: string): number | null {
@@ -77,8 +90,16 @@ export class UserStore {
   }
 
   set(key: string, value: string | number | null): void {
-    if (value === null) this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
-    else this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, String(value));
+    const meta = this.meta();
+    if (value === null) {
+      if (!meta.has(key)) return;
+      meta.delete(key);
+      this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
+    } else {
+      if (meta.get(key) === String(value)) return;
+      meta.set(key, String(value));
+      this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, String(value));
+    }
   }
 
   // ─── devices ─────────────────────────────────────────────────────────────

@@ -1,4 +1,5 @@
 import { SignJWT } from "jose";
+import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { Presence } from "../../src/presence/types";
@@ -33,6 +34,17 @@ export async function befriend(a: string, b: string): Promise<Response> {
 
 export function stubOf(userId: string) {
   return env.USER.getByName(userId);
+}
+
+/**
+ * Sets a meta value of a user's live object (e.g. to move a deadline into the
+ * past instead of waiting). Goes through the object's store, which caches meta.
+ */
+export async function setMeta(userId: string, key: string, update: (value: string | null) => string | number | null) {
+  await runInDurableObject(stubOf(userId), (instance) => {
+    const store = (instance as unknown as { store: { get(k: string): string | null; set(k: string, v: string | number | null): void } }).store;
+    store.set(key, update(store.get(key)));
+  });
 }
 
 /** A real WebSocket to the real worker, with a queue of parsed frames. */

@@ -1,6 +1,6 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { befriend, Client, stubOf, token, user, worker } from "./helpers";
+import { befriend, Client, setMeta, stubOf, token, user, worker } from "./helpers";
 
 async function pair() {
   const a = user("a");
@@ -78,7 +78,7 @@ describe("presence between two friends", () => {
     ]);
     expect(alarm).toBe(publishedAt! + 3_000);
     // ...when the interval has passed (moved back here instead of waiting), the alarm publishes the latest position once.
-    await runInDurableObject(stubOf(a), (_, state) => state.storage.sql.exec(`UPDATE meta SET value = value - 3000 WHERE key = 'published_at'`));
+    await setMeta(a, "published_at", (value) => Number(value) - 3_000);
     await runDurableObjectAlarm(stubOf(a));
     const moved = await watcher.presenceOf(a);
     expect(moved.position).toEqual({ x: 3, y: 0, z: 0 });
@@ -254,8 +254,8 @@ describe("watch leases", () => {
     // b's object loses its client without telling a (simulate: b's rows vanish as after a crash + TTL).
     await runInDurableObject(stubOf(b), (_, state) => {
       state.storage.sql.exec(`UPDATE devices SET last_seen_at = 0`);
-      state.storage.sql.exec(`UPDATE meta SET value = '0' WHERE key = 'live'`);
     });
+    await setMeta(b, "live", () => null);
     const ca = await Client.connect(a);
     await ca.heartbeat();
     expect(await runInDurableObject(stubOf(a), (_, state) => state.storage.sql.exec(`SELECT watcher_id FROM watchers`).toArray())).toEqual([]);

@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { UserPresence } from "../../durable/user-presence";
-import { befriend, Client, stubOf, user } from "./helpers";
+import { befriend, Client, setMeta, stubOf, user } from "./helpers";
 
 const TTL = 120_000;
 
@@ -118,7 +118,7 @@ describe("watch renewal", () => {
     await ca.heartbeat({ realm: "two" });
     await watcher.expectNone((f) => f.type === "presence");
     // b's renewal is due: its alarm renews the lease and finds the newer presence.
-    await runInDurableObject(stubOf(b), (_, state) => state.storage.sql.exec(`UPDATE meta SET value = '0' WHERE key = 'watch_renew_at'`));
+    await setMeta(b, "watch_renew_at", () => 0);
     await runDurableObjectAlarm(stubOf(b));
     expect((await watcher.presenceOf(a)).realm).toBe("two");
     // And a holds b's lease again: the next change is pushed.

@@ -120,22 +120,25 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir, lab
     // (docs/BENCHMARKS.md shows both). BENCH_PERSIST_ROOT=/tmp measures the disk-backed variant.
     const persist = mkdtempSync(join(persistRoot(), "edge-presence-bench-"));
     const child = launch(join(root, "node_modules/.bin/wrangler"), ["dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", persist, "--var", `PRESENCE_TTL_MS:${ttlMs}`, "--show-interactive-dev-session=false"], {
-      env: { WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+      // A private dev registry and no config watching: another developer's `wrangler dev` of the same
+      // worker name otherwise makes this one reload (and drop every socket) in the middle of a run.
+      env: { WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", WRANGLER_REGISTRY_PATH: join(persist, "registry"), WRANGLER_CI_DISABLE_CONFIG_WATCHING: "true" },
       logFile: join(logDir, `${label}.log`),
       cwd: edgeSnapshot(),
     });
     const startupMs = await waitHealthy(`${baseUrl}/health`, child);
     // wrangler (node) starts two workerd processes: one bound to --port (the proxy in front) and one
     // that runs the worker and its Durable Objects (the one with the inspector). Both carry every socket: measure both.
-    const workerd = descendants(child.pid).filter((pid) => commandLine(pid).includes("workerd serve"));
-    const proxy = workerd.find((pid) => commandLine(pid).includes(`entry=127.0.0.1:${port} `));
+    // Looked up at every sample: if wrangler ever restarts the runtime, the numbers follow the new process.
+    const workerd = () => descendants(child.pid).filter((pid) => commandLine(pid).includes("workerd serve"));
+    const isProxy = (pid) => commandLine(pid).includes(`entry=127.0.0.1:${port} `);
     const logFile = join(logDir, `${label}.log`);
     return {
       name, baseUrl, wsUrl, startupMs,
       /** Times wrangler reloaded the worker during the run (each one drops every socket): should be 0. */
       reloads: () => (existsSync(logFile) ? readFileSync(logFile, "utf8").split("Reloading local server").length - 1 : 0),
-      pids: () => workerd,
-      parts: () => Object.fromEntries(workerd.map((pid) => [pid === proxy ? "workerdProxy" : "workerdRuntime", pid])),
+      pids: workerd,
+      parts: () => Object.fromEntries(workerd().map((pid) => [isProxy(pid) ? "workerdProxy" : "workerdRuntime", pid])),
       allPids: () => [child.pid, ...descendants(child.pid)],
       async stop() {
         await stopGroup(child);

@@ -21,7 +21,7 @@ const MIGRATIONS: string[][] = [
        mine TEXT NOT NULL, my_version INTEGER NOT NULL, theirs TEXT NOT NULL, their_version INTEGER NOT NULL,
        message TEXT, hidden INTEGER NOT NULL DEFAULT 0, hidden_view TEXT, since INTEGER NOT NULL)`,
     `CREATE TABLE watchers (watcher_id TEXT PRIMARY KEY, lease_expires_at INTEGER NOT NULL)`,
-    `CREATE TABLE friend_presence (friend_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, presence TEXT NOT NULL)`,
+    `CREATE TABLE friend_presence (friend_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, presence TEXT NOT NULL, unknown INTEGER NOT NULL DEFAULT 0)`,
     // Calls to other users' objects that must arrive. Edges are queued in id order per
     // target; presence/watch rows are keyed (one per target, the latest wins).
     `CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE, target TEXT NOT NULL, kind TEXT NOT NULL,
@@ -275,13 +275,23 @@ export class UserStore {
       .map((r) => JSON.parse(String(r.presence)) as Presence);
   }
 
-  cache(presence: Presence): void {
-    this.sql.exec(
-      `INSERT INTO friend_presence (friend_id, seq, presence) VALUES (?, ?, ?)
-       ON CONFLICT(friend_id) DO UPDATE SET seq = excluded.seq, presence = excluded.presence`,
-      presence.userId,
-      presence.seq,
-      JSON.stringify(presence),
+  /**
+   * Stores a friend's presence if it is newer than the cached one (a higher
+   * seq, or the cached one is an `unknown` placeholder), or always with
+   * `force`. One statement; returns whether it was stored.
+   */
+  cacheIfNewer(presence: Presence, force: boolean): boolean {
+    return (
+      this.sql.exec(
+        `INSERT INTO friend_presence (friend_id, seq, presence, unknown) VALUES (?, ?, ?, ?)
+         ON CONFLICT(friend_id) DO UPDATE SET seq = excluded.seq, presence = excluded.presence, unknown = excluded.unknown
+         WHERE ? OR friend_presence.unknown = 1 OR excluded.seq > friend_presence.seq`,
+        presence.userId,
+        presence.seq,
+        JSON.stringify(presence),
+        presence.status === "unknown" ? 1 : 0,
+        force ? 1 : 0,
+      ).rowsWritten > 0
     );
   }
 

@@ -448,10 +448,7 @@ export class UserPresence extends DurableObject<Env> {
 
   /** Stores a friend's presence if it is newer than what is cached (or `force`); returns whether it was stored. */
   private cacheFriendPresence(presence: Presence, force = false): boolean {
-    const cached = this.store.cached(presence.userId);
-    if (!force && cached && cached.status !== "unknown" && cached.seq >= presence.seq) return false;
-    this.store.cache(presence);
-    return true;
+    return this.store.cacheIfNewer(presence, force);
   }
 
   private async onlineFriendsList(): Promise<Presence[]> {

@@ -148,6 +148,23 @@ describe("presence between two friends", () => {
   });
 });
 
+describe("seq ordering at the receiving object", () => {
+  it("a duplicate or older push is dropped; a newer one is passed on", async () => {
+    const { a, b, watcher } = await pair();
+    const ca = await Client.connect(a);
+    await ca.heartbeat({ realm: "r1" });
+    const seen = await watcher.presenceOf(a);
+    // Redelivered (as after a lost ack) and stale copies reach b's object: its client sees nothing.
+    expect(await stubOf(b).receivePresence(b, a, seen)).toBe(true);
+    expect(await stubOf(b).receivePresence(b, a, { ...seen, seq: seen.seq - 1, realm: "stale" })).toBe(true);
+    await watcher.expectNone((f) => f.type === "presence");
+    expect((await watcher.request({ type: "GetOnlineFriends" })).friends[0].realm).toBe("r1");
+    // A newer one is shown.
+    await stubOf(b).receivePresence(b, a, { ...seen, seq: seen.seq + 5, realm: "r2" });
+    expect((await watcher.presenceOf(a)).realm).toBe("r2");
+  });
+});
+
 describe("multiple devices", () => {
   it("most available device wins; the per-device list is shown; closing one device keeps the rest", async () => {
     const { a, watcher } = await pair();

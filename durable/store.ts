@@ -302,8 +302,21 @@ export class UserStore {
 
   // ─── outbox ──────────────────────────────────────────────────────────────
 
+  /**
+   * Keys of the queued presence/watch rows, read once and kept in step, so a
+   * successful push (every fan-out) costs no SQL when nothing was queued for
+   * that friend — the common case.
+   */
+  private keyedCache: Set<string> | null = null;
+
+  private keyed(): Set<string> {
+    this.keyedCache ??= new Set(this.sql.exec(`SELECT key FROM outbox WHERE key IS NOT NULL`).toArray().map((r) => String(r.key)));
+    return this.keyedCache;
+  }
+
   /** Presence pushes and watch retries: one row per (kind, target); an existing row stays as it is. */
   enqueueKeyed(kind: "presence" | "watch", target: string, nextAttemptAt: number): void {
+    this.keyed().add(`${kind}:${target}`);
     this.sql.exec(
       `INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (?, ?, ?, '{}', 0, ?)
        ON CONFLICT(key) DO NOTHING`,
@@ -323,12 +336,15 @@ export class UserStore {
     return this.sql.exec(`SELECT * FROM outbox ORDER BY id`).toArray() as unknown as OutboxRow[];
   }
 
-  delivered(id: number): void {
-    this.sql.exec(`DELETE FROM outbox WHERE id = ?`, id);
+  delivered(row: Pick<OutboxRow, "id" | "key">): void {
+    if (row.key !== null) this.keyed().delete(row.key);
+    this.sql.exec(`DELETE FROM outbox WHERE id = ?`, row.id);
   }
 
   deliveredKeyed(kind: "presence" | "watch", target: string): void {
-    this.sql.exec(`DELETE FROM outbox WHERE key = ?`, `${kind}:${target}`);
+    const key = `${kind}:${target}`;
+    if (!this.keyed().delete(key)) return;
+    this.sql.exec(`DELETE FROM outbox WHERE key = ?`, key);
   }
 
   failed(id: number, attempts: number, nextAttemptAt: number): void {
@@ -337,6 +353,11 @@ export class UserStore {
 
   /** Drops queued presence/watch work (for one target, or all of one kind). */
   dropQueued(kinds: Array<"presence" | "watch">, target?: string): void {
+    const keys = this.keyed();
+    for (const key of [...keys]) {
+      const [kind, ...rest] = key.split(":");
+      if (kinds.includes(kind as "presence" | "watch") && (target === undefined || rest.join(":") === target)) keys.delete(key);
+    }
     for (const kind of kinds) {
       if (target === undefined) this.sql.exec(`DELETE FROM outbox WHERE kind = ?`, kind);
       else this.sql.exec(`DELETE FROM outbox WHERE kind = ? AND target = ?`, kind, target);

@@ -775,7 +775,7 @@ export class UserPresence extends DurableObject<Env> {
   private async attempt(row: OutboxRow, now: number): Promise<boolean> {
     try {
       await withTimeout(this.deliver(this.userId, row), this.config.rpcTimeoutMs);
-      this.store.delivered(row.id);
+      this.store.delivered(row);
       return true;
     } catch (error) {
       const attempts = Number(row.attempts) + 1;

@@ -82,7 +82,7 @@ export class UserPresence extends DurableObject<Env> {
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
   }
 
-  // ─── storage helpers ───────────────────────────────────────────────────────
+  // ─── identity ──────────────────────────────────────────────────────────────
 
   /** Every entry point names the user; the first one records it (alarms have no caller). */
   private identify(userId: string): string {

@@ -13,7 +13,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseClientFrame, type ClientMessage } from "../../src/presence/schema";
 import { FRAME_ERROR_CODES, fuzzRuns, labelledFrame, REPLIES } from "../fuzz/arbitraries";
-import { befriend, Client, token, user, worker } from "./helpers";
+import { api, befriend, Client, user } from "./helpers";
 
 const vars = env as unknown as Record<string, unknown>;
 const SESSIONS = fuzzRuns(20, vars, "FUZZ_SESSIONS");
@@ -23,16 +23,7 @@ const MAX_ERRORS = 5; // MAX_ERRORS_PER_WINDOW in vitest.workers.config.ts
 const REPLY_TYPES = new Set(["error", ...Object.values(REPLIES).map((r) => r.type)]);
 
 
-async function http(userId: string, path: string, init: RequestInit = {}) {
-  const res = await worker().fetch(`http://presence${path}`, {
-    ...init,
-    headers: { Authorization: `Bearer ${await token(userId)}`, "Content-Type": "application/json", ...(init.headers ?? {}) },
-  });
-  const text = await res.text();
-  let body: any;
-  expect(() => (body = JSON.parse(text)), `${path}: not JSON: ${text.slice(0, 200)}`).not.toThrow();
-  return { status: res.status, body };
-}
+const http = api;
 
 const friendsOf = async (userId: string) => ((await http(userId, "/v1/friends")).body.friends as unknown[]).map((f) => (typeof f === "string" ? f : (f as { userId: string }).userId)).sort();
 

@@ -12,22 +12,13 @@ import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { fuzzRuns, httpBody } from "../fuzz/arbitraries";
-import { befriend, Client, token, user, worker } from "./helpers";
+import { api, befriend, Client, token, user, worker } from "./helpers";
 
 const vars = env as unknown as Record<string, unknown>;
 const SEED = Number(vars.FUZZ_SEED) || Date.now() % 2 ** 31;
 const HTTP_CASES = Math.min(fuzzRuns(20, vars, "FUZZ_SESSIONS") * 10, 250);
 
-async function http(userId: string, path: string, init: RequestInit = {}) {
-  const res = await worker().fetch(`http://presence${path}`, {
-    ...init,
-    headers: { Authorization: `Bearer ${await token(userId)}`, "Content-Type": "application/json", ...(init.headers ?? {}) },
-  });
-  const text = await res.text();
-  let body: any;
-  expect(() => (body = JSON.parse(text)), `${path}: not JSON: ${text.slice(0, 200)}`).not.toThrow();
-  return { status: res.status, body };
-}
+const http = api;
 
 describe(`fuzzed HTTP input (${HTTP_CASES} bodies, paths and queries, seed ${SEED})`, () => {
   it("POST /v1/heartbeat: every body gets 200 or a documented 4xx JSON error, never 500", async () => {

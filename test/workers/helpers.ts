@@ -24,6 +24,18 @@ export function worker(): Fetcher {
   return (exports as unknown as { default: Fetcher }).default;
 }
 
+/** An authenticated HTTP call to the worker. Every answer of this API is JSON; anything else fails the test. */
+export async function api(userId: string, path: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
+  const res = await worker().fetch(`http://presence${path}`, {
+    ...init,
+    headers: { Authorization: `Bearer ${await token(userId)}`, "Content-Type": "application/json", ...(init.headers ?? {}) },
+  });
+  const text = await res.text();
+  let body: any;
+  expect(() => (body = JSON.parse(text)), `${path}: not JSON: ${text.slice(0, 200)}`).not.toThrow();
+  return { status: res.status, body };
+}
+
 export async function befriend(a: string, b: string): Promise<Response> {
   return worker().fetch("http://presence/v1/admin/friendships", {
     method: "PUT",

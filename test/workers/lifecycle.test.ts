@@ -1,15 +1,10 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { UserPresence } from "../../durable/user-presence";
-import { Client, stubOf, token, user, worker } from "./helpers";
+import { api, Client, stubOf, user } from "./helpers";
 
-async function call(userId: string, method: string, path: string, body?: unknown) {
-  const res = await worker().fetch(`http://presence${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${await token(userId)}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as any };
+function call(userId: string, method: string, path: string, body?: unknown) {
+  return api(userId, path, { method, body: body === undefined ? undefined : JSON.stringify(body) });
 }
 
 /** A user who has used the service (any authenticated call registers them). */

@@ -72,6 +72,8 @@ export class UserPresence extends DurableObject<Env> {
   private readonly lastReplies = new Map<string, EdgeReply>();
   /** Friends whose friend_added is being announced right now (two paths may race to it). */
   private readonly announcing = new Set<string>();
+  /** This user's fan-outs still waiting for friends' objects to answer. */
+  private fanOutsInFlight = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -331,8 +333,10 @@ export class UserPresence extends DurableObject<Env> {
     if (change === "significant" || forcePublish) await this.publish(view, now);
     else if (change === "position") {
       const at = positionPublishAt(this.store.number("published_at"), now, this.config.positionCoalesceMs);
-      if (at <= now) await this.publish(view, now);
-      else this.store.set("publish_at", at);
+      // Back-pressure: while this user's previous fan-out is still out (friends' objects are slow
+      // to answer), a move waits for the next interval; that publish carries the latest position.
+      if (at <= now && this.fanOutsInFlight === 0) await this.publish(view, now);
+      else this.store.set("publish_at", Math.max(at, this.fanOutsInFlight > 0 ? now + this.config.positionCoalesceMs : at));
     } else this.store.set("publish_at", null);
 
     if (!hasLiveDevice && wasLive) {
@@ -380,7 +384,12 @@ export class UserPresence extends DurableObject<Env> {
    * the user were offline), except the one push that hides or unhides.
    */
   private async fanOut(presence: Presence, now: number, only?: string): Promise<void> {
-    await this.pushPresence(this.store.fanOutTargets(now, only), presence, now);
+    this.fanOutsInFlight++;
+    try {
+      await this.pushPresence(this.store.fanOutTargets(now, only), presence, now);
+    } finally {
+      this.fanOutsInFlight--;
+    }
   }
 
   private async pushPresence(watchers: string[], presence: Presence, now: number): Promise<void> {

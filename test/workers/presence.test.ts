@@ -1,5 +1,5 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { befriend, Client, setMeta, stubOf, token, user, worker } from "./helpers";
 
 async function pair() {
@@ -298,5 +298,51 @@ describe("watch leases", () => {
     expect(res.status).toBe(200);
     expect(((await res.json()) as { presence: { status: string } }).presence.status).toBe("online");
     expect((await watcher.presenceOf(a)).realm).toBe("http-land");
+  });
+});
+
+describe("back-pressure", () => {
+  const restores: Array<() => void> = [];
+  afterEach(() => restores.splice(0).forEach((restore) => restore()));
+
+  it("while a fan-out is still out, moves wait and the next publish carries only the latest position", async () => {
+    const { UserPresence } = await import("../../durable/user-presence");
+    const a = user("a");
+    const [fast, slow] = [user("fast"), user("slow")];
+    await befriend(a, fast);
+    await befriend(a, slow);
+    const watchers: Client[] = [];
+    for (const f of [fast, slow]) {
+      const c = await Client.connect(f);
+      await c.request({ type: "SubscribeFriendshipPresenceUpdates" });
+      watchers.push(c);
+    }
+    const ca = await Client.connect(a);
+    await ca.heartbeat({ position: { x: 0, y: 0, z: 0 } });
+    await watchers[0]!.presenceOf(a);
+    // The slow friend's object takes its time to answer pushes (within RPC_TIMEOUT_MS).
+    const proto = UserPresence.prototype as any;
+    const original = proto.receivePresence;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    proto.receivePresence = async function (this: unknown, self: string, ...rest: unknown[]) {
+      if (self === slow) await held;
+      return original.call(this, self, ...rest);
+    };
+    restores.push(() => (proto.receivePresence = original));
+    // A status change goes out (never delayed) and stays in flight on the slow friend...
+    ca.send({ type: "PositionHeartbeat", id: "busy", position: { x: 0, y: 0, z: 0 }, realm: "lobby", status: "busy" });
+    await watchers[0]!.presenceOf(a, (p) => p.status === "busy");
+    // ...so these moves (past the coalescing interval) are held back instead of fanned out one by one.
+    await setMeta(a, "published_at", (value) => Number(value) - 3_000);
+    for (const x of [1, 2, 3]) expect((await ca.heartbeat({ position: { x, y: 0, z: 0 }, status: "busy" })).type).toBe("heartbeat_ack");
+    await watchers[0]!.expectNone((f) => f.type === "presence", 200);
+    release();
+    await ca.next((f) => f.id === "busy");
+    // The next interval publishes the latest position, once.
+    await setMeta(a, "published_at", (value) => Number(value) - 3_000);
+    await runDurableObjectAlarm(stubOf(a));
+    expect((await watchers[0]!.presenceOf(a)).position).toEqual({ x: 3, y: 0, z: 0 });
+    await watchers[0]!.expectNone((f) => f.type === "presence", 200);
   });
 });

@@ -325,7 +325,7 @@ export class UserPresence extends DurableObject<Env> {
     const wasLive = this.store.get("live") === "1";
     if (hasLiveDevice && !wasLive) {
       this.store.set("live", 1);
-      await this.startWatching(now);
+      await this.watchFriends(this.store.friendIds(), now);
     }
 
     const published = this.store.get("published");
@@ -345,7 +345,7 @@ export class UserPresence extends DurableObject<Env> {
     }
     if (hasLiveDevice) {
       const renewAt = this.store.number("watch_renew_at");
-      if (renewAt !== null && renewAt <= now) await this.renewWatches(now);
+      if (renewAt !== null && renewAt <= now) await this.watchFriends(this.store.friendIds(), now);
     }
     await this.deliverOutbox(now);
     await this.scheduleAlarm(now);
@@ -410,15 +410,10 @@ export class UserPresence extends DurableObject<Env> {
 
   // ─── watching friends (this user as a watcher) ─────────────────────────────
 
-  /** Called when the user gets a live client: take a lease on every friend and cache their presence. */
-  private async startWatching(now: number): Promise<void> {
-    await this.watchFriends(this.store.friendIds(), now);
-  }
-
-  private async renewWatches(now: number): Promise<void> {
-    await this.watchFriends(this.store.friendIds(), now);
-  }
-
+  /**
+   * Takes (or renews) a lease on each friend and caches their presence: when
+   * the user gets a live client, and again at half the lease while it stays.
+   */
   private async watchFriends(friends: string[], now: number): Promise<void> {
     const userId = this.userId;
     this.store.set("watch_renew_at", now + Math.floor(this.config.watchLeaseMs / 2));

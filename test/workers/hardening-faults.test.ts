@@ -40,6 +40,17 @@ function injectPrivate(userId: string, method: string, impl: (original: () => Pr
   restores.push(() => (proto[method] = original));
 }
 
+/** Holds every push to `friend`'s object until the returned function releases them. */
+function hangPushesTo(friend: string): () => void {
+  let release!: () => void;
+  const hung = new Promise<void>((resolve) => (release = resolve));
+  inject(friend, "receivePresence", async (original) => {
+    await hung;
+    return original();
+  });
+  return release;
+}
+
 async function watchedBy(n: number) {
   const a = user("a");
   const friends = Array.from({ length: n }, () => user("f"));
@@ -126,12 +137,7 @@ describe("a friend's object failing during fan-out", () => {
   // Was bug 1 in docs/RELIABILITY.md (fan-out had no timeout); fixed by RPC_TIMEOUT_MS (447893a).
   it("hanging: the user's own heartbeat is still acknowledged (calls to other objects time out)", async () => {
     const { a, friends, watchers, ca } = await watchedBy(3);
-    let release!: () => void;
-    const hung = new Promise<void>((resolve) => (release = resolve));
-    inject(friends[1]!, "receivePresence", async (original) => {
-      await hung;
-      return original();
-    });
+    const release = hangPushesTo(friends[1]!);
     try {
       ca.send({ type: "PositionHeartbeat", id: "hb", position: { x: 0, y: 0, z: 0 }, realm: "stuck", status: "online" });
       // The friends that answer are not held back by the one that does not...
@@ -145,12 +151,7 @@ describe("a friend's object failing during fan-out", () => {
 
   it("hanging (control): other friends get the update while one friend's object hangs", async () => {
     const { a, friends, watchers, ca } = await watchedBy(3);
-    let release!: () => void;
-    const hung = new Promise<void>((resolve) => (release = resolve));
-    inject(friends[1]!, "receivePresence", async (original) => {
-      await hung;
-      return original();
-    });
+    const release = hangPushesTo(friends[1]!);
     try {
       ca.send({ type: "PositionHeartbeat", id: "hb", position: { x: 0, y: 0, z: 0 }, realm: "stuck", status: "online" });
       for (const i of [0, 2]) expect((await watchers[i]!.presenceOf(a)).realm).toBe("stuck");

@@ -98,30 +98,31 @@ export class DclEndpoint {
     io.send(serverReadyFrame());
   }
 
-  /** One binary frame from the client. */
-  async onFrame(input: ArrayBuffer | ArrayBufferView | Blob): Promise<void> {
-    const frame =
-      input instanceof ArrayBuffer
-        ? new Uint8Array(input)
-        : ArrayBuffer.isView(input)
-          ? new Uint8Array(input.buffer, input.byteOffset, input.byteLength)
-          : new Uint8Array(await input.arrayBuffer());
-    if (this.backend.profiles) {
-      // An ack may send the next queued element: have its profile at hand.
-      const peek = this.io.load();
-      if (peek) await this.prefetch(peek.rpc.streams.flatMap((s) => (s.queue[0] ? [s.queue[0].a] : [])));
-    }
+  /**
+   * One binary frame from the client. The step runs before the first await:
+   * calling onFrame for frames in arrival order processes them in that order,
+   * even while earlier frames' backend calls are still out. (A Blob must be
+   * read into an ArrayBuffer by the caller, in order; the hibernation API
+   * delivers ArrayBuffers.)
+   */
+  async onFrame(input: ArrayBuffer | ArrayBufferView): Promise<void> {
+    const frame = input instanceof ArrayBuffer ? new Uint8Array(input) : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
     const calls = this.apply((state, context) => receive(state.rpc, frame, context, this.limits));
+    await this.prefetchQueued();
     for (const call of calls) await this.run(call);
   }
 
-  /** What the object broadcasts (friends' presence, friendship changes), for this socket's open streams. */
+  /**
+   * What the object broadcasts (friends' presence, friendship changes), for
+   * this socket's open streams. Applied before the first await, so calls made
+   * in the order of the events keep that order.
+   */
   async onEvents(events: DclEvent[]): Promise<void> {
     const now = this.now();
     const updates = events.flatMap((event) => eventUpdates(event, now));
     if (updates.length === 0) return;
-    await this.prefetch(updates.map((u) => u.a));
     this.apply((state, context) => push(state.rpc, updates, context, this.limits));
+    await this.prefetchQueued();
   }
 
   /** Load, step, save, send: synchronously, so nothing interleaves. Returns the calls to make. */
@@ -170,6 +171,13 @@ export class DclEndpoint {
   }
 
   // ─── profiles ─────────────────────────────────────────────────────────────
+
+  /** Profiles of the elements that the next acks will send (best effort: they go with empty fields otherwise). */
+  private async prefetchQueued(): Promise<void> {
+    if (!this.backend.profiles) return;
+    const state = this.io.load();
+    if (state) await this.prefetch(state.rpc.streams.flatMap((s) => s.queue.slice(0, 4).map((u) => u.a)));
+  }
 
   private async prefetch(addresses: string[]): Promise<void> {
     if (!this.backend.profiles) return;

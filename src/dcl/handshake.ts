@@ -90,7 +90,7 @@ export function handshakeFrame(state: HandshakeState, input: string | ArrayBuffe
       const bytes = frame as Uint8Array;
       const heldBytes = state.held.reduce((sum, f) => sum + f.byteLength, 0);
       if (state.held.length >= MAX_HELD_FRAMES || heldBytes + bytes.byteLength > MAX_HELD_BYTES) return step(state, { send: [TOO_MANY_FRAMES_ERROR] });
-      return step({ ...state, held: [...state.held, bytes.slice()] });
+      return step({ ...state, held: [...state.held, new Uint8Array(bytes)] }); // a copy: the caller may reuse its buffer
     }
   }
 }

@@ -273,7 +273,7 @@ export class ServerSocket {
       this.largestAttachment = Math.max(this.largestAttachment, new TextEncoder().encode(this.attachment).length);
       if (this.largestAttachment > ATTACHMENT_LIMIT) throw new Error(`attachment of ${this.largestAttachment} bytes`);
     },
-    send: (frame) => this.toClient(frame.slice()),
+    send: (frame) => this.toClient(new Uint8Array(frame)),
     close: (code, reason) => this.close(code, reason),
   };
 
@@ -368,7 +368,7 @@ export function openSocket(world: World, options: { timeoutMs?: number } = {}): 
       return open;
     },
     sendMessage(message: Uint8Array) {
-      const copy = message.slice();
+      const copy = new Uint8Array(message);
       later(() => server.fromClient(copy));
     },
     close() {

@@ -124,7 +124,7 @@ describe("RPC protocol", () => {
     const port = await client.createPort("p");
     await expect(port.loadModule("NoSuchService")).rejects.toThrow(/Module NoSuchService is not available/);
     const module = await port.loadModule("SocialService");
-    expect(Object.keys(module)).toContain("SubscribeToFriendConnectivityUpdates");
+    expect(Object.keys(module as object)).toContain("SubscribeToFriendConnectivityUpdates");
   });
 
   it("a frame that is not @dcl/rpc closes the socket with 1002", async () => {

@@ -16,9 +16,10 @@ function view(stream: Seen): Record<string, ConnectivityStatus> {
   return last;
 }
 
-async function friends(world: World, n: number): Promise<Client[]> {
+/** `n` connected clients, all friends of each other (or strangers). */
+async function friendsOrNot(world: World, n: number, befriend: boolean): Promise<Client[]> {
   const identities = await Promise.all(Array.from({ length: n }, () => createIdentity()));
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) world.befriend(identities[i]!.address, identities[j]!.address);
+  if (befriend) for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) world.befriend(identities[i]!.address, identities[j]!.address);
   return Promise.all(identities.map((identity) => connect(world, identity)));
 }
 
@@ -139,7 +140,7 @@ describe("friend connectivity", () => {
 describe("friendships", () => {
   it("a request and its accept over UpsertFriendship reach the other's SubscribeToFriendshipUpdates; own actions are not echoed", async () => {
     const world = new World();
-    const [a, b] = await Promise.all([createIdentity(), createIdentity()]).then((ids) => Promise.all(ids.map((id) => connect(world, id))));
+    const [a, b] = (await friendsOrNot(world, 2, false)) as [Client, Client];
     const aUpdates = collect(a.service.subscribeToFriendshipUpdates({}));
     const bUpdates = collect(b.service.subscribeToFriendshipUpdates({}));
     const aConnectivity = collect(a.service.subscribeToFriendConnectivityUpdates({}));
@@ -182,7 +183,7 @@ describe("friendships", () => {
 
   it("reject, cancel and delete reach the other user", async () => {
     const world = new World();
-    const [a, b] = await Promise.all([createIdentity(), createIdentity()]).then((ids) => Promise.all(ids.map((id) => connect(world, id))));
+    const [a, b] = (await friendsOrNot(world, 2, false)) as [Client, Client];
     const aUpdates = collect(a.service.subscribeToFriendshipUpdates({}));
     const bUpdates = collect(b.service.subscribeToFriendshipUpdates({}));
     const cases = () => [aUpdates.items.map((u) => u.update?.$case), bUpdates.items.map((u) => u.update?.$case)];
@@ -269,7 +270,7 @@ describe("blocking", () => {
 describe("hibernation", () => {
   it("every step works from the JSON-stored state alone; a busy session's state stays small", async () => {
     const world = new World();
-    const clients = await friends(world, 6);
+    const clients = await friendsOrNot(world, 6, true);
     const streams = clients.map((c) => collect(c.service.subscribeToFriendConnectivityUpdates({})));
     clients.forEach((c) => collect(c.service.subscribeToFriendshipUpdates({})));
     for (let round = 0; round < 3; round++) {

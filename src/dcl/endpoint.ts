@@ -28,16 +28,17 @@ import {
   requestId,
   snapshotUpdates,
   type EncodeContext,
+  type StreamUpdate,
 } from "./mapping";
 import {
   answerFrame,
   DEFAULT_LIMITS,
   initialRpcState,
-  openingSnapshot,
   push,
   receive,
   remoteErrorFrame,
   serverReadyFrame,
+  snapshotReady,
   type Call,
   type MethodRequest,
   type MethodResponse,
@@ -70,6 +71,12 @@ export interface DclEndpointOptions {
    * memory; lost on hibernation, then fetched again). Optional.
    */
   profileCache?: Map<string, DclProfile>;
+  /**
+   * This socket's connectivity snapshots by stream, kept by the object in
+   * memory while they are being sent (lost on hibernation, then read again).
+   * Without one, each event reads the snapshot again.
+   */
+  snapshots?: Map<number, StreamUpdate[] | "reading">;
 }
 
 type Unary<K extends UnaryMethod> = (request: MethodRequest<K>) => Promise<MethodResponse<K>>;
@@ -81,6 +88,7 @@ export class DclEndpoint {
   private readonly now: () => number;
   private readonly limits: RpcLimits;
   private readonly profiles: Map<string, DclProfile>;
+  private readonly snapshots: Map<number, StreamUpdate[] | "reading">;
 
   constructor(
     private readonly io: DclSocketIO,
@@ -90,6 +98,7 @@ export class DclEndpoint {
     this.now = options.now ?? Date.now;
     this.limits = options.limits ?? DEFAULT_LIMITS;
     this.profiles = options.profileCache ?? new Map();
+    this.snapshots = options.snapshots ?? new Map();
   }
 
   /** The socket was accepted for `address`: store the initial state and tell the client the server is ready. */
@@ -121,8 +130,9 @@ export class DclEndpoint {
     const now = this.now();
     const updates = events.flatMap((event) => eventUpdates(event, now));
     if (updates.length === 0) return;
-    this.apply((state, context) => push(state.rpc, updates, context, this.limits));
+    const calls = this.apply((state, context) => push(state.rpc, updates, context, this.limits));
     await this.prefetchQueued();
+    for (const call of calls) await this.run(call);
   }
 
   /** Load, step, save, send: synchronously, so nothing interleaves. Returns the calls to make. */
@@ -131,6 +141,7 @@ export class DclEndpoint {
     if (!state) return [];
     const step = stepOf(state, this.context(state.address));
     this.io.save({ ...state, rpc: step.state });
+    for (const n of this.snapshots.keys()) if (!step.state.streams.some((s) => s.n === n && s.snapshot)) this.snapshots.delete(n);
     for (const frame of step.send) this.io.send(frame);
     if (step.close) {
       this.io.close(step.close.code, step.close.reason);
@@ -140,11 +151,20 @@ export class DclEndpoint {
   }
 
   private context(self: string): EncodeContext {
-    return { self, profile: (address) => this.profiles.get(address) };
+    return {
+      self,
+      profile: (address) => this.profiles.get(address),
+      snapshot: (n) => {
+        const snapshot = this.snapshots.get(n);
+        return Array.isArray(snapshot) ? snapshot : undefined;
+      },
+    };
   }
 
   private async run(call: Call): Promise<void> {
     if (call.type === "snapshot") {
+      if (this.snapshots.has(call.n)) return; // in memory already, or being read
+      this.snapshots.set(call.n, "reading");
       let online: Awaited<ReturnType<DclBackend["onlineFriends"]>> = [];
       try {
         online = (await this.backend.onlineFriends()).filter((p) => isEthAddress(p.userId));
@@ -153,8 +173,10 @@ export class DclEndpoint {
         console.warn("dcl: connectivity snapshot failed", String(error));
       }
       const snapshot = snapshotUpdates(online);
-      await this.prefetch(snapshot.map((u) => u.a));
-      this.apply((state, context) => openingSnapshot(state.rpc, call.n, snapshot, context, this.limits));
+      await this.prefetch(snapshot.slice(0, 50).map((u) => u.a));
+      this.snapshots.set(call.n, snapshot);
+      const calls = this.apply((state, context) => snapshotReady(state.rpc, call.n, context));
+      for (const next of calls) await this.run(next);
       return;
     }
     const state = this.io.load();

@@ -91,14 +91,14 @@ export function connectivityUpdate(presence: Presence, live: boolean): StreamUpd
   return { k: "c", a: normalizeAddress(presence.userId), s: status, q: presence.seq };
 }
 
-/** The opening snapshot: friends currently ONLINE or AWAY (an absent friend is offline). */
+/** The opening snapshot: friends currently ONLINE or AWAY (an absent friend is offline), in address order. */
 export function snapshotUpdates(online: Presence[]): StreamUpdate[] {
   const updates: StreamUpdate[] = [];
   for (const presence of online) {
     const update = connectivityUpdate(presence, false);
     if (update && update.k === "c" && update.s !== ConnectivityStatus.OFFLINE) updates.push(update);
   }
-  return updates;
+  return updates.sort((x, y) => (x.a < y.a ? -1 : x.a > y.a ? 1 : 0));
 }
 
 /**
@@ -193,6 +193,12 @@ export interface EncodeContext {
   self: string;
   /** Profile lookup at send time; undefined → empty fields. */
   profile(address: string): DclProfile | undefined;
+  /**
+   * The opening snapshot of connectivity stream `n` (from `snapshotUpdates`,
+   * sorted by address), if it is in memory; undefined → it must be read
+   * (again, after hibernation). It is never stored in the attachment.
+   */
+  snapshot?(n: number): StreamUpdate[] | undefined;
 }
 
 /** The proto bytes of one stream element. */

@@ -117,9 +117,17 @@ export interface StreamState {
   seq: number;
   /** The client acked `seq`: the next element may go. */
   credit: boolean;
-  /** The opening snapshot is being read; live updates wait behind it. */
-  snapshot: boolean;
-  /** Elements waiting for credit (connectivity: at most one per friend). */
+  /**
+   * Connectivity only, while the opening snapshot is being sent: the last
+   * address sent from it ("" before the first). The snapshot goes out in
+   * address order from memory (`EncodeContext.snapshot`), never from the
+   * attachment, so any number of online friends fits; after hibernation it is
+   * read again and resumes after this cursor. Live updates wait in `queue`
+   * until it is done, and a friend with a live update waiting is skipped by it
+   * (the live one is newer).
+   */
+  snapshot: { after: string } | null;
+  /** Live elements waiting for credit (connectivity: at most one per friend). */
   queue: StreamUpdate[];
 }
 
@@ -155,7 +163,7 @@ export function initialRpcState(): RpcState {
 /** A backend call the caller must make, then feed back. */
 export type Call =
   | { type: "unary"; n: number; method: UnaryMethod; request: MethodRequest<UnaryMethod> }
-  /** Read the friends shown online, then call `openingSnapshot(state, n, …)`. */
+  /** Read the friends shown online into memory (for `EncodeContext.snapshot`), then call `snapshotReady(state, n, …)`. */
   | { type: "snapshot"; n: number };
 
 export interface Step {
@@ -274,8 +282,9 @@ export function receive(previous: RpcState, frame: Uint8Array, context: EncodeCo
         }
         if (type === RpcMessageTypes.RpcMessageTypes_STREAM_ACK && message.ack && message.sequenceId === stream.seq) stream.credit = true;
         const send: Uint8Array[] = [];
-        pump(stream, context, send);
-        return done(state, send);
+        const calls: Call[] = [];
+        pump(stream, context, send, calls);
+        return done(state, send, calls);
       }
       default:
         return { ...done(state), close: { code: PROTOCOL_ERROR_CLOSE, reason: `unexpected @dcl/rpc message type ${type}` } };
@@ -306,17 +315,36 @@ function request(state: RpcState, n: number, message: Request, limits: RpcLimits
   if (state.streams.length >= limits.maxStreams) return done(state, [remoteErrorFrame(n, `at most ${limits.maxStreams} open streams per connection`)]);
   // The stream is registered before its snapshot is read: from now on live
   // updates queue behind the snapshot instead of being lost.
-  const stream: StreamState = { n, port: port.id, kind: role.kind, seq: 0, credit: false, snapshot: role.kind === "connectivity", queue: [] };
+  const snapshot = role.kind === "connectivity" ? { after: "" } : null;
+  const stream: StreamState = { n, port: port.id, kind: role.kind, seq: 0, credit: false, snapshot, queue: [] };
   state.streams = state.streams.filter((s) => s.n !== n);
   state.streams.push(stream);
-  // The offer: the client acks seq 0 when it wants the first element.
-  return done(state, [streamFrame(stream, EMPTY)], stream.snapshot ? [{ type: "snapshot", n }] : []);
+  // The offer: the client acks seq 0 when it wants the first element. The
+  // snapshot is read meanwhile.
+  return done(state, [streamFrame(stream, EMPTY)], snapshot ? [{ type: "snapshot", n }] : []);
 }
 
-/** Sends the next queued element if the client has acked the previous one. */
-function pump(stream: StreamState, context: EncodeContext, send: Uint8Array[]): void {
+/**
+ * Sends the next element if the client has acked the previous one: the
+ * opening snapshot first (from memory; asks for it to be read if it is not
+ * there), then the live queue.
+ */
+function pump(stream: StreamState, context: EncodeContext, send: Uint8Array[], calls: Call[]): void {
   if (!stream.credit) return;
-  const next = stream.queue.shift();
+  let next: StreamUpdate | undefined;
+  if (stream.snapshot) {
+    const snapshot = context.snapshot?.(stream.n);
+    if (!snapshot) {
+      calls.push({ type: "snapshot", n: stream.n });
+      return;
+    }
+    const after = stream.snapshot.after;
+    const waiting = new Set(stream.queue.map((u) => u.a));
+    next = snapshot.find((u) => u.a > after && !waiting.has(u.a));
+    if (next) stream.snapshot.after = next.a;
+    else stream.snapshot = null;
+  }
+  next ??= stream.queue.shift();
   if (!next) return;
   stream.seq++;
   stream.credit = false;
@@ -347,28 +375,22 @@ function enqueue(queue: StreamUpdate[], update: StreamUpdate): void {
 export function push(previous: RpcState, updates: StreamUpdate[], context: EncodeContext, limits: RpcLimits = DEFAULT_LIMITS): Step {
   const state = clone(previous);
   const send: Uint8Array[] = [];
+  const calls: Call[] = [];
   for (const update of updates) {
     for (const stream of state.streams) if (stream.kind === STREAM_OF[update.k]) enqueue(stream.queue, update);
   }
-  for (const stream of state.streams) if (!stream.snapshot) pump(stream, context, send);
-  return enforceBudget(state, send, limits);
+  for (const stream of state.streams) pump(stream, context, send, calls);
+  return enforceBudget(state, send, calls, limits);
 }
 
-/**
- * The connectivity snapshot for stream `n` has been read: it goes first, then
- * whatever arrived live meanwhile (newer, so it wins per friend).
- */
-export function openingSnapshot(previous: RpcState, n: number, snapshot: StreamUpdate[], context: EncodeContext, limits: RpcLimits = DEFAULT_LIMITS): Step {
+/** The snapshot of stream `n` is now in memory (`EncodeContext.snapshot`): send from it if the client is waiting. */
+export function snapshotReady(previous: RpcState, n: number, context: EncodeContext): Step {
   const state = clone(previous);
   const stream = state.streams.find((s) => s.n === n);
-  if (!stream || !stream.snapshot) return done(state);
-  const held = stream.queue;
-  stream.queue = [];
-  for (const update of [...snapshot, ...held]) enqueue(stream.queue, update);
-  stream.snapshot = false;
   const send: Uint8Array[] = [];
-  pump(stream, context, send);
-  return enforceBudget(state, send, limits);
+  const calls: Call[] = [];
+  if (stream?.snapshot && context.snapshot?.(n)) pump(stream, context, send, calls);
+  return done(state, send, calls);
 }
 
 /** Bytes of the state as JSON (what the attachment will hold, roughly). */
@@ -376,11 +398,12 @@ export function stateBytes(state: unknown): number {
   return new TextEncoder().encode(JSON.stringify(state)).length;
 }
 
-function enforceBudget(state: RpcState, send: Uint8Array[], limits: RpcLimits): Step {
+function enforceBudget(state: RpcState, send: Uint8Array[], calls: Call[], limits: RpcLimits): Step {
   while (state.streams.length > 0 && stateBytes(state) > limits.maxStateBytes) {
     const longest = state.streams.reduce((a, b) => (b.queue.length > a.queue.length ? b : a));
     state.streams = state.streams.filter((s) => s !== longest);
     send.push(remoteErrorFrame(longest.n, "too many updates waiting for acknowledgement; subscribe again"));
   }
-  return done(state, send);
+  const open = new Set(state.streams.map((s) => s.n));
+  return done(state, send, calls.filter((c) => c.type !== "snapshot" || open.has(c.n)));
 }

@@ -19,7 +19,8 @@ import { Authenticator, type AuthIdentity } from "@dcl/crypto";
 import { createUnsafeIdentity } from "@dcl/crypto/dist/crypto";
 import { signedHeaderFactory } from "decentraland-crypto-fetch";
 import { verifyAuthHeaders } from "../../src/dcl/auth";
-import type { DclBackend, DclEvent, DclFriendshipOp, FriendshipOutcome } from "../../src/dcl/backend";
+import type { DclBackend, DclEvent, DclFriendshipOp, DclProfile, FriendshipOutcome } from "../../src/dcl/backend";
+import type { StreamUpdate } from "../../src/dcl/mapping";
 import { DclEndpoint, type DclSocketIO, type DclSocketState } from "../../src/dcl/endpoint";
 import { handshakeFrame, handshakeVerified, expire, startHandshake, type HandshakeState, type HandshakeStep } from "../../src/dcl/handshake";
 import { applyRemote, deriveState, NO_EDGE, onReply, planLocal, transitionEvents, type Edge, type FriendshipEvent } from "../../src/presence/friendship";
@@ -255,6 +256,8 @@ export class ServerSocket {
   closed: { code: number; reason: string } | null = null;
   readonly deviceId = `dcl-${++sockets}`;
   address: string | null = null;
+  /** What the object keeps in memory for this socket (gone on hibernation). */
+  private memory = { snapshots: new Map<number, StreamUpdate[] | "reading">(), profileCache: new Map<string, DclProfile>() };
   private readonly listener: Listener = (events) => this.endpoint().onEvents(events);
 
   constructor(
@@ -279,7 +282,12 @@ export class ServerSocket {
 
   /** A fresh endpoint per event: nothing survives in memory between events, as after hibernation. */
   endpoint(): DclEndpoint {
-    return new DclEndpoint(this.io, this.world.user(this.address!).backend(), { now: () => this.world.clock });
+    return new DclEndpoint(this.io, this.world.user(this.address!).backend(), { now: () => this.world.clock, ...this.memory });
+  }
+
+  /** The object is evicted: only the attachment (a JSON string) survives. */
+  hibernate(): void {
+    this.memory = { snapshots: new Map(), profileCache: new Map() };
   }
 
   fromClient(frame: string | Uint8Array): void {

@@ -268,6 +268,41 @@ describe("blocking", () => {
 });
 
 describe("hibernation", () => {
+  it("a snapshot of 600 online friends arrives whole, once each, across a hibernation, with a small attachment", async () => {
+    const world = new World();
+    const alice = await createIdentity();
+    const friendIds = Array.from({ length: 600 }, (_, i) => "0x" + (i * 7919 + 1).toString(16).padStart(40, "0"));
+    for (const f of friendIds) {
+      world.befriend(alice.address, f);
+      world.user(f).setDevice("pc", "online");
+    }
+    const a = await connect(world, alice);
+    // The client acks each element when it asks for the next: reading by hand pauses the server.
+    const stream = a.service.subscribeToFriendConnectivityUpdates({})[Symbol.asyncIterator]();
+    const items: FriendConnectivityUpdate[] = [];
+    const read = async (count: number) => {
+      for (let i = 0; i < count; i++) items.push((await stream.next()).value as FriendConnectivityUpdate);
+    };
+    await read(200);
+    a.server.hibernate(); // the snapshot in memory is gone; the cursor in the attachment is not
+    world.user(friendIds[0]!).setDevice("pc", "away"); // already sent: goes out after the snapshot
+    world.user(friendIds[599]!).setDevice("pc", null); // not sent yet: skipped by the snapshot, its live update goes out
+    await read(401);
+    let more = false;
+    void stream.next().then(() => (more = true));
+    await settle();
+    expect(more).toBe(false);
+    const last: Record<string, ConnectivityStatus> = {};
+    for (const u of items) last[u.friend!.address] = u.status;
+    expect(items.slice(0, 599).map((u) => u.friend!.address)).toEqual(friendIds.slice(0, 599)); // the snapshot, in address order, once each
+    expect(items.slice(599).map((u) => [u.friend!.address, u.status])).toEqual([
+      [friendIds[0], AWAY],
+      [friendIds[599], OFFLINE],
+    ]);
+    expect(a.server.largestAttachment).toBeLessThan(1_000);
+    expect(world.user(alice.address).calls.filter((c) => c === "onlineFriends")).toHaveLength(2); // read again after hibernation
+  });
+
   it("every step works from the JSON-stored state alone; a busy session's state stays small", async () => {
     const world = new World();
     const clients = await friendsOrNot(world, 6, true);

@@ -3,9 +3,9 @@
 // as JSON between every step and a new endpoint instance handles each event.
 import { describe, expect, it } from "vitest";
 import { createRpcClient } from "@dcl/rpc";
-import { CreatePort, RemoteError, RpcMessageHeader, RpcMessageTypes } from "@dcl/rpc/dist/protocol";
+import { CreatePort, RemoteError, RpcMessageHeader, RpcMessageTypes, StreamMessage } from "@dcl/rpc/dist/protocol";
 import { streamAckMessage } from "@dcl/rpc/dist/protocol/helpers";
-import { SocialServiceDefinition } from "@dcl/protocol/out-js/decentraland/social_service/v2/social_service_v2.gen";
+import { ConnectivityStatus, FriendConnectivityUpdate, SocialServiceDefinition } from "@dcl/protocol/out-js/decentraland/social_service/v2/social_service_v2.gen";
 import {
   AUTH_IN_PROGRESS_ERROR,
   handshakeFrame,
@@ -13,7 +13,7 @@ import {
   NOT_AUTHENTICATED_ERROR,
   startHandshake,
 } from "../../src/dcl/handshake";
-import { initialRpcState, openingSnapshot, PROCEDURES, push, receive, serverReadyFrame, type RpcState } from "../../src/dcl/rpc";
+import { initialRpcState, PROCEDURES, push, receive, serverReadyFrame, type RpcState } from "../../src/dcl/rpc";
 import type { DclSocketState } from "../../src/dcl/endpoint";
 import { authHeaders, authHeadersAt, collect, connect, createIdentity, openSocket, settle, until, World } from "./harness";
 
@@ -163,6 +163,8 @@ describe("RPC protocol", () => {
   });
 });
 
+const { ONLINE, AWAY } = ConnectivityStatus;
+
 describe("pure state machine", () => {
   const context = { self: "0x" + "a".repeat(40), profile: () => undefined };
   const decode = (frame: Uint8Array) => {
@@ -174,30 +176,42 @@ describe("pure state machine", () => {
     expect(decode(serverReadyFrame())).toEqual({ type: RpcMessageTypes.RpcMessageTypes_SERVER_READY, n: 0 });
   });
 
-  it("queues connectivity per friend (latest wins, never an older seq) and sends one element per ack", () => {
+  it("sends the snapshot from memory in address order, skips friends with a newer live update, then the live queue; one element per ack", () => {
     let state: RpcState = { ...initialRpcState(), ports: [{ id: 1, name: "p", loaded: true }] };
-    state.streams.push({ n: 7, port: 1, kind: "connectivity", seq: 0, credit: false, snapshot: true, queue: [] });
-    const friend = "0x" + "b".repeat(40);
-    // Live updates while the snapshot is read are held behind it.
-    let step = push(state, [{ k: "c", a: friend, s: 0, q: 5 }, { k: "c", a: friend, s: 2, q: 6 }, { k: "c", a: friend, s: 0, q: 4 }], context);
+    state.streams.push({ n: 7, port: 1, kind: "connectivity", seq: 0, credit: false, snapshot: { after: "" }, queue: [] });
+    const [a, b, c] = ["a", "b", "c"].map((x) => "0x" + x.repeat(40)) as [string, string, string];
+    // Live updates while the snapshot is read wait in the queue, one per friend, never an older seq.
+    let step = push(state, [{ k: "c", a: b, s: ONLINE, q: 5 }, { k: "c", a: b, s: AWAY, q: 6 }, { k: "c", a: b, s: ONLINE, q: 4 }], context);
     expect(step.send).toEqual([]);
+    expect(step.state.streams[0]!.queue).toEqual([{ k: "c", a: b, s: AWAY, q: 6 }]);
     state = step.state;
-    step = openingSnapshot(state, 7, [{ k: "c", a: friend, s: 0, q: 5 }], context);
-    expect(step.state.streams[0]!.queue).toEqual([{ k: "c", a: friend, s: 2, q: 6 }]);
-    expect(step.send).toEqual([]); // no credit yet: the client has not acked the offer
-    state = step.state;
-    const ack = (seq: number) => receive(state, encodeAck(7, seq).slice(), context);
-    step = ack(0);
-    expect(step.send.map(decode)).toEqual([{ type: RpcMessageTypes.RpcMessageTypes_STREAM_MESSAGE, n: 7 }]);
-    expect(step.state.streams[0]).toMatchObject({ seq: 1, credit: false, queue: [] });
-    state = step.state;
-    expect(ack(0).send).toEqual([]); // a stale ack changes nothing
+    const snapshot = [{ k: "c" as const, a, s: ONLINE, q: 1 }, { k: "c" as const, a: b, s: ONLINE, q: 5 }, { k: "c" as const, a: c, s: AWAY, q: 2 }];
+    const withSnapshot = { ...context, snapshot: (n: number) => (n === 7 ? snapshot : undefined) };
+    // Not in memory (after hibernation, say): an ack asks for it to be read.
+    expect(receive(state, encodeAck(7, 0), context).calls).toEqual([{ type: "snapshot", n: 7 }]);
+    const sent: [string, number][] = [];
+    for (let seq = 0; seq < 4; seq++) {
+      step = receive(state, encodeAck(7, seq), withSnapshot);
+      state = step.state;
+      for (const frame of step.send) {
+        expect(decode(frame)).toEqual({ type: RpcMessageTypes.RpcMessageTypes_STREAM_MESSAGE, n: 7 });
+        const update = FriendConnectivityUpdate.decode(StreamMessage.decode(frame).payload);
+        sent.push([update.friend!.address, update.status]);
+      }
+    }
+    expect(sent).toEqual([
+      [a, ONLINE],
+      [c, AWAY],
+      [b, AWAY],
+    ]);
+    expect(state.streams[0]).toMatchObject({ seq: 3, snapshot: null, queue: [] });
+    expect(receive(state, encodeAck(7, 1), withSnapshot).send).toEqual([]); // a stale ack changes nothing
   });
 
   it("past the state budget, the longest queue's stream ends with a RemoteError", () => {
     let state: RpcState = { ...initialRpcState(), ports: [{ id: 1, name: "p", loaded: true }] };
-    state.streams.push({ n: 3, port: 1, kind: "friendship", seq: 0, credit: false, snapshot: false, queue: [] });
-    state.streams.push({ n: 5, port: 1, kind: "connectivity", seq: 0, credit: false, snapshot: false, queue: [] });
+    state.streams.push({ n: 3, port: 1, kind: "friendship", seq: 0, credit: false, snapshot: null, queue: [] });
+    state.streams.push({ n: 5, port: 1, kind: "connectivity", seq: 0, credit: false, snapshot: null, queue: [] });
     const requests = Array.from({ length: 60 }, (_, i) => ({ k: "f" as const, u: "request" as const, a: `0x${i.toString(16).padStart(40, "0")}`, t: 1, m: "x".repeat(200) }));
     const step = push(state, requests, context);
     expect(step.state.streams.map((s) => s.n)).toEqual([5]);

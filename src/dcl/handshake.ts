@@ -78,11 +78,9 @@ export function handshakeFrame(state: HandshakeState, input: string | ArrayBuffe
     case "awaiting": {
       if (now >= state.deadline) return expire(state, now);
       if (!looksLikeAuth(frame)) return step(state, { send: [NOT_AUTHENTICATED_ERROR] });
-      const size = typeof frame === "string" ? frame.length * 3 : frame.byteLength;
-      const headers = size <= MAX_AUTH_FRAME_BYTES * 3 ? parseAuthFrame(frame) : null;
-      if (!headers || (typeof frame !== "string" && frame.byteLength > MAX_AUTH_FRAME_BYTES)) {
-        return step({ phase: "closed" }, { close: { code: AUTH_FAILED_CLOSE, reason: "Unauthorized" } });
-      }
+      const tooLarge = (typeof frame === "string" ? frame.length : frame.byteLength) > MAX_AUTH_FRAME_BYTES;
+      const headers = tooLarge ? null : parseAuthFrame(frame);
+      if (!headers) return step({ phase: "closed" }, { close: { code: AUTH_FAILED_CLOSE, reason: "Unauthorized" } });
       return step({ phase: "verifying", deadline: state.deadline, held: [] }, { verify: headers });
     }
     case "verifying": {

@@ -9,6 +9,7 @@
  *   npm run bench              full run (~15 min)
  *   npm run bench:quick        smoke run (under a minute), results in bench/results/tmp/quick
  *   node bench/run.mjs --servers edge,memory --scenarios scale-1000 --steady 10
+ *   node bench/run.mjs --servers edge --scenarios scale-1600 --idle 60   (a longer pings-only phase)
  *
  * Nothing here asserts a timing: the numbers are reported, never judged.
  */
@@ -29,6 +30,7 @@ const { values: args } = parseArgs({
     servers: { type: "string", default: "edge,memory,redis" },
     scenarios: { type: "string" },
     steady: { type: "string" },
+    idle: { type: "string" },
     out: { type: "string" },
     report: { type: "boolean", default: false },
   },
@@ -64,6 +66,7 @@ if (args.scenarios) {
   scenarios = [...FULL, ...QUICK].filter((s) => wanted.has(s.name));
 }
 if (args.steady) scenarios = scenarios.map((s) => ({ ...s, steadyMs: Number(args.steady) * 1000 }));
+if (args.idle) scenarios = scenarios.map((s) => ({ ...s, idleMs: Number(args.idle) * 1000 }));
 const servers = args.servers.split(",");
 const vars = readDevVars();
 const log = (...parts) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...parts);

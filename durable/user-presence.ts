@@ -14,6 +14,7 @@
  * stores rows, moves messages and calls those rules.
  */
 import { DurableObject } from "cloudflare:workers";
+import { objectCounters } from "./counters";
 import { UserStore, type EdgeRow, type OutboxRow } from "./store";
 import type { Env } from "../src/env";
 import { aggregate, classifyChange, isLive, isShownOnline } from "../src/presence/aggregate";
@@ -77,6 +78,7 @@ export class UserPresence extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    objectCounters.instancesCreated++;
     this.store = new UserStore(ctx.storage);
     this.config = readConfig(env as unknown as Record<string, unknown>);
     // Keep-alive pings are answered by the runtime without waking this object;

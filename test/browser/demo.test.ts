@@ -8,7 +8,7 @@ import { startDevServer, until, user, type DevServer } from "../client/dev-serve
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
-const root = fileURLToPath(new URL("../..", import.meta.url));
+const root = fileURLToPath(new URL("../..", import.meta.url).href);
 const results = `${root}test-results`;
 
 if (!hasChromium) {

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const root = fileURLToPath(new URL("../..", import.meta.url));
+const root = fileURLToPath(new URL("../..", import.meta.url).href);
 const lockDir = join(tmpdir(), "edge-presence-test-ports");
 
 export function devVars(): Record<string, string> {

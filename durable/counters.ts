@@ -1,0 +1,10 @@
+/**
+ * What the runtime did with this isolate's objects, counted in memory (per
+ * isolate, reset when it restarts). `instancesCreated` grows by one each time
+ * an object is constructed: on first use and on every wake from hibernation or
+ * eviction. Tests read it to prove that something (a keep-alive ping) did *not*
+ * wake an object; cost accounting reads it as the number of wakes.
+ */
+export const objectCounters = {
+  instancesCreated: 0,
+};

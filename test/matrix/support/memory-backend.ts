@@ -95,16 +95,22 @@ export class MemoryPresence implements MatrixBackend {
   }
 
   /** A project device (WebSocket or HTTP heartbeat) states its status: what `PositionHeartbeat` does. */
-  heartbeat(userId: string, deviceId: string, status: DeviceStatus, statusText: string | null = null, kind: DeviceKind = "desktop"): Presence {
+  heartbeat(
+    userId: string,
+    deviceId: string,
+    status: DeviceStatus,
+    statusText: string | null = null,
+    where: { realm?: string; position?: { x: number; y: number; z: number }; kind?: DeviceKind } = {},
+  ): Presence {
     const now = this.now();
     this.user(userId).devices.set(deviceId, {
       deviceId,
-      kind,
+      kind: where.kind ?? "desktop",
       transport: "ws",
       status,
       statusText,
-      realm: "lobby",
-      position: { x: 0, y: 0, z: 0 },
+      realm: where.realm ?? "lobby",
+      position: where.position ?? { x: 0, y: 0, z: 0 },
       lastHeartbeatAt: now,
       lastSeenAt: now,
     });

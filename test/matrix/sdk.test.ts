@@ -8,7 +8,7 @@
 import { SetPresence } from "matrix-js-sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { fresh, startMemoryHarness, type MemoryHarness } from "./support/harness";
-import { nextPresenceEvent, sleep, startSdkClient, TokenKeepingStore, waitForResponses, waitForUser, type SdkClient } from "./support/sdk";
+import { nextPresenceEvent, presenceOf, sleep, startSdkClient, TokenKeepingStore, waitForResponses, waitForUser, type SdkClient } from "./support/sdk";
 
 const TTL_MS = 1_500;
 let harness: MemoryHarness;
@@ -116,7 +116,7 @@ describe("matrix-js-sdk against the Matrix sub-app", () => {
     const store = new TokenKeepingStore(token);
     const second = await start(alice, store);
     const [resumed] = await waitForResponses(store, 1);
-    const got = (resumed!.presence?.events ?? []).map((e) => [e.sender, e.content?.presence, e.content?.status_msg]);
+    const got = presenceOf(resumed).map((e) => [e.sender, e.content.presence, e.content.status_msg]);
     expect(got).toEqual([
       [harness.matrixId(bob), "unavailable", "lunch"],
       [harness.matrixId(dave), "online", null],
@@ -124,7 +124,7 @@ describe("matrix-js-sdk against the Matrix sub-app", () => {
     expect(second.client.getUser(harness.matrixId(bob))?.presence).toBe("unavailable");
     // And nothing twice: the next response has nothing about them.
     await sleep(TTL_MS / 2 + 100);
-    const later = store.responses.slice(1).flatMap((r) => r.presence?.events ?? []).map((e) => e.sender);
+    const later = store.responses.slice(1).flatMap((r) => presenceOf(r)).map((e) => e.sender);
     expect(later).not.toContain(harness.matrixId(bob));
     expect(later).not.toContain(harness.matrixId(dave));
   });
@@ -141,6 +141,6 @@ describe("matrix-js-sdk against the Matrix sub-app", () => {
     const store = new TokenKeepingStore(first.store.nextBatch);
     await start(alice, store);
     const [resumed] = await waitForResponses(store, 1);
-    expect(resumed!.presence?.events?.map((e) => [e.sender, e.content?.status_msg])).toEqual([[harness.matrixId(bob), "after the restart"]]);
+    expect(presenceOf(resumed).map((e) => [e.sender, e.content.status_msg])).toEqual([[harness.matrixId(bob), "after the restart"]]);
   });
 });

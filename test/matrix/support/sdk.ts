@@ -9,13 +9,15 @@ import {
   MemoryStore,
   SyncState,
   UserEvent,
+  type ICreateClientOpts,
   type ISyncResponse,
-  type Logger,
   type MatrixClient,
   type MatrixEvent,
   type User,
 } from "matrix-js-sdk";
 import type { MatrixHarness } from "./harness";
+
+type Logger = NonNullable<ICreateClientOpts["logger"]>;
 
 const silent: Logger = {
   trace() {},
@@ -129,6 +131,11 @@ export function nextPresenceEvent(client: MatrixClient, matrixId: string, timeou
     }, timeoutMs);
     client.on(UserEvent.Presence, listener);
   });
+}
+
+/** The m.presence events of a raw sync response, typed loosely (the SDK types them as minimal events without `sender`). */
+export function presenceOf(response: ISyncResponse | undefined): { sender: string; content: Record<string, unknown> }[] {
+  return (response?.presence?.events ?? []) as unknown as { sender: string; content: Record<string, unknown> }[];
 }
 
 /** Resolves once the store holds at least `count` raw sync responses from the server. */

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createMatrixApp } from "../../src/matrix/routes";
 import { filterId } from "../../src/matrix/filter";
 import { MemoryPresence, newMemoryState } from "./support/memory-backend";
-import { fresh, SECRET, signToken } from "./support/harness";
+import { fresh, SECRET, signToken, startMemoryHarness } from "./support/harness";
 
 const SERVER = "example.org";
 let backend: MemoryPresence;
@@ -220,5 +220,28 @@ describe("/sync", () => {
     expect((await backend.presence(bob, bob))!.seq).toBeGreaterThan(seqBefore);
     const res = await poll;
     expect(res.body.presence.events).toEqual([]);
+  });
+});
+
+describe("a long poll over a real socket", () => {
+  it("a client that goes away mid-poll frees its parked wait at once", async () => {
+    const harness = await startMemoryHarness();
+    try {
+      const alice = fresh("alice");
+      const token = await harness.token(alice);
+      const first = (await (await fetch(`${harness.baseUrl}/_matrix/client/v3/sync`, { headers: { Authorization: `Bearer ${token}` } })).json()) as { next_batch: string };
+      const controller = new AbortController();
+      const poll = fetch(`${harness.baseUrl}/_matrix/client/v3/sync?timeout=20000&since=${first.next_batch}`, { headers: { Authorization: `Bearer ${token}` }, signal: controller.signal });
+      const deadline = Date.now() + 2_000;
+      while (harness.backend.parked(alice) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      expect(harness.backend.parked(alice)).toBe(1);
+      controller.abort();
+      await expect(poll).rejects.toThrow();
+      const freed = Date.now() + 2_000;
+      while (harness.backend.parked(alice) > 0 && Date.now() < freed) await new Promise((r) => setTimeout(r, 10));
+      expect(harness.backend.parked(alice)).toBe(0);
+    } finally {
+      await harness.close();
+    }
   });
 });

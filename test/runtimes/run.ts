@@ -196,18 +196,17 @@ const miniflare = async (port: number, persist: string) => ["scripts/serve-minif
 async function withHosts(starts: (() => Promise<Host>)[], test: (hosts: Host[]) => Promise<boolean>): Promise<boolean> {
   const settled = await Promise.allSettled(starts.map((start) => start()));
   const hosts = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  let ok = false;
   try {
     const failed = settled.flatMap((s) => (s.status === "rejected" ? [s.reason] : []));
-    if (failed.length > 0) {
-      for (const error of failed) console.error(error instanceof Error ? error.message : error);
-      return false;
-    }
-    const ok = await test(hosts);
-    if (!ok) for (const host of hosts) console.error(`\n── output of ${host.name} ──\n${host.output().split("\n").slice(-60).join("\n")}`);
-    return ok;
+    for (const error of failed) console.error(error instanceof Error ? error.message : error);
+    ok = failed.length === 0 && (await test(hosts));
   } finally {
     await Promise.all(hosts.map((host) => host.stop()));
   }
+  // After stopping: a host's last lines may only be flushed when it exits.
+  if (!ok) for (const host of hosts) console.error(`\n── output of ${host.name} ──\n${host.output().split("\n").slice(-60).join("\n")}`);
+  return ok;
 }
 
 // ─── steps ──────────────────────────────────────────────────────────────────

@@ -7,6 +7,8 @@
  *           the pure rules, the friendship state machine, their property tests, the
  *           SDK's units, the Hono app on the runtime's Web APIs (Node: only the
  *           test/runtimes files; its other suites run in test:unit and test:client)
+ *   workers (Bun, Deno) two files of test:workers, the Workers Vitest integration
+ *           (tests inside workerd) with vitest itself hosted by that runtime
  *   smoke   (Bun, Deno) the service hosted by that runtime — workerd runs the worker
  *           and the Durable Objects — and two SDK clients run by that runtime's own
  *           test runner (test/runtimes/smoke), importing the packed SDK by name
@@ -229,6 +231,9 @@ async function installPackedSdk(): Promise<boolean> {
 }
 
 const suiteArgs = ["run", "--config", "vitest.runtimes.config.ts"];
+/** A canary of the Workers Vitest integration hosted by Bun/Deno (the whole test:workers passes there too, but takes a minute). */
+const workersCanaryArgs = ["run", "--config", "vitest.workers.config.ts", "test/workers/hibernation.test.ts", "test/workers/ttl.test.ts"];
+const WORKERS_CANARY = "Workers Vitest integration (workerd): hibernation and TTL alarm tests";
 
 async function node(): Promise<void> {
   await step("node", "vitest: test/runtimes (the other suites: test:unit, test:client)", () =>
@@ -240,6 +245,7 @@ async function bun(sdkReady: boolean): Promise<void> {
   await step("bun", "vitest: pure rules, friendship, property tests, SDK units, Hono app", () =>
     run(BUN, ["--bun", "--no-install", "vitest", ...suiteArgs], { env: { ...baseEnv, EXPECTED_RUNTIME: "bun" } }),
   );
+  await step("bun", WORKERS_CANARY, () => run(BUN, ["--bun", "--no-install", "vitest", ...workersCanaryArgs]));
   await step("bun", "smoke: service hosted by Bun, two SDK clients on `bun test`", async () => {
     if (!sdkReady) throw new Error("the packed SDK is missing (see the sdk step)");
     return withHosts(
@@ -260,6 +266,7 @@ async function deno(sdkReady: boolean): Promise<void> {
   await step("deno", "vitest: pure rules, friendship, property tests, SDK units, Hono app", () =>
     run(DENO, ["run", "-A", ...DENO_OFFLINE, "npm:vitest", ...suiteArgs], { env: { ...baseEnv, EXPECTED_RUNTIME: "deno" } }),
   );
+  await step("deno", WORKERS_CANARY, () => run(DENO, ["run", "-A", ...DENO_OFFLINE, "npm:vitest", ...workersCanaryArgs]));
   await step("deno", "smoke: service hosted by Deno, two SDK clients on `deno test`", async () => {
     if (!sdkReady) throw new Error("the packed SDK is missing (see the sdk step)");
     return withHosts(

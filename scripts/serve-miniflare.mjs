@@ -7,11 +7,12 @@
 //   npx deno run -A scripts/serve-miniflare.mjs         # Deno
 //   node scripts/serve-miniflare.mjs --port 8787 --persist-to .wrangler/state --var PRESENCE_TTL_MS:5000
 //
-// Same wrangler.toml, vars, .dev.vars secrets and Durable Object bindings as
-// `wrangler dev` (read through wrangler's own `unstable_getMiniflareWorkerOptions`);
+// Same wrangler.toml, vars, .dev.vars secrets (.dev.vars.example's if there is no
+// .dev.vars) and Durable Object bindings as `wrangler dev` (read through
+// wrangler's own `unstable_getMiniflareWorkerOptions`);
 // bundled like wrangler does (esbuild, workerd conditions). No live reload, no
 // inspector. Prints "Ready on <url>" and serves until SIGINT or SIGTERM.
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -57,8 +58,20 @@ await build({
   logLevel: "warning",
 });
 
+/** NAME=value lines of a .dev.vars file. */
+function readDevVars(file) {
+  const vars = {};
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    const match = /^\s*([A-Z0-9_]+)\s*=\s*(.*?)\s*$/.exec(line);
+    if (match) vars[match[1]] = match[2].replace(/^"(.*)"$/, "$1");
+  }
+  return vars;
+}
+
 // Vars from wrangler.toml, secrets from .dev.vars, the USER namespace (SQLite), assets.
 const { workerOptions } = unstable_getMiniflareWorkerOptions(join(root, "wrangler.toml"));
+const exampleSecrets = existsSync(join(root, ".dev.vars")) ? {} : readDevVars(join(root, ".dev.vars.example"));
+if (Object.keys(exampleSecrets).length > 0) console.log("no .dev.vars: using .dev.vars.example (dev secrets only)");
 const mf = new Miniflare(
   convertV4MiniflareOptions({
     host: options.ip,
@@ -72,7 +85,7 @@ const mf = new Miniflare(
         modules: true,
         modulesRoot: outDir,
         scriptPath,
-        bindings: { ...workerOptions.bindings, ...options.vars },
+        bindings: { ...workerOptions.bindings, ...exampleSecrets, ...options.vars },
       },
     ],
   }),

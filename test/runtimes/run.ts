@@ -18,7 +18,7 @@
  * download anything: the npm registry is pointed at a closed port for the run.
  * Runs on the Node 24 of node_modules/.bin (`npm run` puts it first on PATH).
  */
-import { spawn, type SpawnOptions } from "node:child_process";
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -59,11 +59,18 @@ function banner(text: string) {
   console.log(`\n━━ ${text}`);
 }
 
+/** The command `run` is waiting for, ended with us on a signal. */
+let current: ChildProcess | null = null;
+
 /** Runs a command with inherited output; resolves whether it exited 0. */
 function run(command: string, args: string[], options: SpawnOptions = {}): Promise<boolean> {
   console.log(`$ ${[command.replace(root, ""), ...args].join(" ")}`);
   return new Promise((resolve) => {
     const child = spawn(command, args, { cwd: root, stdio: "inherit", env: baseEnv, ...options });
+    current = child;
+    child.once("exit", () => {
+      if (current === child) current = null;
+    });
     child.once("error", (error) => {
       console.error(`${command}: ${error.message}`);
       resolve(false);
@@ -120,6 +127,15 @@ interface Host {
   output(): string;
 }
 
+/** Hosts still running: stopped on Ctrl-C too (they run in process groups of their own). */
+const running = new Set<Host>();
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    current?.kill(signal);
+    void Promise.all([...running].map((host) => host.stop())).finally(() => process.exit(130));
+  });
+}
+
 /**
  * Starts `command` (its own process group, so workerd goes with it) and waits
  * until GET /health answers `readyStatus`.
@@ -155,12 +171,22 @@ async function startHost(name: string, command: string, args: (port: number, per
     }
     rmSync(persist, { recursive: true, force: true });
   };
+  const host: Host = {
+    name,
+    url,
+    stop: async () => {
+      running.delete(host);
+      await stop();
+    },
+    output: () => log,
+  };
+  running.add(host);
 
   const started = Date.now();
   const deadline = started + 90_000;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      await stop();
+      await host.stop();
       throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it served:\n${log}`);
     }
     try {
@@ -171,13 +197,13 @@ async function startHost(name: string, command: string, args: (port: number, per
       // not listening yet
     }
     if (Date.now() > deadline) {
-      await stop();
+      await host.stop();
       throw new Error(`${name} did not answer ${readyStatus} on ${url}/health within 90 s:\n${log}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
   console.log(`${name} is up on ${url} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return { name, url, stop, output: () => log };
+  return host;
 }
 
 const devVars = (persist: string) => ["--persist-to", persist, "--var", "DEV_MODE:1", "--var", `JWT_SECRET:${SMOKE_SECRET}`];

@@ -14,7 +14,7 @@ test(`Bun ${Bun.version}, service on the Miniflare API (bun scripts/serve-minifl
 // has its proxy answer every request with 503 (Bun's fetch() ignores the undici
 // dispatcher Miniflare routes through, oven-sh/bun#39247). When this test fails,
 // wrangler serves under Bun: update README's runtime table and use `bunx wrangler dev` above.
-test("Bun: `bun --bun wrangler dev` starts but refuses to forward requests (oven-sh/bun#39247)", async () => {
+test("Bun: `bunx --bun wrangler dev` starts but refuses to forward requests (oven-sh/bun#39247)", async () => {
   const url = process.env.SMOKE_BUN_WRANGLER_URL;
   if (!url) throw new Error("no SMOKE_BUN_WRANGLER_URL: run through `npm run test:runtimes`");
   const res = await fetch(new URL("/health", url));

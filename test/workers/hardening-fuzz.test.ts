@@ -83,8 +83,7 @@ describe(`fuzzed frames over live sockets (${SESSIONS} sessions × ${FRAMES_PER_
           expect(await client.next((f) => f === "pong"), where).toBe("pong");
           continue;
         }
-        // On the wire a text frame is UTF-8: lone surrogates arrive as U+FFFD.
-        const expected = typeof item.frame === "string" ? parseClientFrame(item.frame.toWellFormed(), 4_096) : ({ ok: false, code: "binary_not_supported" } as const);
+        const expected = typeof item.frame === "string" ? parseClientFrame(onTheWire(item.frame), 4_096) : ({ ok: false, code: "binary_not_supported" } as const);
         const reply = await client.next((f) => typeof f === "object" && REPLY_TYPES.has(f.type), 5_000).catch((e) => {
           throw new Error(`${where}: ${e.message}`);
         });
@@ -164,3 +163,13 @@ describe(`fuzzed frames over live sockets (${SESSIONS} sessions × ${FRAMES_PER_
     console.log(`live fuzz: ${JSON.stringify(stats)}`);
   });
 });
+
+/**
+ * What the object receives for a text frame sent by workerd's WebSocket: since
+ * workerd 2026-11 a lone surrogate is sent as its three generalized-UTF-8 bytes
+ * (ED xx xx), which the receiving UTF-8 decoder turns into three U+FFFD (earlier
+ * runtimes replaced it with one U+FFFD before sending).
+ */
+function onTheWire(frame: string): string {
+  return frame.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd\ufffd\ufffd");
+}

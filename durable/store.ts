@@ -48,6 +48,44 @@ export interface EdgeRow {
   since: number;
 }
 
+/** Every single value a user's object keeps (the meta table), with its type. Absent is `null`. */
+export interface Meta {
+  /** Whose object this is: recorded by the first call (alarms have no caller). */
+  user_id: string;
+  /** The user has used the service (a call from the worker): friend requests to them are accepted. */
+  registered: true;
+  /** The user has a live device: this object watches their friends. */
+  live: true;
+  /** Sequence number of the last published presence; only grows. */
+  seq: number;
+  /** What friends were last told. */
+  published: Presence;
+  published_at: number;
+  /** A coalesced position-only publish is due at this time. */
+  publish_at: number;
+  /** Leases on friends are renewed at this time (while live). */
+  watch_renew_at: number;
+  /** Last heartbeat of a visible device: "last seen" once offline. */
+  last_active_at: number;
+  /** Location shared with nobody; absent: with every friend. */
+  share_location: "none";
+}
+export type MetaKey = keyof Meta;
+
+/** Stored as text: flags as "1", numbers in decimal, presences as JSON. */
+const DECODE: { [K in MetaKey]: (raw: string) => Meta[K] } = {
+  user_id: (raw) => raw,
+  registered: () => true,
+  live: () => true,
+  seq: Number,
+  published: (raw) => JSON.parse(raw) as Presence,
+  published_at: Number,
+  publish_at: Number,
+  watch_renew_at: Number,
+  last_active_at: Number,
+  share_location: () => "none",
+};
+
 export class UserStore {
   private readonly sql: SqlStorage;
 
@@ -80,25 +118,23 @@ export class UserStore {
     return this.metaCache;
   }
 
-  get(key: string): string | null {
-    return this.meta().get(key) ?? null;
+  get<K extends MetaKey>(key: K): Meta[K] | null {
+    const raw = this.meta().get(key);
+    return raw === undefined ? null : (DECODE[key](raw) as Meta[K]);
   }
 
-  number(key: string): number | null {
-    const value = this.get(key);
-    return value === null ? null : Number(value);
-  }
-
-  set(key: string, value: string | number | null): void {
+  /** Stores a value; `null` deletes it. */
+  set<K extends MetaKey>(key: K, value: Meta[K] | null): void {
     const meta = this.meta();
     if (value === null) {
       if (!meta.has(key)) return;
       meta.delete(key);
       this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
     } else {
-      if (meta.get(key) === String(value)) return;
-      meta.set(key, String(value));
-      this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, String(value));
+      const raw = typeof value === "object" ? JSON.stringify(value) : value === true ? "1" : String(value);
+      if (meta.get(key) === raw) return;
+      meta.set(key, raw);
+      this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, raw);
     }
   }
 
@@ -381,7 +417,6 @@ export class UserStore {
 
   /** This user's presence as last published (what friends were told), or offline before the first. */
   published(userId: string): Presence {
-    const json = this.get("published");
-    return json ? (JSON.parse(json) as Presence) : offlinePresence(userId, this.number("last_active_at"), this.number("seq") ?? 0);
+    return this.get("published") ?? offlinePresence(userId, this.get("last_active_at"), this.get("seq") ?? 0);
   }
 }

@@ -97,7 +97,7 @@ export class UserPresence extends DurableObject<Env> {
   /** Called from worker-facing entry points: the user has used the service, so requests to them are accepted. */
   private register(userId: string): string {
     this.identify(userId);
-    if (this.store.get("registered") !== "1") this.store.set("registered", 1);
+    this.store.set("registered", true);
     return userId;
   }
 
@@ -300,8 +300,8 @@ export class UserPresence extends DurableObject<Env> {
 
   /** The user's own view: like friends', except invisible shows as such to themself. */
   private selfPresence(now: number): Presence {
-    const { view, invisible } = aggregate(this.userId, this.store.devices(), now, this.config.ttlMs, this.store.number("last_active_at"));
-    const seq = this.store.number("seq") ?? 0;
+    const { view, invisible } = aggregate(this.userId, this.store.devices(), now, this.config.ttlMs, this.store.get("last_active_at"));
+    const seq = this.store.get("seq") ?? 0;
     return invisible ? { ...view, seq, invisible: true } : { ...view, seq };
   }
 
@@ -322,17 +322,16 @@ export class UserPresence extends DurableObject<Env> {
     const { view, hasLiveDevice } = this.friendsView(now);
     if (view.lastActiveAt !== null && view.status !== "offline") this.store.set("last_active_at", view.lastActiveAt);
 
-    const wasLive = this.store.get("live") === "1";
+    const wasLive = this.store.get("live");
     if (hasLiveDevice && !wasLive) {
-      this.store.set("live", 1);
+      this.store.set("live", true);
       await this.watchFriends(this.store.friendIds(), now);
     }
 
-    const published = this.store.get("published");
-    const change = classifyChange(published ? (JSON.parse(published) as Presence) : offlinePresence(userId), view);
+    const change = classifyChange(this.store.get("published") ?? offlinePresence(userId), view);
     if (change === "significant" || forcePublish) await this.publish(view, now);
     else if (change === "position") {
-      const at = positionPublishAt(this.store.number("published_at"), now, this.config.positionCoalesceMs);
+      const at = positionPublishAt(this.store.get("published_at"), now, this.config.positionCoalesceMs);
       // Back-pressure: while this user's previous fan-out is still out (friends' objects are slow
       // to answer), a move waits for the next interval; that publish carries the latest position.
       if (at <= now && this.fanOutsInFlight === 0) await this.publish(view, now);
@@ -344,7 +343,7 @@ export class UserPresence extends DurableObject<Env> {
       await this.stopWatching();
     }
     if (hasLiveDevice) {
-      const renewAt = this.store.number("watch_renew_at");
+      const renewAt = this.store.get("watch_renew_at");
       if (renewAt !== null && renewAt <= now) await this.watchFriends(this.store.friendIds(), now);
     }
     await this.deliverOutbox(now);
@@ -353,7 +352,7 @@ export class UserPresence extends DurableObject<Env> {
 
   /** What friends see now (before per-friend hiding). Location sharing is applied here, before change detection, so hidden moves publish nothing. */
   private friendsView(now: number): { view: Omit<Presence, "seq">; hasLiveDevice: boolean } {
-    const { view, hasLiveDevice } = aggregate(this.userId, this.store.devices(), now, this.config.ttlMs, this.store.number("last_active_at"));
+    const { view, hasLiveDevice } = aggregate(this.userId, this.store.devices(), now, this.config.ttlMs, this.store.get("last_active_at"));
     return { view: this.shareLocation() === "none" ? { ...view, realm: null, position: null } : view, hasLiveDevice };
   }
 
@@ -369,10 +368,10 @@ export class UserPresence extends DurableObject<Env> {
 
   /** Bumps seq, stores what friends see, and pushes it: to every watcher, or `only` to one (a privacy toggle). */
   private async publish(view: Omit<Presence, "seq">, now: number, only?: string): Promise<void> {
-    const seq = (this.store.number("seq") ?? 0) + 1;
+    const seq = (this.store.get("seq") ?? 0) + 1;
     const presence: Presence = { ...view, seq };
     this.store.set("seq", seq);
-    this.store.set("published", JSON.stringify(presence));
+    this.store.set("published", presence);
     this.store.set("published_at", now);
     this.store.set("publish_at", null);
     await this.fanOut(presence, now, only);
@@ -456,7 +455,7 @@ export class UserPresence extends DurableObject<Env> {
   }
 
   private async onlineFriendsList(): Promise<Presence[]> {
-    if (this.store.get("live") === "1") {
+    if (this.store.get("live")) {
       return this.store
         .cachedAll()
         .filter((p) => isShownOnline(p.status) || p.status === "unknown");
@@ -484,7 +483,7 @@ export class UserPresence extends DurableObject<Env> {
     if (!this.store.isFriend(watcher)) return null;
     this.store.putWatcher(watcher, Date.now() + Math.min(Math.max(leaseMs, 1_000), 3_600_000));
     // A friend this live user does not know the presence of yet: the friendship is new, watch back.
-    if (this.store.get("live") === "1" && !this.store.cached(watcher)) void this.watchNewFriend(watcher, Date.now()).catch(() => undefined);
+    if (this.store.get("live") && !this.store.cached(watcher)) void this.watchNewFriend(watcher, Date.now()).catch(() => undefined);
     return this.viewFor(watcher, await this.currentPresence());
   }
 
@@ -501,7 +500,7 @@ export class UserPresence extends DurableObject<Env> {
   async receivePresence(self: string, from: string, presence: Presence): Promise<boolean> {
     this.identify(self);
     if (!this.store.isFriend(from) || presence.userId !== from) return false;
-    if (this.store.get("live") !== "1") return false;
+    if (!this.store.get("live")) return false;
     if (this.cacheFriendPresence(presence)) this.broadcast({ type: "presence", presence });
     return true;
   }
@@ -622,10 +621,10 @@ export class UserPresence extends DurableObject<Env> {
   /** A change of intent from `from`'s object. Idempotent (duplicates are ignored by version). */
   async receiveEdge(self: string, from: string, message: EdgeMessage, text: string | null = null): Promise<EdgeReply> {
     this.identify(self);
-    if (message.force) this.store.set("registered", 1);
+    if (message.force) this.store.set("registered", true);
     const counts = this.store.edgeCounts();
     const { edge, reply } = applyRemote(this.store.edge(from), message, {
-      registered: this.store.get("registered") === "1",
+      registered: this.store.get("registered") === true,
       pendingLimitReached: counts.incoming >= this.config.maxPendingRequests,
       friendLimitReached: counts.friends >= this.config.maxFriends,
     });
@@ -656,7 +655,7 @@ export class UserPresence extends DurableObject<Env> {
       const friend = change.hide.userId;
       if (!this.store.isFriend(friend)) return null;
       const { view } = this.friendsView(now);
-      const frozen = offlinePresence(self, view.lastActiveAt ?? this.store.number("last_active_at"), (this.store.number("seq") ?? 0) + 1);
+      const frozen = offlinePresence(self, view.lastActiveAt ?? this.store.get("last_active_at"), (this.store.get("seq") ?? 0) + 1);
       this.store.setHidden(friend, change.hide.hidden ? frozen : null);
       // A new seq, pushed to that friend only: they replace what they hold (with the frozen
       // offline shape, or with the truth again); nobody else is told anything.
@@ -720,7 +719,7 @@ export class UserPresence extends DurableObject<Env> {
    * and the `announcing` set make it happen once.
    */
   private async watchNewFriend(other: string, now: number): Promise<void> {
-    if (this.store.get("live") !== "1" || !this.store.isFriend(other) || this.store.cached(other) || this.announcing.has(other)) return;
+    if (!this.store.get("live") || !this.store.isFriend(other) || this.store.cached(other) || this.announcing.has(other)) return;
     this.announcing.add(other);
     try {
       let presence: Presence | null;
@@ -802,7 +801,7 @@ export class UserPresence extends DurableObject<Env> {
       const accepted = await this.stub(target).receivePresence(target, userId, this.viewFor(target, this.store.published(this.userId)));
       if (!accepted) this.store.removeWatcher(target);
     } else if (row.kind === "watch") {
-      if (this.store.get("live") !== "1" || !this.store.isFriend(target)) return;
+      if (!this.store.get("live") || !this.store.isFriend(target)) return;
       const presence = await this.stub(target).watch(target, userId, this.config.watchLeaseMs);
       if (presence) {
         if (this.cacheFriendPresence(presence, true)) this.broadcast({ type: "presence", presence });
@@ -814,8 +813,8 @@ export class UserPresence extends DurableObject<Env> {
     const devices = this.store.devices();
     const deadline = nextDeadline([
       ...devices.map((d) => deviceDeadline(d, this.config.ttlMs)),
-      this.store.number("publish_at"),
-      this.store.get("live") === "1" ? this.store.number("watch_renew_at") : null,
+      this.store.get("publish_at"),
+      this.store.get("live") ? this.store.get("watch_renew_at") : null,
       this.store.nextOutboxAttempt(),
     ]);
     if (deadline === null) await this.ctx.storage.deleteAlarm();

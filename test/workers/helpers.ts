@@ -2,6 +2,7 @@ import { SignJWT } from "jose";
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
+import type { Meta, MetaKey, UserStore } from "../../durable/store";
 import type { Presence } from "../../src/presence/types";
 import { FrameClient } from "../shared/frame-client";
 
@@ -52,9 +53,9 @@ export function stubOf(userId: string) {
  * Sets a meta value of a user's live object (e.g. to move a deadline into the
  * past instead of waiting). Goes through the object's store, which caches meta.
  */
-export async function setMeta(userId: string, key: string, update: (value: string | null) => string | number | null) {
+export async function setMeta<K extends MetaKey>(userId: string, key: K, update: (value: Meta[K] | null) => Meta[K] | null) {
   await runInDurableObject(stubOf(userId), (instance) => {
-    const store = (instance as unknown as { store: { get(k: string): string | null; set(k: string, v: string | number | null): void } }).store;
+    const store = (instance as unknown as { store: UserStore }).store;
     store.set(key, update(store.get(key)));
   });
 }

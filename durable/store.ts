@@ -208,7 +208,7 @@ export class UserStore {
   }
 
   /** Stores this side of an edge. Rows are kept after a friendship ends: their versions order later messages. */
-  writeEdge(other: string, edge: Edge, text: string | null, now: number): void {
+  putEdge(other: string, edge: Edge, text: string | null, now: number): void {
     if (edge.mine === "none" && edge.theirs === "none" && edge.myVersion === 0 && edge.theirVersion === 0) return;
     const state = deriveState(edge);
     this.sql.exec(

@@ -23,6 +23,7 @@
  *   - `force` (admin API): sets both intents on both sides.
  * docs/FRIENDSHIPS.md draws the states and transitions.
  */
+import { refuse, type Refusal } from "./result";
 
 export type Intent = "none" | "want" | "blocked";
 
@@ -81,11 +82,9 @@ export type FriendshipErrorCode =
   | "not_blocked"
   | "cannot_befriend_self";
 
-export type LocalPlan =
-  | { ok: true; edge: Edge; send: EdgeMessage | null }
-  | { ok: false; code: FriendshipErrorCode; message: string };
+export type LocalPlan = { ok: true; edge: Edge; send: EdgeMessage | null } | Refusal<FriendshipErrorCode>;
 
-const fail = (code: FriendshipErrorCode, message: string): LocalPlan => ({ ok: false, code, message });
+const fail = (code: FriendshipErrorCode, message: string): LocalPlan => refuse(code, message);
 
 function change(edge: Edge, mine: Intent, theirs: Edge["theirs"], message: Omit<EdgeMessage, "version"> | null): LocalPlan {
   if (!message) return { ok: true, edge: { ...edge, mine, theirs }, send: null };

@@ -3,6 +3,7 @@
  * Nothing reaches the presence rules without passing through here.
  */
 import { z } from "zod";
+import type { Refusal } from "./result";
 
 export const MAX_REALM_LENGTH = 64;
 export const MAX_STATUS_TEXT_LENGTH = 140;
@@ -104,9 +105,8 @@ export type ErrorCode =
   | "friend_limit"
   | "request_limit";
 
-export type ParseResult =
-  | { ok: true; message: ClientMessage }
-  | { ok: false; code: ErrorCode; message: string; id?: RequestId };
+/** A refusal that echoes the request's id when one could be read. */
+export type ParseResult = { ok: true; message: ClientMessage } | (Refusal<ErrorCode> & { id?: RequestId });
 
 /** Turns one raw socket frame into a validated message or a precise error. */
 export function parseClientFrame(frame: string | ArrayBuffer, maxBytes: number): ParseResult {

@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { readDevVars } from "../scripts/dev-vars.mjs";
+import { readDevVars } from "../scripts/lib/dev-vars.mjs";
 import { makeGraph } from "./lib/graph.mjs";
 import { importGraph, mintTokens, runLoad, summarize } from "./lib/loadgen.mjs";
 import { sample } from "./lib/proc.mjs";

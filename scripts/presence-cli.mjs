@@ -3,9 +3,9 @@
 //   node scripts/presence-cli.mjs alice [--url http://localhost:8787] [--realm lobby] [--status online]
 // Type a status (online/away/busy/invisible) or "move" and Enter to change presence; Ctrl-C to leave.
 import { createInterface } from "node:readline";
-import { SignJWT } from "jose";
 import WebSocket from "ws";
-import { readDevVars } from "./dev-vars.mjs";
+import { mintToken } from "../src/dev-token.mjs";
+import { readDevVars } from "./lib/dev-vars.mjs";
 
 const args = process.argv.slice(2);
 const user = args.find((a) => !a.startsWith("--") && !args[args.indexOf(a) - 1]?.startsWith("--"));
@@ -17,7 +17,7 @@ if (!user) {
 const url = opt("url", "http://localhost:8787");
 const state = { realm: opt("realm", "lobby"), status: opt("status", "online"), position: { x: 0, y: 0, z: 0 } };
 const { JWT_SECRET } = readDevVars();
-const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(user).setExpirationTime("12h").sign(new TextEncoder().encode(JWT_SECRET));
+const token = await mintToken(user, { secret: JWT_SECRET, expiresIn: "12h" });
 
 const ws = new WebSocket(`${url.replace(/^http/, "ws")}/v1/connect?device=cli-${user}&kind=desktop`, { headers: { Authorization: `Bearer ${token}` } });
 const show = (p) => `${p.userId.padEnd(10)} ${p.status.padEnd(8)} ${p.realm ?? "-"} ${p.position ? `(${p.position.x},${p.position.y},${p.position.z})` : ""} ${p.statusText ?? ""}`;

@@ -7,9 +7,9 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
-import { SignJWT } from "jose";
 import { z } from "zod";
 import { offeredProtocols, requireAdmin, requireUser, type AuthVariables } from "./auth";
+import { mintToken } from "./dev-token.mjs";
 import type { Env } from "./env";
 import { ApiError, errorBody } from "./errors";
 import { inChunks } from "./presence/chunks";
@@ -73,14 +73,12 @@ app.get("/health", (c) => c.json({ ok: true, service: "edge-presence" }));
 app.post("/dev/token", async (c) => {
   if (c.env.DEV_MODE !== "1" || !c.env.JWT_SECRET) throw new ApiError(404, "not_found", "no such route");
   const { userId } = parse(z.object({ userId: userIdSchema }), await jsonBody(c.req.raw));
-  const token = await new SignJWT({})
-    .setProtectedHeader({ alg: "HS256" })
-    .setSubject(userId)
-    .setIssuedAt()
-    .setExpirationTime("1h")
-    .setIssuer(c.env.JWT_ISSUER || "edge-presence-dev")
-    .setAudience(c.env.JWT_AUDIENCE || "edge-presence-dev")
-    .sign(new TextEncoder().encode(c.env.JWT_SECRET));
+  const token = await mintToken(userId, {
+    secret: c.env.JWT_SECRET,
+    expiresIn: "1h",
+    issuer: c.env.JWT_ISSUER || "edge-presence-dev",
+    audience: c.env.JWT_AUDIENCE || "edge-presence-dev",
+  });
   return c.json({ token, userId, expiresIn: 3600 });
 });
 

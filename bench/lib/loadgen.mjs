@@ -10,29 +10,23 @@
  * A change is tagged by its marker: `position.x` is a per-user counter.
  */
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import { SignJWT } from "jose";
 import WebSocket from "ws";
+import { admin } from "../../scripts/lib/admin.mjs";
+import { mintToken } from "../../src/dev-token.mjs";
 import { rng } from "./graph.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function mintTokens(ids, secret) {
-  const key = new TextEncoder().encode(secret);
   const tokens = new Map();
-  for (const id of ids) {
-    tokens.set(id, await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(id).setIssuedAt().setExpirationTime("3h").sign(key));
-  }
+  for (const id of ids) tokens.set(id, await mintToken(id, { secret, expiresIn: "3h" }));
   return tokens;
 }
 
 export async function importGraph(baseUrl, adminToken, pairs) {
   const started = performance.now();
   for (let i = 0; i < pairs.length; i += 1000) {
-    const res = await fetch(`${baseUrl}/v1/admin/friendships:import`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ pairs: pairs.slice(i, i + 1000) }),
-    });
+    const res = await admin({ url: baseUrl, adminToken }, "POST", "/friendships:import", { pairs: pairs.slice(i, i + 1000) });
     const body = await res.json().catch(() => ({}));
     if (res.status >= 300 && res.status !== 207) throw new Error(`import failed: ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
     if (body.refusals?.length || body.pending?.length) {

@@ -4,7 +4,8 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDevServer, until, user, type DevServer } from "../client/dev-server.js";
+import { startDevServer, type DevServer } from "../../scripts/lib/dev-server.mjs";
+import { until, user } from "../shared/util";
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
@@ -31,7 +32,7 @@ describe.skipIf(!hasChromium)("demo page", () => {
       logLevel: "warning",
     });
     mkdirSync(results, { recursive: true });
-    server = await startDevServer({ PRESENCE_TTL_MS: "8000", POSITION_COALESCE_MS: "50" });
+    server = await startDevServer({ vars: { PRESENCE_TTL_MS: "8000", POSITION_COALESCE_MS: "50" } });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],

@@ -7,11 +7,11 @@ import { createServer, type Server } from "node:http";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey } from "jose";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { admin, freePort, refusedUpgrade, SECRET, Wrangler } from "./harness";
+import { refusedUpgrade, SECRET, startDevServer, type DevServer } from "./harness";
 
 const ISSUER = "https://auth.example.test";
 const AUDIENCE = "edge-presence-e2e";
-let server: Wrangler;
+let server: DevServer;
 let jwksServer: Server;
 let jwksMode: "ok" | "500" = "500";
 let jwksHits = 0;
@@ -35,12 +35,9 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => jwksServer.listen(0, "127.0.0.1", resolve));
   const jwksPort = (jwksServer.address() as { port: number }).port;
-  server = new Wrangler(await freePort(), {
-    JWKS_URL: `http://127.0.0.1:${jwksPort}/jwks.json`,
-    JWT_ISSUER: ISSUER,
-    JWT_AUDIENCE: AUDIENCE,
+  server = await startDevServer({
+    vars: { JWKS_URL: `http://127.0.0.1:${jwksPort}/jwks.json`, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE },
   });
-  await server.start();
 });
 
 afterAll(async () => {
@@ -151,7 +148,7 @@ describe("JWKS-backed auth against wrangler dev", () => {
       expect(res.status, path).toBe(404);
       expect(JSON.stringify(res.body), path).not.toContain("bob-home");
     }
-    expect((await admin(server.url, "PUT", "/friendships", { a: "alice-jwks", b: "bob-jwks" })).status).toBe(200);
+    expect((await server.admin("PUT", "/friendships", { a: "alice-jwks", b: "bob-jwks" })).status).toBe(200);
     const seen = await get("/v1/presence/bob-jwks", alice);
     expect(seen.status).toBe(200);
     expect(seen.body.presence).toMatchObject({ userId: "bob-jwks", status: "online", realm: "bob-home" });

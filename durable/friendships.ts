@@ -20,7 +20,7 @@ import {
   type FriendshipErrorCode,
   type LocalOp,
 } from "../src/presence/friendship";
-import type { ServerMessage } from "../src/presence/protocol";
+import type { ServerMessage } from "../src/protocol";
 import { ok, refuse, type Refusal, type Result } from "../src/presence/result";
 import type { Host } from "./host";
 import type { Outbox } from "./outbox";

@@ -6,7 +6,7 @@
  * with hibernation, which only happens when the user is idle.
  */
 import type { PresenceConfig } from "../src/presence/config";
-import { CloseCode, type ServerMessage } from "../src/presence/protocol";
+import { CloseCode, type ServerMessage } from "../src/protocol";
 import { takeToken, type Bucket } from "../src/presence/timers";
 import type { DeviceKind } from "../src/presence/types";
 

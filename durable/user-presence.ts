@@ -21,7 +21,8 @@ import type { Env } from "../src/env";
 import { classifyChange } from "../src/presence/aggregate";
 import { readConfig, type PresenceConfig } from "../src/presence/config";
 import type { EdgeMessage, EdgeReply, FriendList, LocalOp } from "../src/presence/friendship";
-import { CloseCode, errorFrame, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION } from "../src/presence/protocol";
+import { errorFrame } from "../src/presence/protocol";
+import { CloseCode, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION } from "../src/protocol";
 import { ok, refuse, type Result } from "../src/presence/result";
 import { deviceKindSchema, FRIENDSHIP_OPS, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
 import { alarmTime, nextDeadline } from "../src/presence/timers";
@@ -51,7 +52,7 @@ export class UserPresence extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.store = new UserStore(ctx.storage);
-    this.config = readConfig(env as unknown as Record<string, unknown>);
+    this.config = readConfig(env);
     this.host = createHost(this.store, this.config, env.USER);
     this.sockets = new Sockets(ctx, this.config);
     this.outbox = new Outbox(this.host);

@@ -6,9 +6,9 @@
  * last device goes. A friend whose object cannot be reached shows `unknown`
  * (Matrix's "don't know") until a retry gets through.
  */
-import { isShownOnline } from "../src/presence/aggregate";
 import { inChunks } from "../src/presence/chunks";
 import { offlinePresence } from "../src/presence/protocol";
+import { isShownOnline } from "../src/protocol";
 import { ok, refuse, type Result } from "../src/presence/result";
 import type { Presence } from "../src/presence/types";
 import { FANOUT_CHUNK, type Host } from "./host";

@@ -14,7 +14,7 @@ import type { Env } from "./env";
 import { ApiError, errorBody } from "./errors";
 import { inChunks } from "./presence/chunks";
 import { readConfig } from "./presence/config";
-import { PROTOCOL_VERSION } from "./presence/protocol";
+import { PROTOCOL_VERSION } from "./protocol";
 import type { LocalOp } from "./presence/friendship";
 import {
   describeIssues,
@@ -102,7 +102,7 @@ app.get("/v1/connect", requireUser, async (c) => {
 app.use("/v1/*", cors({ origin: "*", allowHeaders: ["Authorization", "Content-Type"], allowMethods: ["GET", "POST", "PUT", "DELETE"] }));
 app.use("/v1/*", async (c, next) =>
   bodyLimit({
-    maxSize: c.req.path.startsWith("/v1/admin/") ? 1_000_000 : readConfig(c.env as never).maxFrameBytes,
+    maxSize: c.req.path.startsWith("/v1/admin/") ? 1_000_000 : readConfig(c.env).maxFrameBytes,
     onError: () => {
       throw new ApiError(413, "body_too_large", "the body is larger than allowed");
     },

@@ -10,9 +10,8 @@ import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTV
 import type { Env } from "./env";
 import { ApiError } from "./errors";
 import { userIdSchema } from "./presence/schema";
+import { TOKEN_PROTOCOL_PREFIX } from "./protocol";
 
-/** `Sec-WebSocket-Protocol` entries: the app protocol, and the token for browsers. */
-export const TOKEN_PROTOCOL_PREFIX = "bearer.";
 
 /**
  * The key set could not be obtained (unreachable, non-200, not JSON, not a

@@ -9,7 +9,7 @@
 // PRESENCE_URL (default http://localhost:8787) picks the server; the token comes
 // from POST /dev/token (dev mode), or from PRESENCE_TOKEN if set.
 import WebSocket from "ws";
-import { connect } from "../dist/index.js";
+import { connect } from "../dist/client/src/index.js";
 
 const userId = process.argv[2] ?? "alice";
 const url = process.env.PRESENCE_URL ?? "http://localhost:8787";

@@ -20,9 +20,9 @@ import {
   type Position,
   type Presence,
   type RequestId,
-  type ServerErrorCode,
+  type ErrorCode,
   type ServerMessage,
-} from "./protocol.js";
+} from "../../src/protocol/index.js";
 import {
   clearTimer,
   globalFetch,
@@ -41,7 +41,7 @@ import { FriendsState, transition, type StateChange } from "./state.js";
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 
 export type ClientErrorCode =
-  | ServerErrorCode
+  | ErrorCode
   /** A request got no reply within `requestTimeoutMs`. */
   | "timeout"
   /** The socket closed while a request was in flight, or the client is closed. */

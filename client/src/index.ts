@@ -27,5 +27,5 @@ export {
   type PublicDevice,
   type PublicStatus,
   type ServerMessage,
-} from "./protocol.js";
+} from "../../src/protocol/index.js";
 export type { FetchLike, WebSocketConstructor, WebSocketLike } from "./runtime.js";

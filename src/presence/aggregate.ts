@@ -3,7 +3,7 @@
  * presence their friends see. Most available device wins; all idle → away;
  * none → offline; any live invisible device → offline (privacy wins).
  */
-import type { DeviceState, Presence, PublicDevice, PublicStatus } from "./types";
+import type { DeviceState, Presence, PublicDevice } from "./types";
 
 const AVAILABILITY: Record<PublicDevice["status"], number> = { online: 3, busy: 2, away: 1 };
 
@@ -82,8 +82,4 @@ export function classifyChange(previous: Omit<Presence, "seq"> | null, next: Omi
       previous.position.y === next.position.y &&
       previous.position.z === next.position.z);
   return samePosition ? "none" : "position";
-}
-
-export function isShownOnline(status: PublicStatus): boolean {
-  return status === "online" || status === "away" || status === "busy";
 }

@@ -19,7 +19,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../src/env";
 import { classifyChange } from "../src/presence/aggregate";
-import { readConfig, type PresenceConfig } from "../src/presence/config";
+import { announcedHeartbeatMs, readConfig, type PresenceConfig } from "../src/presence/config";
 import type { EdgeMessage, EdgeReply, FriendList, LocalOp } from "../src/presence/friendship";
 import { errorFrame } from "../src/presence/protocol";
 import { CloseCode, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION } from "../src/protocol";
@@ -105,7 +105,7 @@ export class UserPresence extends DurableObject<Env> {
       userId,
       deviceId,
       protocol: PROTOCOL_VERSION,
-      heartbeatIntervalMs: this.config.heartbeatIntervalMs,
+      heartbeatIntervalMs: announcedHeartbeatMs(this.config),
       ttlMs: this.config.ttlMs,
       maxFrameBytes: this.config.maxFrameBytes,
       ping: PING_FRAME,
@@ -142,7 +142,7 @@ export class UserPresence extends DurableObject<Env> {
       case "PositionHeartbeat": {
         const { deviceId, kind } = this.sockets.attachment(ws);
         const presence = await this.heartbeat(deviceId, kind, "ws", message, now);
-        return reply({ type: "heartbeat_ack", id: message.id, presence, nextHeartbeatMs: this.config.heartbeatIntervalMs });
+        return reply({ type: "heartbeat_ack", id: message.id, presence, nextHeartbeatMs: announcedHeartbeatMs(this.config) });
       }
       case "GetOnlineFriends":
         return reply({ type: "online_friends", id: message.id, friends: await this.watching.onlineFriends() });

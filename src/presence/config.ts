@@ -13,7 +13,7 @@ export type SettingKind = "secret" | "var" | "local";
 /** Numeric tunables, by their name in PresenceConfig. */
 export const TUNABLES = {
   ttlMs: { name: "PRESENCE_TTL_MS", default: 120_000, doc: "online until this long after the last sign of life" },
-  heartbeatIntervalMs: { name: "HEARTBEAT_INTERVAL_MS", default: 30_000, doc: "heartbeat interval announced to clients" },
+  heartbeatIntervalMs: { name: "HEARTBEAT_INTERVAL_MS", default: 30_000, doc: "heartbeat interval announced to clients (at most a third of the TTL)" },
   positionCoalesceMs: { name: "POSITION_COALESCE_MS", default: 1_000, doc: "at most one position-only push per user per interval" },
   watchLeaseMs: { name: "WATCH_LEASE_MS", default: 600_000, doc: "lease of a watching friend; renewed at half-life while online" },
   maxFrameBytes: { name: "MAX_FRAME_BYTES", default: 4_096, doc: "largest frame / HTTP body (admin bodies: 1 MB)" },
@@ -51,6 +51,16 @@ export const SETTINGS: ReadonlyArray<{ name: VarName; kind: SettingKind; shown: 
 export const DEFAULT_CONFIG: PresenceConfig = Object.fromEntries(
   Object.entries(TUNABLES).map(([key, t]) => [key, t.default]),
 ) as PresenceConfig;
+
+/**
+ * The heartbeat interval announced to clients (`welcome`, `heartbeat_ack`):
+ * the configured one, but never more than a third of the TTL, so that a
+ * client that follows it stays online through one lost heartbeat. (A TTL
+ * configured below the interval would otherwise get every such client closed.)
+ */
+export function announcedHeartbeatMs(config: Pick<PresenceConfig, "heartbeatIntervalMs" | "ttlMs">): number {
+  return Math.max(1, Math.min(config.heartbeatIntervalMs, Math.floor(config.ttlMs / 3)));
+}
 
 /** Reads the config from env vars; a missing, non-numeric or non-positive value keeps the default. */
 export function readConfig(vars: Partial<Record<VarName, unknown>>): PresenceConfig {

@@ -1,7 +1,7 @@
 // The configuration is defined once (src/presence/config.ts); the places that list it must agree.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_CONFIG, readConfig, SETTINGS, TUNABLES } from "../../src/presence/config";
+import { announcedHeartbeatMs, DEFAULT_CONFIG, readConfig, SETTINGS, TUNABLES } from "../../src/presence/config";
 
 const root = new URL("../../", import.meta.url);
 const read = (file: string) => readFileSync(new URL(file, root), "utf8");
@@ -17,6 +17,24 @@ function configurationTable(): string {
   const rows = SETTINGS.map((s) => `| \`${s.name}\` | ${s.kind} | ${s.shown} | ${s.doc} |`);
   return ["| name | kind | default | meaning |", "|---|---|---|---|", ...rows].join("\n");
 }
+
+describe("the announced heartbeat interval", () => {
+  it("is the configured one while it fits the TTL", () => {
+    expect(announcedHeartbeatMs(DEFAULT_CONFIG)).toBe(30_000);
+    expect(announcedHeartbeatMs({ heartbeatIntervalMs: 1_000, ttlMs: 4_000 })).toBe(1_000);
+  });
+
+  it("never exceeds a third of the TTL: a client that follows it survives one lost heartbeat", () => {
+    expect(announcedHeartbeatMs({ heartbeatIntervalMs: 30_000, ttlMs: 10_000 })).toBe(3_333);
+    expect(announcedHeartbeatMs({ heartbeatIntervalMs: 30_000, ttlMs: 60_000 })).toBe(20_000);
+    for (const ttlMs of [1, 2, 3, 500, 29_999, 90_000, 120_000]) {
+      const every = announcedHeartbeatMs({ heartbeatIntervalMs: 30_000, ttlMs });
+      expect(every).toBeGreaterThanOrEqual(1);
+      // The heartbeat after a lost one still arrives before the TTL runs out.
+      if (ttlMs >= 3) expect(2 * every).toBeLessThan(ttlMs);
+    }
+  });
+});
 
 describe("configuration, one source", () => {
   it("wrangler.toml [vars] lists every var with its default, and nothing else", () => {

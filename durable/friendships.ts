@@ -111,9 +111,7 @@ export class Friendships {
     const reply = this.lastReplies.get(other);
     this.lastReplies.delete(other);
     if (op === "request" && final === "none") {
-      return reply === "limit"
-        ? refuse("request_limit", "that user cannot take more friend requests or friends")
-        : refuse("user_not_found", "no such user");
+      return reply === "limit" ? refuse("request_limit", "that user cannot take more friend requests or friends") : refuse("user_not_found", "no such user");
     }
     if (op === "accept" && final !== "friends") return refuse("no_pending_request", "the request was withdrawn");
     return ok({ userId: other, state: final, pending: store.hasPendingEdges(other) });
@@ -165,7 +163,9 @@ export class Friendships {
       incoming: of("incoming").map(request),
       outgoing: of("outgoing").map(request),
       blocked: of("blocked").map((r) => r.userId),
-      hiddenFrom: of("friends").filter((r) => r.hidden).map((r) => r.userId),
+      hiddenFrom: of("friends")
+        .filter((r) => r.hidden)
+        .map((r) => r.userId),
     };
   }
 

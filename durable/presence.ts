@@ -31,10 +31,7 @@ export class OwnPresence {
   }
 
   recordHeartbeat(deviceId: string, kind: DeviceKind, transport: Transport, body: HeartbeatBody, now: number): void {
-    this.host.store.heartbeatDevice(
-      { deviceId, kind, transport, status: body.status, statusText: body.statusText ?? null, realm: body.realm, position: body.position },
-      now,
-    );
+    this.host.store.heartbeatDevice({ deviceId, kind, transport, status: body.status, statusText: body.statusText ?? null, realm: body.realm, position: body.position }, now);
   }
 
   /** Removes the devices silent for longer than the TTL; returns their ids (their sockets are to be closed). */

@@ -113,7 +113,12 @@ export class UserStore {
 
   private meta(): Map<string, string> {
     if (!this.metaCache) {
-      this.metaCache = new Map(this.sql.exec(`SELECT key, value FROM meta`).toArray().map((r) => [String(r.key), String(r.value)]));
+      this.metaCache = new Map(
+        this.sql
+          .exec(`SELECT key, value FROM meta`)
+          .toArray()
+          .map((r) => [String(r.key), String(r.value)]),
+      );
     }
     return this.metaCache;
   }
@@ -250,7 +255,10 @@ export class UserStore {
   }
 
   friendIds(): string[] {
-    return this.sql.exec(`SELECT friend_id FROM friends WHERE state = 'friends'`).toArray().map((r) => String(r.friend_id));
+    return this.sql
+      .exec(`SELECT friend_id FROM friends WHERE state = 'friends'`)
+      .toArray()
+      .map((r) => String(r.friend_id));
   }
 
   isFriend(userId: string): boolean {
@@ -346,7 +354,12 @@ export class UserStore {
   private keyedCache: Set<string> | null = null;
 
   private keyed(): Set<string> {
-    this.keyedCache ??= new Set(this.sql.exec(`SELECT key FROM outbox WHERE key IS NOT NULL`).toArray().map((r) => String(r.key)));
+    this.keyedCache ??= new Set(
+      this.sql
+        .exec(`SELECT key FROM outbox WHERE key IS NOT NULL`)
+        .toArray()
+        .map((r) => String(r.key)),
+    );
     return this.keyedCache;
   }
 

@@ -46,9 +46,9 @@ ws.on("message", (data) => {
     timers = [setInterval(heartbeat, msg.heartbeatIntervalMs), setInterval(() => ws.readyState === WebSocket.OPEN && ws.send(msg.ping), msg.heartbeatIntervalMs / 2)];
   } else if (msg.type === "subscribed") {
     console.log(msg.friends.length ? "friends online:" : "no friends online yet");
-    for (const p of msg.friends) console.log("  " + show(p));
-  } else if (msg.type === "presence") console.log("update: " + show(msg.presence));
-  else if (msg.type === "friend_added") console.log("friend added: " + show(msg.presence));
+    for (const p of msg.friends) console.log(`  ${show(p)}`);
+  } else if (msg.type === "presence") console.log(`update: ${show(msg.presence)}`);
+  else if (msg.type === "friend_added") console.log(`friend added: ${show(msg.presence)}`);
   else if (msg.type === "friend_removed") console.log(`friend removed: ${msg.userId}`);
   else if (msg.type === "error") console.log(`error ${msg.code}: ${msg.message}`);
 });

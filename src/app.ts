@@ -16,25 +16,14 @@ import { inChunks } from "./presence/chunks";
 import { readConfig } from "./presence/config";
 import { PROTOCOL_VERSION } from "./protocol";
 import type { LocalOp } from "./presence/friendship";
-import {
-  describeIssues,
-  deviceIdSchema,
-  deviceKindSchema,
-  heartbeatBody,
-  requestMessageSchema,
-  shareLocationSchema,
-  userIdSchema,
-} from "./presence/schema";
+import { describeIssues, deviceIdSchema, deviceKindSchema, heartbeatBody, requestMessageSchema, shareLocationSchema, userIdSchema } from "./presence/schema";
 
 type App = { Bindings: Env; Variables: AuthVariables };
 
 const MAX_IMPORT_PAIRS = 1_000;
 /** Admin imports reach users' objects this many at a time. */
 const ADMIN_CHUNK = 20;
-const pairSchema = z.union([
-  z.object({ a: userIdSchema, b: userIdSchema }),
-  z.tuple([userIdSchema, userIdSchema]).transform(([a, b]) => ({ a, b })),
-]);
+const pairSchema = z.union([z.object({ a: userIdSchema, b: userIdSchema }), z.tuple([userIdSchema, userIdSchema]).transform(([a, b]) => ({ a, b }))]);
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   const result = schema.safeParse(value);

@@ -88,7 +88,10 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir, lab
     const workerd = () => all().filter((pid) => commandLine(pid).includes("workerd serve"));
     const isProxy = (pid) => commandLine(pid).includes(`entry=127.0.0.1:${port} `);
     return {
-      name, baseUrl: server.url, wsUrl: `${server.url.replace("http", "ws")}/v1/connect`, startupMs,
+      name,
+      baseUrl: server.url,
+      wsUrl: `${server.url.replace("http", "ws")}/v1/connect`,
+      startupMs,
       /** Times wrangler reloaded the worker during the run (each one drops every socket): should be 0. */
       reloads: () => server.output().split("Reloading local server").length - 1,
       pids: workerd,
@@ -104,7 +107,13 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir, lab
     const started = Date.now();
     const peer = await node("bench/peers/memory.mjs", { PORT: String(port), TTL_MS: String(ttlMs), JWT_SECRET: secret, ADMIN_TOKEN: adminToken }, logFile, `${baseUrl}/health`);
     return {
-      name, baseUrl, wsUrl, startupMs: Date.now() - started, pids: () => [peer.pid], parts: () => ({ node: peer.pid }), allPids: () => [peer.pid],
+      name,
+      baseUrl,
+      wsUrl,
+      startupMs: Date.now() - started,
+      pids: () => [peer.pid],
+      parts: () => ({ node: peer.pid }),
+      allPids: () => [peer.pid],
       async stop() {
         await peer.kill();
         release();
@@ -124,7 +133,10 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir, lab
     const env = { PORT: String(port), REDIS_URL: `redis://127.0.0.1:${redisPort.port}`, TTL_MS: String(ttlMs), JWT_SECRET: secret, ADMIN_TOKEN: adminToken };
     const peer = await node("bench/peers/redis.mjs", env, logFile, `${baseUrl}/health`);
     return {
-      name, baseUrl, wsUrl, startupMs: Date.now() - started,
+      name,
+      baseUrl,
+      wsUrl,
+      startupMs: Date.now() - started,
       pids: () => [peer.pid, redis.pid],
       parts: () => ({ node: peer.pid, redisServer: redis.pid }),
       allPids: () => [peer.pid, redis.pid],

@@ -35,7 +35,9 @@ const client = connect({
 });
 
 const where = (p) => (p.position ? `${p.realm} (${p.position.x}, ${p.position.y}, ${p.position.z})` : "");
-client.on("connection", (e) => console.log(`[connection] ${e.state}${e.code ? ` (closed ${e.code} ${e.reason ?? ""})` : ""}${e.delayMs !== undefined ? ` (retry in ${e.delayMs} ms)` : ""}`));
+client.on("connection", (e) =>
+  console.log(`[connection] ${e.state}${e.code ? ` (closed ${e.code} ${e.reason ?? ""})` : ""}${e.delayMs !== undefined ? ` (retry in ${e.delayMs} ms)` : ""}`),
+);
 client.on("online", (p) => console.log(`[online]  ${p.userId} is ${p.status} in ${where(p)}`));
 client.on("offline", (p) => console.log(`[offline] ${p.userId}`));
 client.on("update", ({ presence: p }) => console.log(`[update]  ${p.userId} #${p.seq} ${p.status} ${where(p)} ${p.statusText ?? ""}`));

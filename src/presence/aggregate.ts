@@ -26,8 +26,8 @@ export function aggregate(userId: string, devices: DeviceState[], now: number, t
   const invisible = live.some((d) => d.status === "invisible");
   const visible = invisible
     ? []
-    : live.filter((d): d is DeviceState & { status: PublicDevice["status"]; lastHeartbeatAt: number } =>
-        d.status !== null && d.status !== "invisible" && d.lastHeartbeatAt !== null,
+    : live.filter(
+        (d): d is DeviceState & { status: PublicDevice["status"]; lastHeartbeatAt: number } => d.status !== null && d.status !== "invisible" && d.lastHeartbeatAt !== null,
       );
   if (visible.length === 0) {
     return {
@@ -36,10 +36,7 @@ export function aggregate(userId: string, devices: DeviceState[], now: number, t
       invisible,
     };
   }
-  const status = visible.reduce<PublicDevice["status"]>(
-    (best, d) => (AVAILABILITY[d.status] > AVAILABILITY[best] ? d.status : best),
-    "away",
-  );
+  const status = visible.reduce<PublicDevice["status"]>((best, d) => (AVAILABILITY[d.status] > AVAILABILITY[best] ? d.status : best), "away");
   // Where the user is and what they say: the device that heartbeated last.
   const latest = visible.reduce((a, b) => (b.lastHeartbeatAt > a.lastHeartbeatAt ? b : a));
   const devicesView: PublicDevice[] = visible
@@ -71,8 +68,7 @@ export type Change = "none" | "position" | "significant";
  */
 export function classifyChange(previous: Omit<Presence, "seq"> | null, next: Omit<Presence, "seq">): Change {
   if (previous === null) return "significant";
-  const shape = (p: Omit<Presence, "seq">) =>
-    JSON.stringify([p.status, p.realm, p.statusText, p.devices.map((d) => [d.deviceId, d.kind, d.status])]);
+  const shape = (p: Omit<Presence, "seq">) => JSON.stringify([p.status, p.realm, p.statusText, p.devices.map((d) => [d.deviceId, d.kind, d.status])]);
   if (shape(previous) !== shape(next)) return "significant";
   const samePosition =
     (previous.position === null && next.position === null) ||

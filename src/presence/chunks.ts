@@ -18,6 +18,8 @@ export async function inChunks<T, R>(
   for (let i = 0; i < items.length; i += size) {
     const chunk = items.slice(i, i + size);
     const results = await Promise.allSettled(chunk.map(call));
-    results.forEach((result, j) => settled(chunk[j]!, result));
+    results.forEach((result, j) => {
+      settled(chunk[j]!, result);
+    });
   }
 }

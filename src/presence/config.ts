@@ -48,9 +48,7 @@ export const SETTINGS: ReadonlyArray<{ name: VarName; kind: SettingKind; shown: 
   ...Object.values(TUNABLES).map((t) => ({ name: t.name, kind: "var" as const, shown: String(t.default), doc: t.doc })),
 ];
 
-export const DEFAULT_CONFIG: PresenceConfig = Object.fromEntries(
-  Object.entries(TUNABLES).map(([key, t]) => [key, t.default]),
-) as PresenceConfig;
+export const DEFAULT_CONFIG: PresenceConfig = Object.fromEntries(Object.entries(TUNABLES).map(([key, t]) => [key, t.default])) as PresenceConfig;
 
 /**
  * The heartbeat interval announced to clients (`welcome`, `heartbeat_ack`):

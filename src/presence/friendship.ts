@@ -23,7 +23,7 @@
  *   - `force` (admin API): sets both intents on both sides.
  * docs/FRIENDSHIPS.md draws the states and transitions.
  */
-import type { FriendList, FriendshipState } from "../protocol";
+import type { FriendshipState } from "../protocol";
 import { refuse, type Refusal } from "./result";
 
 export type Intent = "none" | "want" | "blocked";
@@ -67,13 +67,7 @@ export interface EdgeMessage {
 /** The receiver's answer. `refused`/`limit`: a `want` was not recorded; the sender withdraws it. */
 export type EdgeReply = "ok" | "refused" | "limit";
 
-export type FriendshipErrorCode =
-  | "already_friends"
-  | "blocked"
-  | "no_pending_request"
-  | "not_friends"
-  | "not_blocked"
-  | "cannot_befriend_self";
+export type FriendshipErrorCode = "already_friends" | "blocked" | "no_pending_request" | "not_friends" | "not_blocked" | "cannot_befriend_self";
 
 export type LocalPlan = { ok: true; edge: Edge; send: EdgeMessage | null } | Refusal<FriendshipErrorCode>;
 

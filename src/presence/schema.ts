@@ -17,6 +17,7 @@ const printable = (max: number) =>
     .string()
     .max(max * 2)
     .refine((s) => [...s].length <= max, `at most ${max} characters`)
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
     .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), "control characters are not allowed")
     .refine((s) => s.isWellFormed(), "lone surrogates are not allowed");
 
@@ -89,9 +90,7 @@ export type { ClientMessage, ErrorCode, RequestId } from "../protocol";
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Assert<T extends true> = T;
 export type SchemasMatchProtocol = Assert<
-  Same<z.infer<typeof clientMessageSchema>, ClientMessage> &
-    Same<z.infer<typeof requestIdSchema>, RequestId> &
-    Same<z.infer<typeof heartbeatBody>, HeartbeatBody>
+  Same<z.infer<typeof clientMessageSchema>, ClientMessage> & Same<z.infer<typeof requestIdSchema>, RequestId> & Same<z.infer<typeof heartbeatBody>, HeartbeatBody>
 >;
 
 /** A refusal that echoes the request's id when one could be read. */

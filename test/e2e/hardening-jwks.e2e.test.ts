@@ -123,7 +123,11 @@ describe("JWKS-backed auth against wrangler dev", () => {
     ["unknown kid", () => sign("RS256", "rsa-999", stranger.privateKey, claims("x")), "invalid_signature"],
     ["ES256 header on the RSA kid", () => sign("ES256", "rsa-1", ec.privateKey, claims("x")), "invalid_signature"],
     ["alg none", async () => new UnsecuredJWT({}).setSubject("x").setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime("10m").encode(), "invalid_token"],
-    ["HS256 keyed with the RSA public key PEM (HS/RS confusion)", async () => sign("HS256", "rsa-1", new TextEncoder().encode(await exportSPKI(rsa.publicKey)), claims("x")), "invalid_signature"],
+    [
+      "HS256 keyed with the RSA public key PEM (HS/RS confusion)",
+      async () => sign("HS256", "rsa-1", new TextEncoder().encode(await exportSPKI(rsa.publicKey)), claims("x")),
+      "invalid_signature",
+    ],
     ["HS256 with the real secret but without the configured iss/aud", () => sign("HS256", undefined, new TextEncoder().encode(SECRET), { sub: "x", exp: "10m" }), "invalid_claims"],
   ])("%s → 401 %s, no socket", async (_, make, code) => {
     jwksMode = "ok";
@@ -157,7 +161,14 @@ describe("JWKS-backed auth against wrangler dev", () => {
 
   it("admin routes refuse user tokens from the JWKS and wrong admin tokens", async () => {
     const body = JSON.stringify({ a: "p1", b: "p2" });
-    for (const auth of [`Bearer ${await rs("admin")}`, "Bearer wrong", `Bearer ${"e2e-admin-token"} x`, "e2e-admin-token", `Basic ${Buffer.from("admin:e2e-admin-token").toString("base64")}`, ""]) {
+    for (const auth of [
+      `Bearer ${await rs("admin")}`,
+      "Bearer wrong",
+      `Bearer ${"e2e-admin-token"} x`,
+      "e2e-admin-token",
+      `Basic ${Buffer.from("admin:e2e-admin-token").toString("base64")}`,
+      "",
+    ]) {
       const res = await fetch(`${server.url}/v1/admin/friendships`, { method: "PUT", headers: auth ? { Authorization: auth } : {}, body });
       expect(res.status, auth).toBe(401);
       expect(((await res.json()) as any).error.code).toBe("invalid_admin_token");

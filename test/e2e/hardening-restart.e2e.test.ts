@@ -60,7 +60,10 @@ async function expectConverged(url: string, peers: Map<string, Peer[]>, realm: s
       expect(((await res.json()) as any).presence).toMatchObject({ status: "online", realm });
       for (const peer of list) {
         const fromSnapshot = await peer.request({ type: "GetOnlineFriends" });
-        expect(fromSnapshot.friends.find((p: any) => p.userId === friend), `${u} sees ${friend}`).toMatchObject({ status: "online", realm });
+        expect(
+          fromSnapshot.friends.find((p: any) => p.userId === friend),
+          `${u} sees ${friend}`,
+        ).toMatchObject({ status: "online", realm });
       }
     }
   }
@@ -115,7 +118,13 @@ describe("restart of wrangler dev mid-run, with persisted state", () => {
 describe("abrupt client death", () => {
   it("a client killed without a close frame (TCP reset) and one that goes silent are both offline within the TTL", { timeout: 60_000 }, async () => {
     server ??= await startDevServer({ vars: { PRESENCE_TTL_MS: String(TTL_MS) } });
-    await server.admin("POST", "/friendships:import", { pairs: [["hd-watch", "hd-killed"], ["hd-watch", "hd-silent"], ["hd-watch", "hd-two"]] });
+    await server.admin("POST", "/friendships:import", {
+      pairs: [
+        ["hd-watch", "hd-killed"],
+        ["hd-watch", "hd-silent"],
+        ["hd-watch", "hd-two"],
+      ],
+    });
     const watch = await Peer.connect(server.url, "hd-watch");
     await watch.request({ type: "SubscribeFriendshipPresenceUpdates" });
     const killed = await Peer.connect(server.url, "hd-killed");

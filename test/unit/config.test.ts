@@ -44,7 +44,11 @@ describe("configuration, one source", () => {
 
   it(".dev.vars.example sets every secret and local setting", () => {
     const names = [...read(".dev.vars.example").matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1]);
-    expect(names.sort()).toEqual(SETTINGS.filter((s) => s.kind !== "var").map((s) => s.name).sort());
+    expect(names.sort()).toEqual(
+      SETTINGS.filter((s) => s.kind !== "var")
+        .map((s) => s.name)
+        .sort(),
+    );
   });
 
   it("README's table is the one the settings make", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { alarmTime, backoffMs, deviceDeadline, nextDeadline, positionPublishAt, takeToken } from "../../src/presence/timers";
+import { alarmTime, type Bucket, backoffMs, deviceDeadline, nextDeadline, positionPublishAt, takeToken } from "../../src/presence/timers";
 
 describe("timers", () => {
   it("device deadline is last sign of life + TTL", () => {
@@ -26,7 +26,7 @@ describe("timers", () => {
     expect(positionPublishAt(8_000, 10_000, 1_000)).toBe(10_000);
   });
   it("token bucket allows a burst, then refills at the rate", () => {
-    let bucket;
+    let bucket: Bucket | undefined;
     let allowed = 0;
     for (let i = 0; i < 10; i++) {
       const r = takeToken(bucket, 0, 3, 1);

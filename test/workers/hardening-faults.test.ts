@@ -15,7 +15,9 @@ import { befriend, Client, stubOf, user } from "./helpers";
 
 const TTL = 120_000;
 const restores: Array<() => void> = [];
-afterEach(() => restores.splice(0).forEach((restore) => restore()));
+afterEach(() => {
+  for (const restore of restores.splice(0)) restore();
+});
 
 /** Replaces `method` for calls addressed to `userId`'s object only (first argument `self`). */
 function inject(userId: string, method: "receivePresence" | "watch" | "presenceFor", impl: (original: () => Promise<unknown>) => Promise<unknown>) {
@@ -111,7 +113,7 @@ describe("a friend's object failing during fan-out", () => {
     // A second change while the friend is still down, then it recovers: the retry carries the latest state.
     await ca.heartbeat({ realm: "forest", status: "away" });
     for (const i of [0, 2, 3]) expect(await watchers[i]!.presenceOf(a)).toMatchObject({ status: "away", realm: "forest" });
-    restores.splice(0).forEach((restore) => restore());
+    for (const restore of restores.splice(0)) restore();
     await runInDurableObject(stubOf(a), (_, state) => state.storage.sql.exec(`UPDATE outbox SET next_attempt_at = 0`));
     expect(await runDurableObjectAlarm(stubOf(a))).toBe(true);
     expect(await watchers[1]!.presenceOf(a)).toMatchObject({ status: "away", realm: "forest" });

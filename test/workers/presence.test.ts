@@ -253,7 +253,14 @@ describe("privacy: nothing reaches non-friends", () => {
   it("a forged push from a non-friend's object is refused", async () => {
     const { b } = await pair();
     const accepted = await stubOf(b).receivePresence(b, user("mallory"), {
-      userId: "mallory", status: "online", realm: "x", position: null, statusText: null, devices: [], lastActiveAt: 1, seq: 99,
+      userId: "mallory",
+      status: "online",
+      realm: "x",
+      position: null,
+      statusText: null,
+      devices: [],
+      lastActiveAt: 1,
+      seq: 99,
     });
     expect(accepted).toMatchObject({ ok: false, code: "not_friends" });
   });
@@ -303,7 +310,9 @@ describe("watch leases", () => {
 
 describe("back-pressure", () => {
   const restores: Array<() => void> = [];
-  afterEach(() => restores.splice(0).forEach((restore) => restore()));
+  afterEach(() => {
+    for (const restore of restores.splice(0)) restore();
+  });
 
   it("while a fan-out is still out, moves wait and the next publish carries only the latest position", async () => {
     const { UserPresence } = await import("../../durable/user-presence");

@@ -25,7 +25,7 @@ import { ok, refuse, type Refusal, type Result } from "../src/presence/result";
 import type { Host } from "./host";
 import type { Outbox } from "./outbox";
 import type { Sockets } from "./sockets";
-import type { EdgeRow } from "./store";
+import type { EdgeRow } from "./schema";
 import type { Watching } from "./watching";
 
 /** An edge message as queued in the outbox. */

@@ -9,7 +9,7 @@
 import { inChunks } from "../src/presence/chunks";
 import { backoffMs, withTimeout } from "../src/presence/timers";
 import { FANOUT_CHUNK, type Host } from "./host";
-import type { OutboxKind, OutboxRow } from "./store";
+import type { OutboxKind, OutboxRow } from "./schema";
 
 /** Delivers one row; throws when the target's object did not acknowledge it. */
 export type Deliver = (row: OutboxRow) => Promise<void>;

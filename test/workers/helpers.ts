@@ -1,7 +1,8 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
-import type { Meta, MetaKey, UserStore } from "../../durable/store";
+import type { Meta, MetaKey } from "../../durable/schema";
+import type { UserStore } from "../../durable/store";
 import type { Presence } from "../../src/presence/types";
 import { befriend as adminBefriend } from "../../scripts/lib/admin.mjs";
 import { mintToken } from "../../src/dev-token.mjs";

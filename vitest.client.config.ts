@@ -1,5 +1,5 @@
 // SDK tests: pure reconciliation/backoff units plus end-to-end runs against a
-// real `wrangler dev` that each file starts itself (see test/client/dev-server.ts).
+// real `wrangler dev` that each file starts itself (see scripts/lib/dev-server.mjs).
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({

@@ -7,6 +7,9 @@ export default defineConfig({
     include: ["test/matrix/**/*.test.ts"],
     testTimeout: 30_000,
     // matrix-js-sdk logs every request and sync step to the console; keep test output readable.
-    onConsoleLog: (log) => !/^(FetchHttpApi|sync |Missing default|Adding default|Attempting to send|All queued|Checking capab|Fetched new server|PollingCachedValue|Getting saved sync|Got saved sync|Got reply from saved)/.test(log.trimStart()),
+    onConsoleLog: (log) =>
+      !/^(FetchHttpApi|sync |Missing default|Adding default|Attempting to send|All queued|Checking capab|Fetched new server|PollingCachedValue|Getting saved sync|Got saved sync|Got reply from saved)/.test(
+        log.trimStart(),
+      ),
   },
 });

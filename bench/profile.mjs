@@ -112,9 +112,7 @@ for (const line of report.split("\n")) {
 }
 const totals = new Map();
 for (const { percent, kind, symbol } of symbols) {
-  const name = /^0x[0-9a-f]+$/.test(symbol)
-    ? "JS (JIT code)"
-    : (CATEGORIES.find(([, re]) => re.test(kind === "[k]" ? `[k] ${symbol}` : symbol))?.[0] ?? "other native");
+  const name = /^0x[0-9a-f]+$/.test(symbol) ? "JS (JIT code)" : (CATEGORIES.find(([, re]) => re.test(kind === "[k]" ? `[k] ${symbol}` : symbol))?.[0] ?? "other native");
   totals.set(name, (totals.get(name) ?? 0) + percent);
 }
 const categories = [...totals.entries()].sort((a, b) => b[1] - a[1]).map(([name, percent]) => ({ name, percent: +percent.toFixed(1) }));
@@ -127,6 +125,6 @@ const lines = [
   "## Top 40 symbols (self time)",
   ...symbols.slice(0, 40).map((s) => `${s.percent.toFixed(2).padStart(6)}%  ${s.symbol.slice(0, 140)}`),
 ];
-writeFileSync(join(outDir, "profile.txt"), lines.join("\n") + "\n");
+writeFileSync(join(outDir, "profile.txt"), `${lines.join("\n")}\n`);
 writeFileSync(join(outDir, "profile.json"), JSON.stringify({ params: args, categories, symbols: symbols.slice(0, 200) }, null, 2));
 console.log(lines.join("\n"));

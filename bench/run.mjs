@@ -17,7 +17,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { readDevVars } from "../scripts/dev-vars.mjs";
+import { readDevVars } from "../scripts/lib/dev-vars.mjs";
 import { makeGraph } from "./lib/graph.mjs";
 import { importGraph, mintTokens, runLoad, summarize } from "./lib/loadgen.mjs";
 import { sample } from "./lib/proc.mjs";
@@ -39,7 +39,20 @@ const { values: args } = parseArgs({
 const HB = { hbIntervalMs: 5000, moveProb: 0.5, statusProb: 0.05 };
 /** connected = users × online; the offline scenario shortens the TTL (and says so). */
 const FULL = [
-  { name: "offline-detect", users: 125, friends: 10, online: 0.8, ttlMs: 10000, pingMs: 3000, steadyMs: 8000, probeClean: 10, probeReset: 10, probeSilent: 10, probeTimeoutMs: 25000, ...HB },
+  {
+    name: "offline-detect",
+    users: 125,
+    friends: 10,
+    online: 0.8,
+    ttlMs: 10000,
+    pingMs: 3000,
+    steadyMs: 8000,
+    probeClean: 10,
+    probeReset: 10,
+    probeSilent: 10,
+    probeTimeoutMs: 25000,
+    ...HB,
+  },
   { name: "scale-100", users: 125, friends: 20, online: 0.8, churnPerSec: 2, steadyMs: 15000, probeClean: 10, ...HB },
   { name: "scale-1000", users: 1250, friends: 20, online: 0.8, churnPerSec: 10, steadyMs: 15000, probeClean: 20, ...HB },
   { name: "friends-5-1000", users: 1250, friends: 5, online: 0.8, churnPerSec: 10, steadyMs: 12000, ...HB },
@@ -51,7 +64,24 @@ const FULL = [
   { name: "scale-5000", users: 6250, friends: 20, online: 0.8, churnPerSec: 20, steadyMs: 15000, idleMs: 20000, probeClean: 20, connectConcurrency: 64, ...HB },
 ];
 const QUICK = [
-  { name: "quick", users: 50, friends: 5, online: 0.8, ttlMs: 4000, pingMs: 1500, churnPerSec: 1, steadyMs: 4000, drainMs: 1500, probeClean: 3, probeReset: 2, probeSilent: 2, probeTimeoutMs: 10000, hbIntervalMs: 1000, moveProb: 0.5, statusProb: 0.1 },
+  {
+    name: "quick",
+    users: 50,
+    friends: 5,
+    online: 0.8,
+    ttlMs: 4000,
+    pingMs: 1500,
+    churnPerSec: 1,
+    steadyMs: 4000,
+    drainMs: 1500,
+    probeClean: 3,
+    probeReset: 2,
+    probeSilent: 2,
+    probeTimeoutMs: 10000,
+    hbIntervalMs: 1000,
+    moveProb: 0.5,
+    statusProb: 0.1,
+  },
 ];
 
 const root = new URL("../", import.meta.url).pathname;
@@ -98,7 +128,9 @@ for (const scenario of scenarios) {
   const graph = makeGraph({ users: scenario.users, friends: scenario.friends, shape: scenario.shape, hubs: scenario.hubs, hubFriends: scenario.hubFriends });
   const tokens = await mintTokens(graph.ids, vars.JWT_SECRET);
   for (const serverName of servers) {
-    log(`── ${scenario.name} × ${serverName}: ${graph.stats.users} users, ${graph.stats.edges} friendships (mean ${graph.stats.meanFriends.toFixed(1)}, max ${graph.stats.maxFriends})`);
+    log(
+      `── ${scenario.name} × ${serverName}: ${graph.stats.users} users, ${graph.stats.edges} friendships (mean ${graph.stats.meanFriends.toFixed(1)}, max ${graph.stats.maxFriends})`,
+    );
     const ttlMs = scenario.ttlMs ?? 120000;
     const server = await startServer(serverName, { ttlMs, secret: vars.JWT_SECRET, adminToken: vars.ADMIN_TOKEN, logDir, label: `${scenario.name}.${serverName}` });
     try {
@@ -172,7 +204,11 @@ function figures(scenario, serverName, server, graph, importMs, load, s, ttlMs) 
       perConnectedUserKiB: kib((s.connected.rss - s.imported.rss) / connected),
       perConnectedUserSteadyKiB: kib((s["steady-end"].rss - s.imported.rss) / connected),
       ...(s["idle-end"]
-        ? { rssIdleStartMiB: +(s["idle-start"].rss / 2 ** 20).toFixed(1), rssIdleEndMiB: +(s["idle-end"].rss / 2 ** 20).toFixed(1), perConnectedUserIdleKiB: kib((s["idle-end"].rss - s.imported.rss) / connected) }
+        ? {
+            rssIdleStartMiB: +(s["idle-start"].rss / 2 ** 20).toFixed(1),
+            rssIdleEndMiB: +(s["idle-end"].rss / 2 ** 20).toFixed(1),
+            perConnectedUserIdleKiB: kib((s["idle-end"].rss - s.imported.rss) / connected),
+          }
         : {}),
     },
     cpu: {
@@ -217,9 +253,23 @@ function print(r) {
 function markdown(rows) {
   const ok = rows.filter((r) => !r.failed);
   const head = [
-    "scenario", "server", "connected", "friends mean/max", "hb/s (offered)", "delivered/s", "notify p50/p95/p99/max ms (all changes)", "status change p50/p99 ms",
-    "offline after close p50/p99 ms", "after reset p50 ms", "after silent drop p50/max s", "connect→snapshot p50/p99 ms", "RSS MiB / KiB per user",
-    "server cores", "CPU ms per 1k updates", "expected / exact / coalesced / lost", "errors",
+    "scenario",
+    "server",
+    "connected",
+    "friends mean/max",
+    "hb/s (offered)",
+    "delivered/s",
+    "notify p50/p95/p99/max ms (all changes)",
+    "status change p50/p99 ms",
+    "offline after close p50/p99 ms",
+    "after reset p50 ms",
+    "after silent drop p50/max s",
+    "connect→snapshot p50/p99 ms",
+    "RSS MiB / KiB per user",
+    "server cores",
+    "CPU ms per 1k updates",
+    "expected / exact / coalesced / lost",
+    "errors",
   ];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const r of ok) {
@@ -228,13 +278,27 @@ function markdown(rows) {
     const silent = r.offlineLatencyMs.silentFromLastSignOfLife;
     const c = r.counts;
     const errors = Object.values(c.errorFrames).reduce((a, b) => a + b, 0) + c.connectFailures + c.unexpectedCloses;
-    lines.push(`| ${[
-      r.scenario, r.server, r.connected, `${r.graph.meanFriends.toFixed(1)}/${r.graph.maxFriends}`, `${r.heartbeatsPerSec} (${r.heartbeatsPerSecOffered})`, r.deliveredPerSec,
-      `${l.p50}/${l.p95}/${l.p99}/${l.max}`, r.notifyLatencyMs.significant.n ? `${r.notifyLatencyMs.significant.p50}/${r.notifyLatencyMs.significant.p99}` : "-",
-      off.n ? `${off.p50}/${off.p99}` : "-", r.offlineLatencyMs.reset?.n ? r.offlineLatencyMs.reset.p50 : "-", silent.n ? `${(silent.p50 / 1000).toFixed(1)}/${(silent.max / 1000).toFixed(1)} (TTL ${r.ttlMs / 1000} s)` : "-",
-      `${r.connectToSnapshotMs.p50}/${r.connectToSnapshotMs.p99}`, `${r.memory.rssConnectedMiB} / ${r.memory.perConnectedUserKiB}${r.memory.perConnectedUserIdleKiB !== undefined ? ` (idle ${r.memory.perConnectedUserIdleKiB})` : ""}`,
-      r.cpu.serverCoresSteady, r.cpu.serverCpuMsPer1000Delivered, `${c.expected} / ${c.exact} / ${c.coalesced} / ${c.lost + c.lostOffline}`, errors,
-    ].join(" | ")} |`);
+    lines.push(
+      `| ${[
+        r.scenario,
+        r.server,
+        r.connected,
+        `${r.graph.meanFriends.toFixed(1)}/${r.graph.maxFriends}`,
+        `${r.heartbeatsPerSec} (${r.heartbeatsPerSecOffered})`,
+        r.deliveredPerSec,
+        `${l.p50}/${l.p95}/${l.p99}/${l.max}`,
+        r.notifyLatencyMs.significant.n ? `${r.notifyLatencyMs.significant.p50}/${r.notifyLatencyMs.significant.p99}` : "-",
+        off.n ? `${off.p50}/${off.p99}` : "-",
+        r.offlineLatencyMs.reset?.n ? r.offlineLatencyMs.reset.p50 : "-",
+        silent.n ? `${(silent.p50 / 1000).toFixed(1)}/${(silent.max / 1000).toFixed(1)} (TTL ${r.ttlMs / 1000} s)` : "-",
+        `${r.connectToSnapshotMs.p50}/${r.connectToSnapshotMs.p99}`,
+        `${r.memory.rssConnectedMiB} / ${r.memory.perConnectedUserKiB}${r.memory.perConnectedUserIdleKiB !== undefined ? ` (idle ${r.memory.perConnectedUserIdleKiB})` : ""}`,
+        r.cpu.serverCoresSteady,
+        r.cpu.serverCpuMsPer1000Delivered,
+        `${c.expected} / ${c.exact} / ${c.coalesced} / ${c.lost + c.lostOffline}`,
+        errors,
+      ].join(" | ")} |`,
+    );
   }
   for (const r of rows.filter((r) => r.failed)) lines.push(`| ${r.scenario} | ${r.server} | FAILED: ${r.failed.replace(/\|/g, "/").slice(0, 200)} |`);
   return `${lines.join("\n")}\n`;
@@ -243,21 +307,73 @@ function markdown(rows) {
 function plots(rows) {
   const ok = rows.filter((r) => !r.failed);
   const byServer = (filter, x, y) =>
-    servers.map((name) => ({ name, points: ok.filter((r) => r.server === name && filter(r)).map((r) => [x(r), y(r)]).sort((a, b) => a[0] - b[0]) }));
+    servers.map((name) => ({
+      name,
+      points: ok
+        .filter((r) => r.server === name && filter(r))
+        .map((r) => [x(r), y(r)])
+        .sort((a, b) => a[0] - b[0]),
+    }));
   const scale = (r) => r.scenario.startsWith("scale-") || r.scenario === "quick";
   const write = (file, svg) => writeFileSync(join(outDir, file), svg);
-  write("delivered-vs-users.svg", lineChart(byServer(scale, (r) => r.connected, (r) => r.deliveredPerSec), { title: "Delivered friend updates/s vs connected users", xLabel: "connected users (log)", yLabel: "delivered updates/s", logX: true }));
-  write("cpu-vs-users.svg", lineChart(byServer(scale, (r) => r.connected, (r) => r.cpu.serverCpuMsPer1000Delivered), { title: "Server CPU per 1,000 delivered updates", xLabel: "connected users (log)", yLabel: "CPU ms / 1k updates", logX: true, logY: true }));
-  write("memory-vs-users.svg", lineChart(byServer(scale, (r) => r.connected, (r) => r.memory.rssConnectedMiB), { title: "Server RSS with all users connected", xLabel: "connected users (log)", yLabel: "RSS MiB", logX: true }));
+  write(
+    "delivered-vs-users.svg",
+    lineChart(
+      byServer(
+        scale,
+        (r) => r.connected,
+        (r) => r.deliveredPerSec,
+      ),
+      { title: "Delivered friend updates/s vs connected users", xLabel: "connected users (log)", yLabel: "delivered updates/s", logX: true },
+    ),
+  );
+  write(
+    "cpu-vs-users.svg",
+    lineChart(
+      byServer(
+        scale,
+        (r) => r.connected,
+        (r) => r.cpu.serverCpuMsPer1000Delivered,
+      ),
+      { title: "Server CPU per 1,000 delivered updates", xLabel: "connected users (log)", yLabel: "CPU ms / 1k updates", logX: true, logY: true },
+    ),
+  );
+  write(
+    "memory-vs-users.svg",
+    lineChart(
+      byServer(
+        scale,
+        (r) => r.connected,
+        (r) => r.memory.rssConnectedMiB,
+      ),
+      { title: "Server RSS with all users connected", xLabel: "connected users (log)", yLabel: "RSS MiB", logX: true },
+    ),
+  );
   const friendsRuns = (r) => r.scenario === "scale-1000" || r.scenario.startsWith("friends-");
-  write("cpu-vs-friends.svg", lineChart(byServer(friendsRuns, (r) => r.graph.meanFriends, (r) => r.cpu.serverCoresSteady), { title: "Server CPU vs friends per user (1,000 connected)", xLabel: "mean friends per user", yLabel: "server cores busy" }));
+  write(
+    "cpu-vs-friends.svg",
+    lineChart(
+      byServer(
+        friendsRuns,
+        (r) => r.graph.meanFriends,
+        (r) => r.cpu.serverCoresSteady,
+      ),
+      { title: "Server CPU vs friends per user (1,000 connected)", xLabel: "mean friends per user", yLabel: "server cores busy" },
+    ),
+  );
   // Latency CDF at the largest scale every server completed, and at 1,000.
   for (const scenarioName of [...new Set(ok.filter(scale).map((r) => r.scenario)), "heavy-1000"]) {
     const series = servers.map((name) => ({ name, points: ok.find((r) => r.server === name && r.scenario === scenarioName)?.latencyCdf ?? [] }));
     if (series.every((s) => s.points.length === 0)) continue;
-    write(`latency-cdf-${scenarioName}.svg`, lineChart(series, { title: `Notify latency change → friend socket (${scenarioName})`, xLabel: "latency ms (log)", yLabel: "% of deliveries ≤ x", logX: true }));
+    write(
+      `latency-cdf-${scenarioName}.svg`,
+      lineChart(series, { title: `Notify latency change → friend socket (${scenarioName})`, xLabel: "latency ms (log)", yLabel: "% of deliveries ≤ x", logX: true }),
+    );
     const status = servers.map((name) => ({ name, points: ok.find((r) => r.server === name && r.scenario === scenarioName)?.statusChangeLatencyCdf ?? [] }));
-    write(`status-latency-cdf-${scenarioName}.svg`, lineChart(status, { title: `Status change → friend socket, never coalesced (${scenarioName})`, xLabel: "latency ms (log)", yLabel: "% of deliveries ≤ x", logX: true }));
+    write(
+      `status-latency-cdf-${scenarioName}.svg`,
+      lineChart(status, { title: `Status change → friend socket, never coalesced (${scenarioName})`, xLabel: "latency ms (log)", yLabel: "% of deliveries ≤ x", logX: true }),
+    );
   }
 }
 

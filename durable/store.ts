@@ -6,47 +6,7 @@
 import { deriveState, NO_EDGE, type Edge, type EdgeState, type Intent } from "../src/presence/friendship";
 import { offlinePresence } from "../src/presence/protocol";
 import type { DeviceKind, DeviceState, DeviceStatus, Presence, Transport } from "../src/presence/types";
-
-/** Append-only: a deployed object runs every migration it has not run yet. */
-const MIGRATIONS: string[][] = [
-  [
-    `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
-    `CREATE TABLE devices (
-       device_id TEXT PRIMARY KEY, kind TEXT NOT NULL, transport TEXT NOT NULL,
-       status TEXT, status_text TEXT, realm TEXT, x REAL, y REAL, z REAL,
-       last_heartbeat_at INTEGER, last_seen_at INTEGER NOT NULL)`,
-    // This user's side of each edge (src/presence/friendship.ts): own intent, the other's last
-    // heard intent, and the derived state (outgoing | incoming | friends | blocked) for queries.
-    `CREATE TABLE friends (friend_id TEXT PRIMARY KEY, state TEXT NOT NULL,
-       mine TEXT NOT NULL, my_version INTEGER NOT NULL, theirs TEXT NOT NULL, their_version INTEGER NOT NULL,
-       message TEXT, hidden INTEGER NOT NULL DEFAULT 0, hidden_view TEXT, since INTEGER NOT NULL)`,
-    `CREATE TABLE watchers (watcher_id TEXT PRIMARY KEY, lease_expires_at INTEGER NOT NULL)`,
-    `CREATE TABLE friend_presence (friend_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, presence TEXT NOT NULL, unknown INTEGER NOT NULL DEFAULT 0)`,
-    // Calls to other users' objects that must arrive. Edges are queued in id order per
-    // target; presence/watch rows are keyed (one per target, the latest wins).
-    `CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE, target TEXT NOT NULL, kind TEXT NOT NULL,
-       payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL)`,
-  ],
-];
-
-export type OutboxKind = "edge" | "presence" | "watch";
-export interface OutboxRow {
-  id: number;
-  key: string | null;
-  target: string;
-  kind: OutboxKind;
-  payload: string;
-  attempts: number;
-  next_attempt_at: number;
-}
-
-export interface EdgeRow {
-  userId: string;
-  state: EdgeState;
-  message: string | null;
-  hidden: boolean;
-  since: number;
-}
+import { DECODE, type EdgeRow, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
 
 export class UserStore {
   private readonly sql: SqlStorage;
@@ -75,30 +35,33 @@ export class UserStore {
 
   private meta(): Map<string, string> {
     if (!this.metaCache) {
-      this.metaCache = new Map(this.sql.exec(`SELECT key, value FROM meta`).toArray().map((r) => [String(r.key), String(r.value)]));
+      this.metaCache = new Map(
+        this.sql
+          .exec(`SELECT key, value FROM meta`)
+          .toArray()
+          .map((r) => [String(r.key), String(r.value)]),
+      );
     }
     return this.metaCache;
   }
 
-  get(key: string): string | null {
-    return this.meta().get(key) ?? null;
+  get<K extends MetaKey>(key: K): Meta[K] | null {
+    const raw = this.meta().get(key);
+    return raw === undefined ? null : (DECODE[key](raw) as Meta[K]);
   }
 
-  number(key: string): number | null {
-    const value = this.get(key);
-    return value === null ? null : Number(value);
-  }
-
-  set(key: string, value: string | number | null): void {
+  /** Stores a value; `null` deletes it. */
+  set<K extends MetaKey>(key: K, value: Meta[K] | null): void {
     const meta = this.meta();
     if (value === null) {
       if (!meta.has(key)) return;
       meta.delete(key);
       this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
     } else {
-      if (meta.get(key) === String(value)) return;
-      meta.set(key, String(value));
-      this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, String(value));
+      const raw = typeof value === "object" ? JSON.stringify(value) : value === true ? "1" : String(value);
+      if (meta.get(key) === raw) return;
+      meta.set(key, raw);
+      this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, raw);
     }
   }
 
@@ -172,7 +135,7 @@ export class UserStore {
   }
 
   /** Stores this side of an edge. Rows are kept after a friendship ends: their versions order later messages. */
-  writeEdge(other: string, edge: Edge, text: string | null, now: number): void {
+  putEdge(other: string, edge: Edge, text: string | null, now: number): void {
     if (edge.mine === "none" && edge.theirs === "none" && edge.myVersion === 0 && edge.theirVersion === 0) return;
     const state = deriveState(edge);
     this.sql.exec(
@@ -214,7 +177,10 @@ export class UserStore {
   }
 
   friendIds(): string[] {
-    return this.sql.exec(`SELECT friend_id FROM friends WHERE state = 'friends'`).toArray().map((r) => String(r.friend_id));
+    return this.sql
+      .exec(`SELECT friend_id FROM friends WHERE state = 'friends'`)
+      .toArray()
+      .map((r) => String(r.friend_id));
   }
 
   isFriend(userId: string): boolean {
@@ -310,7 +276,12 @@ export class UserStore {
   private keyedCache: Set<string> | null = null;
 
   private keyed(): Set<string> {
-    this.keyedCache ??= new Set(this.sql.exec(`SELECT key FROM outbox WHERE key IS NOT NULL`).toArray().map((r) => String(r.key)));
+    this.keyedCache ??= new Set(
+      this.sql
+        .exec(`SELECT key FROM outbox WHERE key IS NOT NULL`)
+        .toArray()
+        .map((r) => String(r.key)),
+    );
     return this.keyedCache;
   }
 
@@ -381,7 +352,6 @@ export class UserStore {
 
   /** This user's presence as last published (what friends were told), or offline before the first. */
   published(userId: string): Presence {
-    const json = this.get("published");
-    return json ? (JSON.parse(json) as Presence) : offlinePresence(userId, this.number("last_active_at"), this.number("seq") ?? 0);
+    return this.get("published") ?? offlinePresence(userId, this.get("last_active_at"), this.get("seq") ?? 0);
   }
 }

@@ -70,7 +70,10 @@ function readForm() {
 
 function renderSelf() {
   const self = client?.self;
-  $("self-avatar").replaceChildren(me ? me[0].toUpperCase() : "?", el("span", { class: "dot", dataset: { status: self ? (self.invisible ? "offline" : self.status) : "offline" } }));
+  $("self-avatar").replaceChildren(
+    me ? me[0].toUpperCase() : "?",
+    el("span", { class: "dot", dataset: { status: self ? (self.invisible ? "offline" : self.status) : "offline" } }),
+  );
   $("self-name").textContent = me ?? "";
   if (!self) {
     $("self-summary").textContent = client?.state === "open" ? "connected, not shown yet" : "connecting…";
@@ -117,8 +120,7 @@ async function renderRequests() {
   } catch {
     return;
   }
-  const action = (label, cls = "") =>
-    el("button", { type: "button", class: `small-button ${cls}`, "data-action": label.toLowerCase() }, label);
+  const action = (label, cls = "") => el("button", { type: "button", class: `small-button ${cls}`, "data-action": label.toLowerCase() }, label);
   const row = (request, direction) => {
     const item = el(
       "li",
@@ -264,7 +266,12 @@ $("status").addEventListener("change", () => void publish());
 for (const button of document.querySelectorAll("[data-move]")) {
   button.addEventListener("click", () => {
     const [dx, dy, dz] = button.dataset.move.split(",").map(Number);
-    for (const [id, d] of [["pos-x", dx], ["pos-y", dy], ["pos-z", dz]]) $(id).value = String(Number($(id).value || 0) + d);
+    for (const [id, d] of [
+      ["pos-x", dx],
+      ["pos-y", dy],
+      ["pos-z", dz],
+    ])
+      $(id).value = String(Number($(id).value || 0) + d);
     void publish();
   });
 }

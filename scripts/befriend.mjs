@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Makes two users friends through the admin API:  npm run befriend -- alice bob [--url http://localhost:8787]
-import { readDevVars } from "./dev-vars.mjs";
+import { befriend } from "./lib/admin.mjs";
+import { readDevVars } from "./lib/dev-vars.mjs";
 
 const args = process.argv.slice(2);
 const url = args.includes("--url") ? args[args.indexOf("--url") + 1] : "http://localhost:8787";
@@ -9,10 +10,6 @@ if (!a || !b) {
   console.error("usage: npm run befriend -- <userA> <userB>");
   process.exit(2);
 }
-const res = await fetch(`${url}/v1/admin/friendships`, {
-  method: "PUT",
-  headers: { Authorization: `Bearer ${readDevVars().ADMIN_TOKEN}`, "Content-Type": "application/json" },
-  body: JSON.stringify({ a, b }),
-});
+const res = await befriend({ url, adminToken: readDevVars().ADMIN_TOKEN }, a, b);
 console.log(res.status, await res.text());
 process.exit(res.ok ? 0 : 1);

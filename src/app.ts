@@ -7,31 +7,23 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
-import { SignJWT } from "jose";
 import { z } from "zod";
 import { offeredProtocols, requireAdmin, requireUser, type AuthVariables } from "./auth";
+import { mintToken } from "./dev-token.mjs";
 import type { Env } from "./env";
 import { ApiError, errorBody } from "./errors";
+import { inChunks } from "./presence/chunks";
 import { readConfig } from "./presence/config";
-import { PROTOCOL_VERSION } from "./presence/protocol";
+import { PROTOCOL_VERSION } from "./protocol";
 import type { LocalOp } from "./presence/friendship";
-import {
-  describeIssues,
-  deviceIdSchema,
-  deviceKindSchema,
-  heartbeatBody,
-  requestMessageSchema,
-  shareLocationSchema,
-  userIdSchema,
-} from "./presence/schema";
+import { describeIssues, deviceIdSchema, deviceKindSchema, heartbeatBody, requestMessageSchema, shareLocationSchema, userIdSchema } from "./presence/schema";
 
 type App = { Bindings: Env; Variables: AuthVariables };
 
 const MAX_IMPORT_PAIRS = 1_000;
-const pairSchema = z.union([
-  z.object({ a: userIdSchema, b: userIdSchema }),
-  z.tuple([userIdSchema, userIdSchema]).transform(([a, b]) => ({ a, b })),
-]);
+/** Admin imports reach users' objects this many at a time. */
+const ADMIN_CHUNK = 20;
+const pairSchema = z.union([z.object({ a: userIdSchema, b: userIdSchema }), z.tuple([userIdSchema, userIdSchema]).transform(([a, b]) => ({ a, b }))]);
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   const result = schema.safeParse(value);
@@ -70,14 +62,12 @@ app.get("/health", (c) => c.json({ ok: true, service: "edge-presence" }));
 app.post("/dev/token", async (c) => {
   if (c.env.DEV_MODE !== "1" || !c.env.JWT_SECRET) throw new ApiError(404, "not_found", "no such route");
   const { userId } = parse(z.object({ userId: userIdSchema }), await jsonBody(c.req.raw));
-  const token = await new SignJWT({})
-    .setProtectedHeader({ alg: "HS256" })
-    .setSubject(userId)
-    .setIssuedAt()
-    .setExpirationTime("1h")
-    .setIssuer(c.env.JWT_ISSUER || "edge-presence-dev")
-    .setAudience(c.env.JWT_AUDIENCE || "edge-presence-dev")
-    .sign(new TextEncoder().encode(c.env.JWT_SECRET));
+  const token = await mintToken(userId, {
+    secret: c.env.JWT_SECRET,
+    expiresIn: "1h",
+    issuer: c.env.JWT_ISSUER || "edge-presence-dev",
+    audience: c.env.JWT_AUDIENCE || "edge-presence-dev",
+  });
   return c.json({ token, userId, expiresIn: 3600 });
 });
 
@@ -101,7 +91,7 @@ app.get("/v1/connect", requireUser, async (c) => {
 app.use("/v1/*", cors({ origin: "*", allowHeaders: ["Authorization", "Content-Type"], allowMethods: ["GET", "POST", "PUT", "DELETE"] }));
 app.use("/v1/*", async (c, next) =>
   bodyLimit({
-    maxSize: c.req.path.startsWith("/v1/admin/") ? 1_000_000 : readConfig(c.env as never).maxFrameBytes,
+    maxSize: c.req.path.startsWith("/v1/admin/") ? 1_000_000 : readConfig(c.env).maxFrameBytes,
     onError: () => {
       throw new ApiError(413, "body_too_large", "the body is larger than allowed");
     },
@@ -115,7 +105,7 @@ app.post("/v1/heartbeat", requireUser, async (c) => {
   const body = parse(heartbeatBody, raw);
   const result = await c.env.USER.getByName(c.var.userId).httpHeartbeat(c.var.userId, deviceId ?? "http", kind, body);
   if (!result.ok) throw new ApiError(429, result.code, result.message);
-  return c.json({ presence: result.presence });
+  return c.json({ presence: result.value });
 });
 
 app.get("/v1/friends/online", requireUser, async (c) => {
@@ -145,7 +135,8 @@ async function friendship(c: Context<App>, other: string, op: LocalOp, text?: st
   const target = parse(userIdSchema, other);
   const result = await c.env.USER.getByName(c.var.userId).friendship(c.var.userId, target, op, text);
   if (!result.ok) throw new ApiError(FRIENDSHIP_STATUS[result.code] ?? 409, result.code, result.message);
-  return c.json({ userId: result.userId, state: result.state, pending: result.pending }, result.pending ? 202 : 200);
+  const { userId, state, pending } = result.value;
+  return c.json({ userId, state, pending }, pending ? 202 : 200);
 }
 
 app.post("/v1/friends/requests", requireUser, async (c) => {
@@ -161,22 +152,25 @@ app.delete("/v1/blocks/:userId", requireUser, (c) => friendship(c, c.req.param("
 
 app.put("/v1/privacy", requireUser, async (c) => {
   const { shareLocation } = parse(z.object({ shareLocation: shareLocationSchema }), await jsonBody(c.req.raw));
-  return c.json(await c.env.USER.getByName(c.var.userId).setPrivacy(c.var.userId, { shareLocation }));
+  const list = await c.env.USER.getByName(c.var.userId).setPrivacy(c.var.userId, { shareLocation });
+  if (!list.ok) throw new ApiError(404, list.code, list.message);
+  return c.json(list.value);
 });
 app.put("/v1/friends/:userId/privacy", requireUser, async (c) => {
   const userId = parse(userIdSchema, c.req.param("userId"));
   const { hidden } = parse(z.object({ hidden: z.boolean() }), await jsonBody(c.req.raw));
   const list = await c.env.USER.getByName(c.var.userId).setPrivacy(c.var.userId, { hide: { userId, hidden } });
-  if (!list) throw new ApiError(404, "not_found", "no such user among your friends");
-  return c.json(list);
+  if (!list.ok) throw new ApiError(404, list.code, list.message);
+  return c.json(list.value);
 });
 
 app.get("/v1/presence/:userId", requireUser, async (c) => {
   const target = userIdSchema.safeParse(c.req.param("userId"));
   // Anyone who is not you or your friend is indistinguishable from nobody.
-  const presence = target.success ? await c.env.USER.getByName(c.var.userId).lookup(c.var.userId, target.data) : null;
-  if (!presence) throw new ApiError(404, "not_found", "no such user among your friends");
-  return c.json({ presence });
+  if (!target.success) throw new ApiError(404, "not_found", "no such user among your friends");
+  const found = await c.env.USER.getByName(c.var.userId).lookup(c.var.userId, target.data);
+  if (!found.ok) throw new ApiError(404, found.code, found.message);
+  return c.json({ presence: found.value });
 });
 
 // ─── admin: friendships (the lifecycle API for users comes later) ───────────
@@ -189,16 +183,17 @@ async function setFriendships(env: Env, pairs: { a: string; b: string }[], state
   }
   const pending: string[][] = [];
   const refusals: { userId: string; code: string; message: string }[] = [];
-  const users = [...byUser.keys()];
-  for (let i = 0; i < users.length; i += 20) {
-    await Promise.all(
-      users.slice(i, i + 20).map(async (a) => {
-        const result = await env.USER.getByName(a).setFriendships(a, byUser.get(a)!, state);
-        if (!result.ok) refusals.push({ userId: a, code: result.code, message: result.message });
-        else for (const b of result.pending) pending.push([a, b]);
-      }),
-    );
-  }
+  await inChunks(
+    [...byUser.keys()],
+    ADMIN_CHUNK,
+    (a) => env.USER.getByName(a).setFriendships(a, byUser.get(a)!, state),
+    (a, settled) => {
+      // An object that failed (not refused): the whole request fails, and is safe to retry.
+      if (settled.status === "rejected") throw settled.reason;
+      if (!settled.value.ok) refusals.push({ userId: a, code: settled.value.code, message: settled.value.message });
+      else for (const b of settled.value.value.pending) pending.push([a, b]);
+    },
+  );
   return { pending, refusals };
 }
 

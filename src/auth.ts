@@ -6,13 +6,11 @@
  * type, so `alg: none` and HS/RS confusion are rejected by construction.
  */
 import { createMiddleware } from "hono/factory";
-import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
+import { createRemoteJWKSet, decodeProtectedHeader, errors, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from "jose";
 import type { Env } from "./env";
 import { ApiError } from "./errors";
 import { userIdSchema } from "./presence/schema";
-
-/** `Sec-WebSocket-Protocol` entries: the app protocol, and the token for browsers. */
-export const TOKEN_PROTOCOL_PREFIX = "bearer.";
+import { TOKEN_PROTOCOL_PREFIX } from "./protocol";
 
 /**
  * The key set could not be obtained (unreachable, non-200, not JSON, not a
@@ -81,7 +79,7 @@ export async function verifyToken(token: string, env: Env): Promise<string> {
     requiredClaims: ["exp", "sub"],
   };
   try {
-    let payload;
+    let payload: JWTPayload;
     if (alg === "HS256") {
       if (!env.JWT_SECRET) throw new ApiError(401, "invalid_token", "HS256 tokens are not accepted here");
       ({ payload } = await jwtVerify(token, new TextEncoder().encode(env.JWT_SECRET), { ...options, algorithms: ["HS256"] }));

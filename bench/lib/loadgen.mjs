@@ -10,29 +10,23 @@
  * A change is tagged by its marker: `position.x` is a per-user counter.
  */
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
-import { SignJWT } from "jose";
 import WebSocket from "ws";
+import { admin } from "../../scripts/lib/admin.mjs";
+import { mintToken } from "../../src/dev-token.mjs";
 import { rng } from "./graph.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function mintTokens(ids, secret) {
-  const key = new TextEncoder().encode(secret);
   const tokens = new Map();
-  for (const id of ids) {
-    tokens.set(id, await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(id).setIssuedAt().setExpirationTime("3h").sign(key));
-  }
+  for (const id of ids) tokens.set(id, await mintToken(id, { secret, expiresIn: "3h" }));
   return tokens;
 }
 
 export async function importGraph(baseUrl, adminToken, pairs) {
   const started = performance.now();
   for (let i = 0; i < pairs.length; i += 1000) {
-    const res = await fetch(`${baseUrl}/v1/admin/friendships:import`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ pairs: pairs.slice(i, i + 1000) }),
-    });
+    const res = await admin({ url: baseUrl, adminToken }, "POST", "/friendships:import", { pairs: pairs.slice(i, i + 1000) });
     const body = await res.json().catch(() => ({}));
     if (res.status >= 300 && res.status !== 207) throw new Error(`import failed: ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
     if (body.refusals?.length || body.pending?.length) {
@@ -47,7 +41,14 @@ export function summarize(values) {
   const sorted = Float64Array.from(values).sort();
   const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
   const round = (v) => Math.round(v * 10) / 10;
-  return { n: sorted.length, p50: round(q(0.5)), p95: round(q(0.95)), p99: round(q(0.99)), max: round(sorted[sorted.length - 1]), mean: round(sorted.reduce((a, b) => a + b, 0) / sorted.length) };
+  return {
+    n: sorted.length,
+    p50: round(q(0.5)),
+    p95: round(q(0.95)),
+    p99: round(q(0.99)),
+    max: round(sorted[sorted.length - 1]),
+    mean: round(sorted.reduce((a, b) => a + b, 0) / sorted.length),
+  };
 }
 
 /**
@@ -88,9 +89,25 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
   const connectSnapshot = [];
   const ackLat = [];
   const counts = {
-    connects: 0, connectFailures: 0, unexpectedCloses: 0, errorFrames: {}, heartbeatsSent: 0, acks: 0,
-    presenceFrames: 0, expected: 0, exact: 0, coalesced: 0, lost: 0, abandoned: 0, staleSeq: 0,
-    expectedOffline: 0, offlineSeen: 0, lostOffline: 0, snapshotMissing: 0, unexpectedPresence: 0, unexpectedCloseCodes: {},
+    connects: 0,
+    connectFailures: 0,
+    unexpectedCloses: 0,
+    errorFrames: {},
+    heartbeatsSent: 0,
+    acks: 0,
+    presenceFrames: 0,
+    expected: 0,
+    exact: 0,
+    coalesced: 0,
+    lost: 0,
+    abandoned: 0,
+    staleSeq: 0,
+    expectedOffline: 0,
+    offlineSeen: 0,
+    lostOffline: 0,
+    snapshotMissing: 0,
+    unexpectedPresence: 0,
+    unexpectedCloseCodes: {},
   };
   /** watcher index → Map(friend index → [[marker, tSend, kind], ...]) */
   const pending = new Map();
@@ -110,9 +127,15 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
     for (const w of graph.friends[u]) {
       if (!isWatching(w, t)) continue;
       let byFriend = pending.get(w);
-      if (!byFriend) pending.set(w, (byFriend = new Map()));
+      if (!byFriend) {
+        byFriend = new Map();
+        pending.set(w, byFriend);
+      }
       let list = byFriend.get(u);
-      if (!list) byFriend.set(u, (list = []));
+      if (!list) {
+        list = [];
+        byFriend.set(u, list);
+      }
       list.push([marker, t, kind]);
       counts.expected++;
     }
@@ -188,7 +211,20 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
       const t0 = now();
       const id = graph.ids[i];
       const ws = new WebSocket(`${wsUrl}?device=d-${id}&kind=desktop`, { headers: { Authorization: `Bearer ${tokens.get(id)}` }, perMessageDeflate: false });
-      const c = { i, ws, subscribedAt: null, closing: false, silent: false, status: "online", requests: 0, acks: new Map(), seqs: new Map(), timers: [], lastSignOfLife: t0, onlineAtSubscribe: null };
+      const c = {
+        i,
+        ws,
+        subscribedAt: null,
+        closing: false,
+        silent: false,
+        status: "online",
+        requests: 0,
+        acks: new Map(),
+        seqs: new Map(),
+        timers: [],
+        lastSignOfLife: t0,
+        onlineAtSubscribe: null,
+      };
       clients[i] = c;
       let done = false;
       const finish = (ok) => {
@@ -216,16 +252,20 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
         ws.send(JSON.stringify({ type: "SubscribeFriendshipPresenceUpdates", id: "sub" }));
         sendHeartbeat(c, "online");
         const phase = random() * p.hbIntervalMs;
-        c.timers.push(setTimeout(() => {
-          sendHeartbeat(c);
-          c.timers.push(setInterval(() => sendHeartbeat(c), p.hbIntervalMs));
-        }, phase));
-        c.timers.push(setInterval(() => {
-          if (ws.readyState === WebSocket.OPEN && !c.silent) {
-            ws.send("ping");
-            c.lastSignOfLife = now();
-          }
-        }, p.pingMs));
+        c.timers.push(
+          setTimeout(() => {
+            sendHeartbeat(c);
+            c.timers.push(setInterval(() => sendHeartbeat(c), p.hbIntervalMs));
+          }, phase),
+        );
+        c.timers.push(
+          setInterval(() => {
+            if (ws.readyState === WebSocket.OPEN && !c.silent) {
+              ws.send("ping");
+              c.lastSignOfLife = now();
+            }
+          }, p.pingMs),
+        );
       });
       ws.on("message", (data) => {
         if (c.silent) return;
@@ -277,7 +317,10 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
         if (!c.closing) {
           counts.unexpectedCloses++;
           counts.unexpectedCloseCodes[code] = (counts.unexpectedCloseCodes[code] ?? 0) + 1;
-          if (process.env.BENCH_DEBUG) log(`unexpected close ${graph.ids[i]} code ${code} at ${((now() - runStarted) / 1000).toFixed(1)} s, last sign of life ${((now() - c.lastSignOfLife) / 1000).toFixed(1)} s ago`);
+          if (process.env.BENCH_DEBUG)
+            log(
+              `unexpected close ${graph.ids[i]} code ${code} at ${((now() - runStarted) / 1000).toFixed(1)} s, last sign of life ${((now() - c.lastSignOfLife) / 1000).toFixed(1)} s ago`,
+            );
         }
         if (clients[i] === c) clients[i] = null;
         dropExpectationsOf(i);
@@ -358,23 +401,24 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
   steady = true;
   const steadyStarted = now();
   let churnDebt = 0;
-  const churnTimer = p.churnPerSec > 0
-    ? setInterval(() => {
-        churnDebt += p.churnPerSec / 10;
-        while (churnDebt >= 1) {
-          churnDebt--;
-          const online = [];
-          const offline = [];
-          for (let i = 0; i < n; i++) {
-            if (hubSet.has(i)) continue;
-            if (clients[i] && clients[i].subscribedAt !== null && !clients[i].closing) online.push(i);
-            else if (!clients[i]) offline.push(i);
+  const churnTimer =
+    p.churnPerSec > 0
+      ? setInterval(() => {
+          churnDebt += p.churnPerSec / 10;
+          while (churnDebt >= 1) {
+            churnDebt--;
+            const online = [];
+            const offline = [];
+            for (let i = 0; i < n; i++) {
+              if (hubSet.has(i)) continue;
+              if (clients[i] && clients[i].subscribedAt !== null && !clients[i].closing) online.push(i);
+              else if (!clients[i]) offline.push(i);
+            }
+            if (online.length) closeClean(online[Math.floor(random() * online.length)], "churn");
+            if (offline.length) void connect(offline[Math.floor(random() * offline.length)]);
           }
-          if (online.length) closeClean(online[Math.floor(random() * online.length)], "churn");
-          if (offline.length) void connect(offline[Math.floor(random() * offline.length)]);
-        }
-      }, 100)
-    : null;
+        }, 100)
+      : null;
   await sleep(p.steadyMs);
   if (churnTimer) clearInterval(churnTimer);
   const steadySeconds = (now() - steadyStarted) / 1000;
@@ -385,12 +429,14 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
   for (const c of clients) if (c) for (const t of c.timers.splice(0)) clearTimeout(t);
   for (const c of clients) {
     if (!c) continue;
-    c.timers.push(setInterval(() => {
-      if (c.ws.readyState === WebSocket.OPEN && !c.silent) {
-        c.ws.send("ping");
-        c.lastSignOfLife = now();
-      }
-    }, p.pingMs));
+    c.timers.push(
+      setInterval(() => {
+        if (c.ws.readyState === WebSocket.OPEN && !c.silent) {
+          c.ws.send("ping");
+          c.lastSignOfLife = now();
+        }
+      }, p.pingMs),
+    );
   }
   log(`steady state over at ${((now() - runStarted) / 1000).toFixed(1)} s; draining`);
   await sleep(p.drainMs);
@@ -423,7 +469,11 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
   if (probes.length) {
     log(`offline probes at ${((now() - runStarted) / 1000).toFixed(1)} s`);
     const probeStarted = now();
-    probes.forEach((i, k) => (k < p.probeClean ? closeClean(i, "clean") : k < p.probeClean + p.probeReset ? dropAbruptly(i) : dropSilently(i)));
+    probes.forEach((i, k) => {
+      if (k < p.probeClean) closeClean(i, "clean");
+      else if (k < p.probeClean + p.probeReset) dropAbruptly(i);
+      else dropSilently(i);
+    });
     while (pendingOffline.size > 0 && now() - probeStarted < p.probeTimeoutMs) await sleep(100);
     probeMs = now() - probeStarted;
   }
@@ -454,7 +504,12 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
       position: summarize(lat.position),
       online: summarize(lat.online),
     },
-    offlineLatencyMs: { churn: summarize(offlineLat.churn), clean: summarize(offlineLat.clean), reset: summarize(offlineLat.reset), silentFromLastSignOfLife: summarize(offlineLat.silent) },
+    offlineLatencyMs: {
+      churn: summarize(offlineLat.churn),
+      clean: summarize(offlineLat.clean),
+      reset: summarize(offlineLat.reset),
+      silentFromLastSignOfLife: summarize(offlineLat.silent),
+    },
     probeSeconds: probeMs / 1000,
     connectToOpenMs: summarize(connectOpen),
     connectToSnapshotMs: summarize(connectSnapshot),

@@ -1,32 +1,25 @@
 /**
  * Starts and stops the three servers under test on ports 8820-8849, each in
  * its own process group so that stopping one ends exactly what it started.
- *   edge    wrangler dev (workerd, the production code path) with a fresh --persist-to dir
+ *   edge    wrangler dev (workerd, the production code path) with a fresh --persist-to dir,
+ *           started like every test starts it (scripts/lib/dev-server.mjs)
  *   memory  bench/peers/memory.mjs
  *   redis   redis-server (no persistence) + bench/peers/redis.mjs
  */
-import { spawn, execFileSync } from "node:child_process";
-import { copyFileSync, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { claimPort, startDevServer, startProcess } from "../../scripts/lib/dev-server.mjs";
+import { root } from "../../scripts/lib/dev-vars.mjs";
 import { commandLine, descendants } from "./proc.mjs";
 
-const root = new URL("../../", import.meta.url).pathname;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** How the peers are started: this Node, from the repository, logging to the run's log directory. */
+const node = (script, env, logFile, readyUrl) => startProcess({ command: process.execPath, args: [script], env, logFile, readyUrl, readyTimeoutMs: 90_000 });
 
-async function portFree(port) {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-export async function freePort(taken = new Set()) {
-  for (let port = 8820; port <= 8849; port++) if (!taken.has(port) && (await portFree(port))) return port;
-  throw new Error("no free port in 8820-8849");
-}
+/** Servers (and redis) on 8820-8834; wrangler's inspector on port + 15, so up to 8849. */
+const PORTS = { first: 8820, count: 15 };
 
 export const persistRoot = () => process.env.BENCH_PERSIST_ROOT ?? (existsSync("/dev/shm") ? "/dev/shm" : tmpdir());
 
@@ -51,48 +44,6 @@ export function edgeSnapshot() {
 }
 export const edgeCommit = () => snapshot?.commit ?? execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" }).trim();
 
-function launch(command, args, { env = {}, logFile, cwd = root }) {
-  const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-  const log = createWriteStream(logFile);
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  return child;
-}
-
-async function stopGroup(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  try {
-    process.kill(-child.pid, "SIGTERM");
-  } catch {
-    return;
-  }
-  const timeout = sleep(8000).then(() => "timeout");
-  if ((await Promise.race([exited, timeout])) === "timeout") {
-    try {
-      process.kill(-child.pid, "SIGKILL");
-    } catch {
-      // gone
-    }
-    await exited;
-  }
-}
-
-async function waitHealthy(url, child, timeoutMs = 90000) {
-  const started = Date.now();
-  while (Date.now() - started < timeoutMs) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before it was healthy`);
-    try {
-      const res = await fetch(url);
-      if (res.ok) return Date.now() - started;
-    } catch {
-      // not yet
-    }
-    await sleep(250);
-  }
-  throw new Error(`${url} not healthy after ${timeoutMs} ms`);
-}
-
 export function versions() {
   const run = (cmd, args) => {
     try {
@@ -111,72 +62,93 @@ export function versions() {
 
 /** Returns { name, baseUrl, wsUrl, pids() → server pids to measure, stop() }. */
 export async function startServer(name, { ttlMs, secret, adminToken, logDir, label = name }) {
-  const port = await freePort();
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const wsUrl = `ws://127.0.0.1:${port}/v1/connect`;
+  const logFile = join(logDir, `${label}.log`);
   if (name === "edge") {
     // Durable Object storage goes to tmpfs by default: on this machine's disk every SQLite commit of
     // wrangler dev waits for the disk, which is a property of the local runtime, not of Durable Objects
     // (docs/BENCHMARKS.md shows both). BENCH_PERSIST_ROOT=/tmp measures the disk-backed variant.
-    const persist = mkdtempSync(join(persistRoot(), "edge-presence-bench-"));
-    const child = launch(join(root, "node_modules/.bin/wrangler"), ["dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", persist, "--var", `PRESENCE_TTL_MS:${ttlMs}`, "--show-interactive-dev-session=false"], {
-      // A private dev registry and no config watching: another developer's `wrangler dev` of the same
-      // worker name otherwise makes this one reload (and drop every socket) in the middle of a run.
-      env: { WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", WRANGLER_REGISTRY_PATH: join(persist, "registry"), WRANGLER_CI_DISABLE_CONFIG_WATCHING: "true" },
-      logFile: join(logDir, `${label}.log`),
+    const started = Date.now();
+    const server = await startDevServer({
+      vars: { PRESENCE_TTL_MS: String(ttlMs), JWT_SECRET: secret, ADMIN_TOKEN: adminToken },
+      ports: PORTS,
+      persistRoot: persistRoot(),
       cwd: edgeSnapshot(),
+      logFile,
+      readyTimeoutMs: 90_000,
     });
-    const startupMs = await waitHealthy(`${baseUrl}/health`, child);
+    const startupMs = Date.now() - started;
+    const port = server.port;
     // wrangler (node) starts two workerd processes: one bound to --port (the proxy in front) and one
     // that runs the worker and its Durable Objects (the one with the inspector). Both carry every socket: measure both.
     // Looked up at every sample: if wrangler ever restarts the runtime, the numbers follow the new process.
-    const workerd = () => descendants(child.pid).filter((pid) => commandLine(pid).includes("workerd serve"));
+    const all = () => {
+      const pid = server.pid();
+      return pid === undefined ? [] : [pid, ...descendants(pid)];
+    };
+    const workerd = () => all().filter((pid) => commandLine(pid).includes("workerd serve"));
     const isProxy = (pid) => commandLine(pid).includes(`entry=127.0.0.1:${port} `);
-    const logFile = join(logDir, `${label}.log`);
     return {
-      name, baseUrl, wsUrl, startupMs,
+      name,
+      baseUrl: server.url,
+      wsUrl: `${server.url.replace("http", "ws")}/v1/connect`,
+      startupMs,
       /** Times wrangler reloaded the worker during the run (each one drops every socket): should be 0. */
-      reloads: () => (existsSync(logFile) ? readFileSync(logFile, "utf8").split("Reloading local server").length - 1 : 0),
+      reloads: () => server.output().split("Reloading local server").length - 1,
       pids: workerd,
       parts: () => Object.fromEntries(workerd().map((pid) => [isProxy(pid) ? "workerdProxy" : "workerdRuntime", pid])),
-      allPids: () => [child.pid, ...descendants(child.pid)],
+      allPids: all,
+      stop: () => server.stop(),
+    };
+  }
+  const { port, release } = await claimPort(PORTS);
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const wsUrl = `ws://127.0.0.1:${port}/v1/connect`;
+  if (name === "memory") {
+    const started = Date.now();
+    const peer = await node("bench/peers/memory.mjs", { PORT: String(port), TTL_MS: String(ttlMs), JWT_SECRET: secret, ADMIN_TOKEN: adminToken }, logFile, `${baseUrl}/health`);
+    return {
+      name,
+      baseUrl,
+      wsUrl,
+      startupMs: Date.now() - started,
+      pids: () => [peer.pid],
+      parts: () => ({ node: peer.pid }),
+      allPids: () => [peer.pid],
       async stop() {
-        await stopGroup(child);
-        rmSync(persist, { recursive: true, force: true });
+        await peer.kill();
+        release();
       },
     };
   }
-  if (name === "memory") {
-    const child = launch(process.execPath, ["bench/peers/memory.mjs"], {
-      env: { PORT: String(port), TTL_MS: String(ttlMs), JWT_SECRET: secret, ADMIN_TOKEN: adminToken },
-      logFile: join(logDir, `${label}.log`),
-    });
-    const startupMs = await waitHealthy(`${baseUrl}/health`, child);
-    return { name, baseUrl, wsUrl, startupMs, pids: () => [child.pid], parts: () => ({ node: child.pid }), allPids: () => [child.pid], stop: () => stopGroup(child) };
-  }
   if (name === "redis") {
-    const redisPort = await freePort(new Set([port]));
+    const redisPort = await claimPort(PORTS);
     const redisDir = mkdtempSync(join(tmpdir(), "edge-presence-redis-"));
-    const redis = launch("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redisDir, "--notify-keyspace-events", "Ex"], {
+    const redis = await startProcess({
+      command: "redis-server",
+      args: ["--port", String(redisPort.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", redisDir, "--notify-keyspace-events", "Ex"],
       logFile: join(logDir, `${label}.redis-server.log`),
     });
     await sleep(300);
-    const child = launch(process.execPath, ["bench/peers/redis.mjs"], {
-      env: { PORT: String(port), REDIS_URL: `redis://127.0.0.1:${redisPort}`, TTL_MS: String(ttlMs), JWT_SECRET: secret, ADMIN_TOKEN: adminToken },
-      logFile: join(logDir, `${label}.log`),
-    });
-    const startupMs = await waitHealthy(`${baseUrl}/health`, child);
+    const started = Date.now();
+    const env = { PORT: String(port), REDIS_URL: `redis://127.0.0.1:${redisPort.port}`, TTL_MS: String(ttlMs), JWT_SECRET: secret, ADMIN_TOKEN: adminToken };
+    const peer = await node("bench/peers/redis.mjs", env, logFile, `${baseUrl}/health`);
     return {
-      name, baseUrl, wsUrl, startupMs,
-      pids: () => [child.pid, redis.pid],
-      parts: () => ({ node: child.pid, redisServer: redis.pid }),
-      allPids: () => [child.pid, redis.pid],
+      name,
+      baseUrl,
+      wsUrl,
+      startupMs: Date.now() - started,
+      pids: () => [peer.pid, redis.pid],
+      parts: () => ({ node: peer.pid, redisServer: redis.pid }),
+      allPids: () => [peer.pid, redis.pid],
       async stop() {
-        await stopGroup(child);
-        await stopGroup(redis);
+        await peer.kill();
+        await redis.kill();
+        release();
+        redisPort.release();
         rmSync(redisDir, { recursive: true, force: true });
       },
     };
   }
+  release();
   throw new Error(`unknown server ${name}`);
 }

@@ -35,9 +35,7 @@ function aggregate(userId, devices, lastActiveAt) {
     realm: latest.realm,
     position: latest.position,
     statusText: latest.statusText,
-    devices: visible
-      .map((d) => ({ deviceId: d.deviceId, kind: d.kind, status: d.status, lastActiveAt: d.lastHeartbeatAt }))
-      .sort((a, b) => a.deviceId.localeCompare(b.deviceId)),
+    devices: visible.map((d) => ({ deviceId: d.deviceId, kind: d.kind, status: d.status, lastActiveAt: d.lastHeartbeatAt })).sort((a, b) => a.deviceId.localeCompare(b.deviceId)),
     lastActiveAt: latest.lastHeartbeatAt,
   };
 }
@@ -59,8 +57,13 @@ function classifyChange(prev, next) {
 function validHeartbeat(m) {
   const p = m.position;
   return (
-    p && typeof p === "object" && [p.x, p.y, p.z].every((v) => typeof v === "number" && Number.isFinite(v)) &&
-    typeof m.realm === "string" && m.realm.length > 0 && m.realm.length <= 64 && DEVICE_STATUS.has(m.status) &&
+    p &&
+    typeof p === "object" &&
+    [p.x, p.y, p.z].every((v) => typeof v === "number" && Number.isFinite(v)) &&
+    typeof m.realm === "string" &&
+    m.realm.length > 0 &&
+    m.realm.length <= 64 &&
+    DEVICE_STATUS.has(m.status) &&
     (m.statusText === undefined || m.statusText === null || (typeof m.statusText === "string" && m.statusText.length <= 140))
   );
 }
@@ -116,10 +119,13 @@ export async function serve({ port, backend, ttlMs, coalesceMs = 1000, heartbeat
     const change = classifyChange(prev, view);
     if (change === "none") return;
     if (change === "position" && now - u.publishedAt < coalesceMs) {
-      u.timer ??= setTimeout(() => {
-        u.timer = null;
-        void recompute(userId, Date.now());
-      }, u.publishedAt + coalesceMs - now);
+      u.timer ??= setTimeout(
+        () => {
+          u.timer = null;
+          void recompute(userId, Date.now());
+        },
+        u.publishedAt + coalesceMs - now,
+      );
       return;
     }
     const presence = { ...view, seq: await backend.nextSeq(userId) };
@@ -260,7 +266,10 @@ export async function serve({ port, backend, ttlMs, coalesceMs = 1000, heartbeat
             if (u.subscribed++ === 0) {
               for (const f of friends) {
                 let set = localWatchers.get(f);
-                if (!set) localWatchers.set(f, (set = new Set()));
+                if (!set) {
+                  set = new Set();
+                  localWatchers.set(f, set);
+                }
                 set.add(ws.userId);
               }
               await backend.watch(ws.userId, friends);

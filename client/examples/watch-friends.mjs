@@ -9,7 +9,7 @@
 // PRESENCE_URL (default http://localhost:8787) picks the server; the token comes
 // from POST /dev/token (dev mode), or from PRESENCE_TOKEN if set.
 import WebSocket from "ws";
-import { connect } from "../dist/index.js";
+import { connect } from "../dist/client/src/index.js";
 
 const userId = process.argv[2] ?? "alice";
 const url = process.env.PRESENCE_URL ?? "http://localhost:8787";
@@ -35,7 +35,9 @@ const client = connect({
 });
 
 const where = (p) => (p.position ? `${p.realm} (${p.position.x}, ${p.position.y}, ${p.position.z})` : "");
-client.on("connection", (e) => console.log(`[connection] ${e.state}${e.code ? ` (closed ${e.code} ${e.reason ?? ""})` : ""}${e.delayMs !== undefined ? ` (retry in ${e.delayMs} ms)` : ""}`));
+client.on("connection", (e) =>
+  console.log(`[connection] ${e.state}${e.code ? ` (closed ${e.code} ${e.reason ?? ""})` : ""}${e.delayMs !== undefined ? ` (retry in ${e.delayMs} ms)` : ""}`),
+);
 client.on("online", (p) => console.log(`[online]  ${p.userId} is ${p.status} in ${where(p)}`));
 client.on("offline", (p) => console.log(`[offline] ${p.userId}`));
 client.on("update", ({ presence: p }) => console.log(`[update]  ${p.userId} #${p.seq} ${p.status} ${where(p)} ${p.statusText ?? ""}`));

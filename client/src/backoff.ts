@@ -27,7 +27,7 @@ export const DEFAULT_BACKOFF: BackoffOptions = {
  */
 export function backoffDelay(attempt: number, options: Partial<BackoffOptions> = {}, random: () => number = Math.random): number {
   const { initialDelayMs, maxDelayMs, factor, jitter } = { ...DEFAULT_BACKOFF, ...options };
-  const ceiling = Math.min(maxDelayMs, initialDelayMs * Math.pow(Math.max(1, factor), Math.max(0, attempt)));
+  const ceiling = Math.min(maxDelayMs, initialDelayMs * Math.max(1, factor) ** Math.max(0, attempt));
   const share = Math.min(1, Math.max(0, jitter));
   const r = Math.min(1, Math.max(0, random()));
   return Math.round(ceiling * (1 - share) + ceiling * share * r);

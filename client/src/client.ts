@@ -20,9 +20,9 @@ import {
   type Position,
   type Presence,
   type RequestId,
-  type ServerErrorCode,
+  type ErrorCode,
   type ServerMessage,
-} from "./protocol.js";
+} from "../../src/protocol/index.js";
 import {
   clearTimer,
   globalFetch,
@@ -32,6 +32,7 @@ import {
   randomId,
   setTimer,
   type FetchLike,
+  type FetchResponseLike,
   type TimerHandle,
   type WebSocketConstructor,
   type WebSocketLike,
@@ -41,7 +42,7 @@ import { FriendsState, transition, type StateChange } from "./state.js";
 export type ConnectionState = "connecting" | "open" | "reconnecting" | "closed";
 
 export type ClientErrorCode =
-  | ServerErrorCode
+  | ErrorCode
   /** A request got no reply within `requestTimeoutMs`. */
   | "timeout"
   /** The socket closed while a request was in flight, or the client is closed. */
@@ -194,7 +195,6 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   private welcome: Reply<"welcome"> | null = null;
   /** Friends updated by pushes on this socket since the subscription was requested. */
   private touched = new Set<string>();
-  private subscribed = false;
   private lastFrameAt = 0;
 
   private reconnectTimer: TimerHandle | null = null;
@@ -208,7 +208,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     super();
     if (!options.token && !options.getToken) throw new TypeError("connect() needs `token` or `getToken`");
     const WebSocketImpl = options.WebSocket ?? globalWebSocket();
-    if (!WebSocketImpl) throw new TypeError("no global WebSocket here: pass `WebSocket` (e.g. `import WebSocket from \"ws\"`)");
+    if (!WebSocketImpl) throw new TypeError('no global WebSocket here: pass `WebSocket` (e.g. `import WebSocket from "ws"`)');
     this.options = options;
     this.WebSocketImpl = WebSocketImpl;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.reconnect };
@@ -429,7 +429,6 @@ export class PresenceClient extends Emitter<PresenceEvents> {
       return;
     }
     this.socket = socket;
-    this.subscribed = false;
     this.touched = new Set();
     this.lastFrameAt = Date.now();
     this.connectTimer = setTimer(() => {
@@ -520,7 +519,6 @@ export class PresenceClient extends Emitter<PresenceEvents> {
       .then((reply) => {
         if (generation !== this.generation) return;
         this.applyChanges(this.friendsState.applySnapshot(reply.friends, this.touched));
-        this.subscribed = true;
         clearTimer(this.connectTimer);
         this.connectTimer = null;
         this.attempt = 0;
@@ -619,7 +617,6 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     this.reconnectTimer = this.connectTimer = this.pingTimer = this.heartbeatTimer = null;
     const socket = this.socket;
     this.socket = null;
-    this.subscribed = false;
     if (socket) {
       socket.onmessage = null;
       socket.onclose = null;
@@ -666,11 +663,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
    * Sends a request and resolves with the reply carrying its id. User requests
    * wait for the client to be open; everything is bounded by one timeout.
    */
-  private async request<T extends ServerMessage["type"]>(
-    message: ClientMessage,
-    expect: T,
-    { internal = false }: { internal?: boolean } = {},
-  ): Promise<Reply<T>> {
+  private async request<T extends ServerMessage["type"]>(message: ClientMessage, expect: T, { internal = false }: { internal?: boolean } = {}): Promise<Reply<T>> {
     const timeoutMs = this.options.requestTimeoutMs ?? 10_000;
     const started = Date.now();
     if (!internal) {
@@ -696,11 +689,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   private async sendHeartbeat(internal = false): Promise<Presence> {
     const { position, realm, status, statusText } = this.desired;
     if (!position || !realm) throw new PresenceError("no_position", "send heartbeat({ position, realm }) (or pass `initial`) first");
-    const reply = await this.request(
-      { type: "PositionHeartbeat", position, realm, status, ...(statusText === null ? {} : { statusText }) },
-      "heartbeat_ack",
-      { internal },
-    );
+    const reply = await this.request({ type: "PositionHeartbeat", position, realm, status, ...(statusText === null ? {} : { statusText }) }, "heartbeat_ack", { internal });
     this.onSelf(reply.presence);
     return reply.presence;
   }
@@ -735,7 +724,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     if (!fetchImpl) throw new PresenceError("http", "no fetch here: pass `fetch`");
     const headers: Record<string, string> = { Authorization: `Bearer ${await this.token()}` };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    let response;
+    let response: FetchResponseLike;
     try {
       response = await fetchImpl(this.httpUrl(path), { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     } catch (error) {

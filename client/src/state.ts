@@ -14,7 +14,7 @@
  *    listening — unless a push for them arrived on this connection after we
  *    asked for the snapshot (that push is newer than the snapshot).
  */
-import { isShownOnline, type Presence } from "./protocol.js";
+import { isShownOnline, type Presence } from "../../src/protocol/index.js";
 
 export type StateChange =
   | { kind: "update"; presence: Presence; previous: Presence | undefined }

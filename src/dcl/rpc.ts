@@ -405,5 +405,9 @@ function enforceBudget(state: RpcState, send: Uint8Array[], calls: Call[], limit
     send.push(remoteErrorFrame(longest.n, "too many updates waiting for acknowledgement; subscribe again"));
   }
   const open = new Set(state.streams.map((s) => s.n));
-  return done(state, send, calls.filter((c) => c.type !== "snapshot" || open.has(c.n)));
+  return done(
+    state,
+    send,
+    calls.filter((c) => c.type !== "snapshot" || open.has(c.n)),
+  );
 }

@@ -108,7 +108,14 @@ export function resolveSyncFilter(param: string | null): { ok: true; presence: P
 function matches(patterns: string[], value: string): boolean {
   return patterns.some((pattern) => {
     if (!pattern.includes("*")) return pattern === value;
-    const regex = new RegExp("^" + pattern.split("*").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*") + "$");
+    const regex = new RegExp(
+      "^" +
+        pattern
+          .split("*")
+          .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+          .join(".*") +
+        "$",
+    );
     return regex.test(value);
   });
 }

@@ -24,17 +24,17 @@ export function isValidServerName(name: string): boolean {
 }
 
 /** Characters that stand for themselves in a localpart made by this mapping. */
-const PLAIN = /^[a-z0-9.\-]$/;
+const PLAIN = /^[a-z0-9.-]$/;
 
 /** Encodes a project user id as a localpart; it is ASCII, so one byte per character. */
 export function encodeLocalpart(userId: string): string {
   let out = "";
   for (const ch of userId) {
-    if (ch >= "A" && ch <= "Z") out += "_" + ch.toLowerCase();
+    if (ch >= "A" && ch <= "Z") out += `_${ch.toLowerCase()}`;
     else if (ch === "_") out += "__";
     else if (PLAIN.test(ch)) out += ch;
     else {
-      for (const byte of new TextEncoder().encode(ch)) out += "=" + byte.toString(16).padStart(2, "0");
+      for (const byte of new TextEncoder().encode(ch)) out += `=${byte.toString(16).padStart(2, "0")}`;
     }
   }
   return out;

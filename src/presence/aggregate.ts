@@ -3,7 +3,7 @@
  * presence their friends see. Most available device wins; all idle → away;
  * none → offline; any live invisible device → offline (privacy wins).
  */
-import type { DeviceState, Presence, PublicDevice, PublicStatus } from "./types";
+import type { DeviceState, Presence, PublicDevice } from "./types";
 
 const AVAILABILITY: Record<PublicDevice["status"], number> = { online: 3, busy: 2, away: 1 };
 
@@ -26,8 +26,8 @@ export function aggregate(userId: string, devices: DeviceState[], now: number, t
   const invisible = live.some((d) => d.status === "invisible");
   const visible = invisible
     ? []
-    : live.filter((d): d is DeviceState & { status: PublicDevice["status"]; lastHeartbeatAt: number } =>
-        d.status !== null && d.status !== "invisible" && d.lastHeartbeatAt !== null,
+    : live.filter(
+        (d): d is DeviceState & { status: PublicDevice["status"]; lastHeartbeatAt: number } => d.status !== null && d.status !== "invisible" && d.lastHeartbeatAt !== null,
       );
   if (visible.length === 0) {
     return {
@@ -36,10 +36,7 @@ export function aggregate(userId: string, devices: DeviceState[], now: number, t
       invisible,
     };
   }
-  const status = visible.reduce<PublicDevice["status"]>(
-    (best, d) => (AVAILABILITY[d.status] > AVAILABILITY[best] ? d.status : best),
-    "away",
-  );
+  const status = visible.reduce<PublicDevice["status"]>((best, d) => (AVAILABILITY[d.status] > AVAILABILITY[best] ? d.status : best), "away");
   // Where the user is and what they say: the device that heartbeated last.
   const latest = visible.reduce((a, b) => (b.lastHeartbeatAt > a.lastHeartbeatAt ? b : a));
   const devicesView: PublicDevice[] = visible
@@ -71,8 +68,7 @@ export type Change = "none" | "position" | "significant";
  */
 export function classifyChange(previous: Omit<Presence, "seq"> | null, next: Omit<Presence, "seq">): Change {
   if (previous === null) return "significant";
-  const shape = (p: Omit<Presence, "seq">) =>
-    JSON.stringify([p.status, p.realm, p.statusText, p.devices.map((d) => [d.deviceId, d.kind, d.status])]);
+  const shape = (p: Omit<Presence, "seq">) => JSON.stringify([p.status, p.realm, p.statusText, p.devices.map((d) => [d.deviceId, d.kind, d.status])]);
   if (shape(previous) !== shape(next)) return "significant";
   const samePosition =
     (previous.position === null && next.position === null) ||
@@ -82,8 +78,4 @@ export function classifyChange(previous: Omit<Presence, "seq"> | null, next: Omi
       previous.position.y === next.position.y &&
       previous.position.z === next.position.z);
   return samePosition ? "none" : "position";
-}
-
-export function isShownOnline(status: PublicStatus): boolean {
-  return status === "online" || status === "away" || status === "busy";
 }

@@ -1,71 +1,70 @@
 /**
- * Tunables, read from the worker's vars (wrangler.toml [vars] or --var). Every
- * value has a production default; tests shorten the TTL through the same vars.
+ * Configuration: every var and secret the worker reads, with its kind, its
+ * default and what it means. The one source: PresenceConfig and readConfig
+ * come from it, src/env.ts derives Env's var types from it, and
+ * test/unit/config.test.ts checks wrangler.toml's [vars], .dev.vars.example
+ * and README's table against it. Every tunable has a production default;
+ * tests shorten the TTL through the same vars.
  */
-export interface PresenceConfig {
-  /** A user is online until this long after the last sign of life of their last device. */
-  ttlMs: number;
-  /** How often clients are asked to send a PositionHeartbeat. */
-  heartbeatIntervalMs: number;
-  /** Position-only changes are published at most once per this interval. */
-  positionCoalesceMs: number;
-  /** How long a watch lease lasts without renewal; renewed at half-life. */
-  watchLeaseMs: number;
-  /** Largest accepted text frame / HTTP body, in bytes. */
-  maxFrameBytes: number;
-  /** Most simultaneous devices (sockets + HTTP devices) per user. */
-  maxDevicesPerUser: number;
-  /** Most friends per user. */
-  maxFriends: number;
-  /** Most pending friend requests per user, sent and received counted separately. */
-  maxPendingRequests: number;
-  /** Invalid frames tolerated per socket within `abuseWindowMs` before close 1008. */
-  maxErrorsPerWindow: number;
-  abuseWindowMs: number;
-  /** Longest wait for another user's object (fan-out, watch, outbox); then it counts as failed and is retried. */
-  rpcTimeoutMs: number;
-  /** Token bucket per socket: burst size and refill per second. */
-  rateBurst: number;
-  ratePerSecond: number;
+
+/** `var`: wrangler.toml [vars]; `secret`: `wrangler secret put` (.dev.vars locally); `local`: .dev.vars only, never in production. */
+export type SettingKind = "secret" | "var" | "local";
+
+/** Numeric tunables, by their name in PresenceConfig. */
+export const TUNABLES = {
+  ttlMs: { name: "PRESENCE_TTL_MS", default: 120_000, doc: "online until this long after the last sign of life" },
+  heartbeatIntervalMs: { name: "HEARTBEAT_INTERVAL_MS", default: 30_000, doc: "heartbeat interval announced to clients (at most a third of the TTL)" },
+  positionCoalesceMs: { name: "POSITION_COALESCE_MS", default: 1_000, doc: "at most one position-only push per user per interval" },
+  watchLeaseMs: { name: "WATCH_LEASE_MS", default: 600_000, doc: "lease of a watching friend; renewed at half-life while online" },
+  maxFrameBytes: { name: "MAX_FRAME_BYTES", default: 4_096, doc: "largest frame / HTTP body (admin bodies: 1 MB)" },
+  maxDevicesPerUser: { name: "MAX_DEVICES_PER_USER", default: 10, doc: "live devices per user" },
+  maxFriends: { name: "MAX_FRIENDS", default: 1_000, doc: "friends per user" },
+  maxPendingRequests: { name: "MAX_PENDING_REQUESTS", default: 100, doc: "pending friend requests per user (sent, and received)" },
+  maxErrorsPerWindow: { name: "MAX_ERRORS_PER_WINDOW", default: 10, doc: "invalid or rate-limited frames a socket may send within `ABUSE_WINDOW_MS`; one more closes it (1008)" },
+  abuseWindowMs: { name: "ABUSE_WINDOW_MS", default: 60_000, doc: "the window of `MAX_ERRORS_PER_WINDOW`" },
+  rpcTimeoutMs: { name: "RPC_TIMEOUT_MS", default: 5_000, doc: "longest wait for another user's object (fan-out, watch, outbox); then retried" },
+  rateBurst: { name: "RATE_BURST", default: 20, doc: "token bucket per socket: burst size; the user's bucket is twice that" },
+  ratePerSecond: { name: "RATE_PER_SECOND", default: 5, doc: "token bucket per socket: refill per second; the user's bucket is twice that" },
+} as const satisfies Record<string, { name: string; default: number; doc: string }>;
+
+/** Auth and access, read where they are used (src/auth.ts, src/app.ts); `shown` is the default as the README states it. */
+export const ACCESS = {
+  JWT_SECRET: { kind: "secret", shown: "— (dev value in `.dev.vars.example`)", doc: "HS256 key for user tokens" },
+  JWKS_URL: { kind: "var", shown: "empty (off)", doc: "JWKS endpoint for RS256/ES256 tokens (keys cached 10 min)" },
+  JWT_ISSUER: { kind: "var", shown: "empty (not checked)", doc: "required `iss` when set" },
+  JWT_AUDIENCE: { kind: "var", shown: "empty (not checked)", doc: "required `aud` when set" },
+  ADMIN_TOKEN: { kind: "secret", shown: "— (admin API off → 503)", doc: "bearer token for `/v1/admin/*`" },
+  DEV_MODE: { kind: "local", shown: "unset", doc: "`1` enables `POST /dev/token` for the demo; **never in production**" },
+} as const satisfies Record<string, { kind: SettingKind; shown: string; doc: string }>;
+
+export type PresenceConfig = { -readonly [K in keyof typeof TUNABLES]: number };
+export type VarName = keyof typeof ACCESS | (typeof TUNABLES)[keyof typeof TUNABLES]["name"];
+/** The worker's vars and secrets as the runtime passes them: strings, any of them missing. */
+export type ConfigVars = { [N in VarName]?: string };
+
+/** Every setting in one list (for the docs and their test): name, kind, default as stated, meaning. */
+export const SETTINGS: ReadonlyArray<{ name: VarName; kind: SettingKind; shown: string; doc: string }> = [
+  ...Object.entries(ACCESS).map(([name, s]) => ({ name: name as VarName, ...s })),
+  ...Object.values(TUNABLES).map((t) => ({ name: t.name, kind: "var" as const, shown: String(t.default), doc: t.doc })),
+];
+
+export const DEFAULT_CONFIG: PresenceConfig = Object.fromEntries(Object.entries(TUNABLES).map(([key, t]) => [key, t.default])) as PresenceConfig;
+
+/**
+ * The heartbeat interval announced to clients (`welcome`, `heartbeat_ack`):
+ * the configured one, but never more than a third of the TTL, so that a
+ * client that follows it stays online through one lost heartbeat. (A TTL
+ * configured below the interval would otherwise get every such client closed.)
+ */
+export function announcedHeartbeatMs(config: Pick<PresenceConfig, "heartbeatIntervalMs" | "ttlMs">): number {
+  return Math.max(1, Math.min(config.heartbeatIntervalMs, Math.floor(config.ttlMs / 3)));
 }
 
-export const DEFAULT_CONFIG: PresenceConfig = {
-  ttlMs: 120_000,
-  heartbeatIntervalMs: 30_000,
-  positionCoalesceMs: 1_000,
-  watchLeaseMs: 600_000,
-  maxFrameBytes: 4_096,
-  maxDevicesPerUser: 10,
-  maxFriends: 1_000,
-  maxPendingRequests: 100,
-  maxErrorsPerWindow: 10,
-  abuseWindowMs: 60_000,
-  rpcTimeoutMs: 5_000,
-  rateBurst: 20,
-  ratePerSecond: 5,
-};
-
-const VAR_NAMES: Record<keyof PresenceConfig, string> = {
-  ttlMs: "PRESENCE_TTL_MS",
-  heartbeatIntervalMs: "HEARTBEAT_INTERVAL_MS",
-  positionCoalesceMs: "POSITION_COALESCE_MS",
-  watchLeaseMs: "WATCH_LEASE_MS",
-  maxFrameBytes: "MAX_FRAME_BYTES",
-  maxDevicesPerUser: "MAX_DEVICES_PER_USER",
-  maxFriends: "MAX_FRIENDS",
-  maxPendingRequests: "MAX_PENDING_REQUESTS",
-  maxErrorsPerWindow: "MAX_ERRORS_PER_WINDOW",
-  abuseWindowMs: "ABUSE_WINDOW_MS",
-  rpcTimeoutMs: "RPC_TIMEOUT_MS",
-  rateBurst: "RATE_BURST",
-  ratePerSecond: "RATE_PER_SECOND",
-};
-
 /** Reads the config from env vars; a missing, non-numeric or non-positive value keeps the default. */
-export function readConfig(vars: Record<string, unknown>): PresenceConfig {
+export function readConfig(vars: Partial<Record<VarName, unknown>>): PresenceConfig {
   const config = { ...DEFAULT_CONFIG };
-  for (const key of Object.keys(VAR_NAMES) as (keyof PresenceConfig)[]) {
-    const raw = vars[VAR_NAMES[key]];
+  for (const [key, { name }] of Object.entries(TUNABLES) as Array<[keyof PresenceConfig, { name: VarName }]>) {
+    const raw = vars[name];
     if (raw === undefined || raw === null || raw === "") continue;
     const value = Number(raw);
     if (Number.isFinite(value) && value > 0) config[key] = value;

@@ -23,6 +23,8 @@
  *   - `force` (admin API): sets both intents on both sides.
  * docs/FRIENDSHIPS.md draws the states and transitions.
  */
+import type { FriendshipState } from "../protocol";
+import { refuse, type Refusal } from "./result";
 
 export type Intent = "none" | "want" | "blocked";
 
@@ -38,8 +40,8 @@ export interface Edge {
 
 export const NO_EDGE: Edge = { mine: "none", myVersion: 0, theirs: "none", theirVersion: 0 };
 
-/** What a user sees about one other user. `blocked` is known only to the blocker. */
-export type EdgeState = "none" | "outgoing" | "incoming" | "friends" | "blocked";
+/** What a user sees about one other user (the wire's FriendshipState). `blocked` is known only to the blocker. */
+export type EdgeState = FriendshipState;
 
 export function deriveState(edge: Edge): EdgeState {
   if (edge.mine === "blocked") return "blocked";
@@ -47,15 +49,7 @@ export function deriveState(edge: Edge): EdgeState {
   return edge.theirs === "want" ? "incoming" : "none";
 }
 
-/** A user's own view of their friendships (ListFriends, GET /v1/friends). */
-export interface FriendList {
-  friends: string[];
-  incoming: { userId: string; message: string | null; since: number }[];
-  outgoing: { userId: string; message: string | null; since: number }[];
-  blocked: string[];
-  hiddenFrom: string[];
-  shareLocation: "all" | "none";
-}
+export type { FriendList } from "../protocol";
 
 /** What a user (or the admin API) asks their own object to do about another user. */
 export type LocalOp = "request" | "cancel" | "accept" | "reject" | "remove" | "block" | "unblock" | "befriend" | "unfriend";
@@ -73,19 +67,11 @@ export interface EdgeMessage {
 /** The receiver's answer. `refused`/`limit`: a `want` was not recorded; the sender withdraws it. */
 export type EdgeReply = "ok" | "refused" | "limit";
 
-export type FriendshipErrorCode =
-  | "already_friends"
-  | "blocked"
-  | "no_pending_request"
-  | "not_friends"
-  | "not_blocked"
-  | "cannot_befriend_self";
+export type FriendshipErrorCode = "already_friends" | "blocked" | "no_pending_request" | "not_friends" | "not_blocked" | "cannot_befriend_self";
 
-export type LocalPlan =
-  | { ok: true; edge: Edge; send: EdgeMessage | null }
-  | { ok: false; code: FriendshipErrorCode; message: string };
+export type LocalPlan = { ok: true; edge: Edge; send: EdgeMessage | null } | Refusal<FriendshipErrorCode>;
 
-const fail = (code: FriendshipErrorCode, message: string): LocalPlan => ({ ok: false, code, message });
+const fail = (code: FriendshipErrorCode, message: string): LocalPlan => refuse(code, message);
 
 function change(edge: Edge, mine: Intent, theirs: Edge["theirs"], message: Omit<EdgeMessage, "version"> | null): LocalPlan {
   if (!message) return { ok: true, edge: { ...edge, mine, theirs }, send: null };

@@ -3,6 +3,8 @@
  * Nothing reaches the presence rules without passing through here.
  */
 import { z } from "zod";
+import { DEVICE_KINDS, DEVICE_STATUSES, type ClientMessage, type ErrorCode, type HeartbeatBody, type RequestId } from "../protocol";
+import type { Refusal } from "./result";
 
 export const MAX_REALM_LENGTH = 64;
 export const MAX_STATUS_TEXT_LENGTH = 140;
@@ -15,6 +17,7 @@ const printable = (max: number) =>
     .string()
     .max(max * 2)
     .refine((s) => [...s].length <= max, `at most ${max} characters`)
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
     .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), "control characters are not allowed")
     .refine((s) => s.isWellFormed(), "lone surrogates are not allowed");
 
@@ -30,8 +33,8 @@ export const deviceIdSchema = z
   .max(64)
   .regex(/^[A-Za-z0-9_.:-]+$/, "device ids are letters, digits and _ . : -");
 
-export const deviceKindSchema = z.enum(["desktop", "mobile", "web"]);
-export const deviceStatusSchema = z.enum(["online", "away", "busy", "invisible"]);
+export const deviceKindSchema = z.enum(DEVICE_KINDS);
+export const deviceStatusSchema = z.enum(DEVICE_STATUSES);
 
 const coordinate = z.number().min(-MAX_COORDINATE).max(MAX_COORDINATE);
 export const positionSchema = z.object({ x: coordinate, y: coordinate, z: coordinate });
@@ -45,7 +48,7 @@ export const heartbeatBody = z.object({
   status: deviceStatusSchema,
   statusText: printable(MAX_STATUS_TEXT_LENGTH).nullable().optional(),
 });
-export type HeartbeatBody = z.infer<typeof heartbeatBody>;
+export type { HeartbeatBody } from "../protocol";
 
 export const MAX_REQUEST_MESSAGE_LENGTH = 280;
 export const requestMessageSchema = printable(MAX_REQUEST_MESSAGE_LENGTH).nullable().optional();
@@ -79,34 +82,19 @@ export const FRIENDSHIP_OPS = {
   BlockUser: "block",
   UnblockUser: "unblock",
 } as const;
-export type ClientMessage = z.infer<typeof clientMessageSchema>;
 export const CLIENT_MESSAGE_TYPES = clientMessageSchema.options.map((o) => o.shape.type.value);
 
-export type RequestId = z.infer<typeof requestIdSchema>;
+export type { ClientMessage, ErrorCode, RequestId } from "../protocol";
 
-/** Stable error codes; documented in docs/PROTOCOL.md. */
-export type ErrorCode =
-  | "bad_json"
-  | "binary_not_supported"
-  | "frame_too_large"
-  | "unknown_type"
-  | "invalid_message"
-  | "rate_limited"
-  | "not_found"
-  | "internal"
-  | "user_not_found"
-  | "already_friends"
-  | "blocked"
-  | "no_pending_request"
-  | "not_friends"
-  | "not_blocked"
-  | "cannot_befriend_self"
-  | "friend_limit"
-  | "request_limit";
+// The schemas accept exactly the wire types of src/protocol (checked when the project type-checks).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Assert<T extends true> = T;
+export type SchemasMatchProtocol = Assert<
+  Same<z.infer<typeof clientMessageSchema>, ClientMessage> & Same<z.infer<typeof requestIdSchema>, RequestId> & Same<z.infer<typeof heartbeatBody>, HeartbeatBody>
+>;
 
-export type ParseResult =
-  | { ok: true; message: ClientMessage }
-  | { ok: false; code: ErrorCode; message: string; id?: RequestId };
+/** A refusal that echoes the request's id when one could be read. */
+export type ParseResult = { ok: true; message: ClientMessage } | (Refusal<ErrorCode> & { id?: RequestId });
 
 /** Turns one raw socket frame into a validated message or a precise error. */
 export function parseClientFrame(frame: string | ArrayBuffer, maxBytes: number): ParseResult {

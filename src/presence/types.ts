@@ -1,24 +1,13 @@
 /**
- * The presence vocabulary shared by the worker, the Durable Objects, the tests
- * and (by copy in docs/PROTOCOL.md) the clients. No Cloudflare imports here.
+ * The presence vocabulary of the server. What goes on the wire is defined in
+ * src/protocol/ (shared with the SDK) and re-exported here; what stays inside
+ * a user's object is defined here. No Cloudflare imports.
  */
+import type { DeviceKind, DeviceStatus, Position } from "../protocol";
 
-/** What a device says about itself in a heartbeat. */
-export type DeviceStatus = "online" | "away" | "busy" | "invisible";
-/**
- * What a friend sees. `offline` covers both "no live device" and "invisible";
- * `unknown` means this object could not reach the friend's object (the Matrix
- * "don't know" state) and will retry.
- */
-export type PublicStatus = "online" | "away" | "busy" | "offline" | "unknown";
-export type DeviceKind = "desktop" | "mobile" | "web";
+export type { DeviceKind, DeviceStatus, Position, Presence, PublicDevice, PublicStatus } from "../protocol";
+
 export type Transport = "ws" | "http";
-
-export interface Position {
-  x: number;
-  y: number;
-  z: number;
-}
 
 /** One device row as the user's own object stores it. */
 export interface DeviceState {
@@ -34,27 +23,4 @@ export interface DeviceState {
   lastHeartbeatAt: number | null;
   /** Last sign of life of any kind: connect, heartbeat, ping, any frame. */
   lastSeenAt: number;
-}
-
-export interface PublicDevice {
-  deviceId: string;
-  kind: DeviceKind;
-  status: Exclude<PublicStatus, "offline" | "unknown">;
-  lastActiveAt: number;
-}
-
-/** The one shape every presence update has on the wire. */
-export interface Presence {
-  userId: string;
-  status: PublicStatus;
-  realm: string | null;
-  position: Position | null;
-  statusText: string | null;
-  devices: PublicDevice[];
-  /** Last heartbeat of a visible device; for offline users, "last seen". */
-  lastActiveAt: number | null;
-  /** Per-user sequence number; only grows. Clients drop anything older. */
-  seq: number;
-  /** Only in a user's view of themself: they chose invisible, friends see offline. */
-  invisible?: true;
 }

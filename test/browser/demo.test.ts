@@ -4,7 +4,8 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDevServer, until, user, type DevServer } from "../client/dev-server.js";
+import { startDevServer, type DevServer } from "../../scripts/lib/dev-server.mjs";
+import { until, user } from "../shared/util";
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = existsSync(CHROMIUM);
@@ -31,7 +32,7 @@ describe.skipIf(!hasChromium)("demo page", () => {
       logLevel: "warning",
     });
     mkdirSync(results, { recursive: true });
-    server = await startDevServer({ PRESENCE_TTL_MS: "8000", POSITION_COALESCE_MS: "50" });
+    server = await startDevServer({ vars: { PRESENCE_TTL_MS: "8000", POSITION_COALESCE_MS: "50" } });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -56,6 +57,7 @@ describe.skipIf(!hasChromium)("demo page", () => {
 
   /** The friend's row as the user reads it (visible text only). */
   const row = (page: Page, friend: string) => page.locator(`.friend[data-user="${friend}"]`);
+  // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered (hidden parts left out) is what the user reads.
   const rowText = async (page: Page, friend: string) => ((await row(page, friend).count()) ? await row(page, friend).innerText() : "");
 
   it("shows a friend come online, move, go busy, and leave", async () => {
@@ -105,8 +107,8 @@ describe.skipIf(!hasChromium)("demo page", () => {
     const c = await signIn(cleo);
     await c.fill("#request-id", dan);
     await c.click("#request-form button[type=submit]");
-    await until("cleo's page shows the request", async () => ((await c.locator(`#outgoing [data-user="${dan}"]`).count()) === 1));
-    await until("dan's page shows the incoming request", async () => ((await d.locator(`#incoming [data-user="${cleo}"]`).count()) === 1));
+    await until("cleo's page shows the request", async () => (await c.locator(`#outgoing [data-user="${dan}"]`).count()) === 1);
+    await until("dan's page shows the incoming request", async () => (await d.locator(`#incoming [data-user="${cleo}"]`).count()) === 1);
     await d.screenshot({ path: `${results}/demo-request.png`, fullPage: true });
     await d.click(`#incoming [data-user="${cleo}"] [data-action="accept"]`);
     await until("dan sees cleo online", async () => /online/i.test(await rowText(d, cleo)));

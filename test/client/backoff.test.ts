@@ -32,7 +32,10 @@ class UnreachableSocket implements WebSocketLike {
   onmessage: WebSocketLike["onmessage"] = null;
   onclose: WebSocketLike["onclose"] = null;
   onerror: WebSocketLike["onerror"] = null;
-  constructor(readonly url: string, readonly protocols?: string | string[]) {
+  constructor(
+    readonly url: string,
+    readonly protocols?: string | string[],
+  ) {
     UnreachableSocket.opened++;
     UnreachableSocket.last = { url, protocols };
     setTimeout(() => {

@@ -2,13 +2,14 @@
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type ConnectOptions, type Presence, type PresenceClient, type WebSocketConstructor } from "../../client/src/index.js";
-import { startDevServer, until, user, type DevServer } from "./dev-server.js";
+import { startDevServer, type DevServer } from "../../scripts/lib/dev-server.mjs";
+import { until, user } from "../shared/util";
 
 let server: DevServer;
 const clients: PresenceClient[] = [];
 
 beforeAll(async () => {
-  server = await startDevServer({ PRESENCE_TTL_MS: "6000", HEARTBEAT_INTERVAL_MS: "2000", POSITION_COALESCE_MS: "50" });
+  server = await startDevServer({ vars: { PRESENCE_TTL_MS: "6000", HEARTBEAT_INTERVAL_MS: "2000", POSITION_COALESCE_MS: "50" } });
 });
 afterAll(async () => {
   for (const client of clients) client.close();

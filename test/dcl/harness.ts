@@ -38,9 +38,7 @@ export interface Identity {
 export async function createIdentity(ephemeralMinutes = 10): Promise<Identity> {
   const ephemeral = createUnsafeIdentity();
   const account = createUnsafeIdentity();
-  const authChain = await Authenticator.initializeAuthChain(account.address, ephemeral, ephemeralMinutes, async (message) =>
-    Authenticator.createSignature(account, message),
-  );
+  const authChain = await Authenticator.initializeAuthChain(account.address, ephemeral, ephemeralMinutes, async (message) => Authenticator.createSignature(account, message));
   return { address: account.address.toLowerCase(), authChain };
 }
 
@@ -54,7 +52,7 @@ export function authHeaders(identity: Identity, metadata: Record<string, unknown
 export function authHeadersAt(identity: Identity, timestamp: number, metadata = "{}", payload = `get:/:${timestamp}:${metadata}`): Record<string, string> {
   const chain = Authenticator.signPayload(identity.authChain, payload);
   const headers: Record<string, string> = {};
-  chain.forEach((link, i) => (headers[`x-identity-auth-chain-${i}`] = JSON.stringify(link)));
+  for (const [i, link] of chain.entries()) headers[`x-identity-auth-chain-${i}`] = JSON.stringify(link);
   headers["x-identity-timestamp"] = String(timestamp);
   headers["x-identity-metadata"] = metadata;
   return headers;
@@ -140,10 +138,17 @@ export class SimUser {
           hiddenFrom: [],
           shareLocation: "all" as const,
         }),
-      mutualFriends: async (other) => record("mutualFriends", this.friendIds().filter((f) => this.world.user(other).friendIds().includes(f))),
+      mutualFriends: async (other) =>
+        record(
+          "mutualFriends",
+          this.friendIds().filter((f) => this.world.user(other).friendIds().includes(f)),
+        ),
       onlineFriends: async () => {
         this.calls.push("onlineFriends");
-        const read = () => this.friendIds().map((f) => this.world.user(f).presence()).filter((p) => p.status !== "offline");
+        const read = () =>
+          this.friendIds()
+            .map((f) => this.world.user(f).presence())
+            .filter((p) => p.status !== "offline");
         if (!this.snapshotGate) return read();
         // The snapshot is read late (after whatever happens while the gate is shut).
         await this.snapshotGate;
@@ -154,9 +159,7 @@ export class SimUser {
   }
 
   private rows(state: "incoming" | "outgoing") {
-    return [...this.edges.entries()]
-      .filter(([other]) => this.state(other) === state)
-      .map(([userId, row]) => ({ userId, message: row.message, since: row.since }));
+    return [...this.edges.entries()].filter(([other]) => this.state(other) === state).map(([userId, row]) => ({ userId, message: row.message, since: row.since }));
   }
 }
 
@@ -180,7 +183,10 @@ export class World {
 
   user(id: string): SimUser {
     let user = this.users.get(id);
-    if (!user) this.users.set(id, (user = new SimUser(this, id)));
+    if (!user) {
+      user = new SimUser(this, id);
+      this.users.set(id, user);
+    }
     return user;
   }
 
@@ -308,7 +314,10 @@ export class ServerSocket {
   private onHandshake(step: HandshakeStep): void {
     this.handshake = step.state;
     for (const text of step.send) this.toClient(text);
-    if (step.close) return this.close(step.close.code, step.close.reason);
+    if (step.close) {
+      this.close(step.close.code, step.close.reason);
+      return;
+    }
     if (step.verify) {
       void verifyAuthHeaders(step.verify, { now: this.world.clock }).then((result) => this.onHandshake(handshakeVerified(this.handshake, result)));
       return;

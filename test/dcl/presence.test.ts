@@ -1,7 +1,12 @@
 // Friends' presence and friendships as real @dcl/rpc clients see them, against the pure
 // endpoint and a World whose friendships follow src/presence/friendship.ts.
 import { describe, expect, it } from "vitest";
-import { ConnectivityStatus, FriendshipStatus, type FriendConnectivityUpdate, type FriendshipUpdate } from "@dcl/protocol/out-js/decentraland/social_service/v2/social_service_v2.gen";
+import {
+  ConnectivityStatus,
+  FriendshipStatus,
+  type FriendConnectivityUpdate,
+  type FriendshipUpdate,
+} from "@dcl/protocol/out-js/decentraland/social_service/v2/social_service_v2.gen";
 import type { Presence } from "../../src/presence/types";
 import { collect, connect, createIdentity, settle, until, World, type Client } from "./harness";
 
@@ -257,9 +262,7 @@ describe("blocking", () => {
     expect((await a.service.getFriendshipStatus({ user: { address: bob.address } })).response).toMatchObject({ accepted: { status: FriendshipStatus.BLOCKED } });
     expect((await b.service.getFriendshipStatus({ user: { address: alice.address } })).response).toMatchObject({ accepted: { status: FriendshipStatus.NONE } });
     // Bob cannot ask again; to him it looks like an unknown user.
-    expect((await b.service.upsertFriendship({ action: { $case: "request", request: { user: { address: alice.address } } } })).response?.$case).toBe(
-      "invalidFriendshipAction",
-    );
+    expect((await b.service.upsertFriendship({ action: { $case: "request", request: { user: { address: alice.address } } } })).response?.$case).toBe("invalidFriendshipAction");
 
     expect((await a.service.unblockUser({ user: { address: bob.address } })).response?.$case).toBe("ok");
     expect((await a.service.unblockUser({ user: { address: bob.address } })).response?.$case).toBe("ok"); // idempotent
@@ -271,7 +274,7 @@ describe("hibernation", () => {
   it("a snapshot of 600 online friends arrives whole, once each, across a hibernation, with a small attachment", async () => {
     const world = new World();
     const alice = await createIdentity();
-    const friendIds = Array.from({ length: 600 }, (_, i) => "0x" + (i * 7919 + 1).toString(16).padStart(40, "0"));
+    const friendIds = Array.from({ length: 600 }, (_, i) => `0x${(i * 7919 + 1).toString(16).padStart(40, "0")}`);
     for (const f of friendIds) {
       world.befriend(alice.address, f);
       world.user(f).setDevice("pc", "online");
@@ -307,7 +310,7 @@ describe("hibernation", () => {
     const world = new World();
     const clients = await friendsOrNot(world, 6, true);
     const streams = clients.map((c) => collect(c.service.subscribeToFriendConnectivityUpdates({})));
-    clients.forEach((c) => collect(c.service.subscribeToFriendshipUpdates({})));
+    for (const c of clients) collect(c.service.subscribeToFriendshipUpdates({}));
     for (let round = 0; round < 3; round++) {
       for (const c of clients) world.user(c.address).setDevice("phone", round % 2 ? "away" : "busy");
     }

@@ -6,19 +6,12 @@ import { createRpcClient } from "@dcl/rpc";
 import { CreatePort, RemoteError, RpcMessageHeader, RpcMessageTypes, StreamMessage } from "@dcl/rpc/dist/protocol";
 import { streamAckMessage } from "@dcl/rpc/dist/protocol/helpers";
 import { ConnectivityStatus, FriendConnectivityUpdate, SocialServiceDefinition } from "@dcl/protocol/out-js/decentraland/social_service/v2/social_service_v2.gen";
-import {
-  AUTH_IN_PROGRESS_ERROR,
-  handshakeFrame,
-  handshakeVerified,
-  NOT_AUTHENTICATED_ERROR,
-  startHandshake,
-} from "../../src/dcl/handshake";
+import { AUTH_IN_PROGRESS_ERROR, handshakeFrame, handshakeVerified, NOT_AUTHENTICATED_ERROR, startHandshake } from "../../src/dcl/handshake";
 import { initialRpcState, PROCEDURES, push, receive, serverReadyFrame, type RpcState } from "../../src/dcl/rpc";
 import type { DclSocketState } from "../../src/dcl/endpoint";
 import { authHeaders, authHeadersAt, collect, connect, createIdentity, openSocket, settle, until, World } from "./harness";
 
-const createPortFrame = (n: number) =>
-  CreatePort.encode({ messageIdentifier: ((RpcMessageTypes.RpcMessageTypes_CREATE_PORT & 0xf) << 27) | n, portName: "x" }).finish();
+const createPortFrame = (n: number) => CreatePort.encode({ messageIdentifier: ((RpcMessageTypes.RpcMessageTypes_CREATE_PORT & 0xf) << 27) | n, portName: "x" }).finish();
 
 const stateOf = (attachment: string | null) => (JSON.parse(attachment!) as DclSocketState).rpc;
 
@@ -106,7 +99,7 @@ describe("RPC protocol", () => {
     const world = new World();
     const client = await connect(world, await createIdentity());
     await expect(client.service.getSocialSettings({})).rejects.toThrow(/RemoteError: GetSocialSettings is not implemented here/);
-    await expect(client.service.startPrivateVoiceChat({ callee: { address: "0x" + "1".repeat(40) } })).rejects.toThrow(/not implemented here/);
+    await expect(client.service.startPrivateVoiceChat({ callee: { address: `0x${"1".repeat(40)}` } })).rejects.toThrow(/not implemented here/);
     const community = collect(client.service.subscribeToCommunityMemberConnectivityUpdates({}));
     await until(() => community.done, "the unimplemented stream to end");
     expect(String(community.error)).toMatch(/SubscribeToCommunityMemberConnectivityUpdates is not implemented here/);
@@ -166,7 +159,7 @@ describe("RPC protocol", () => {
 const { ONLINE, AWAY } = ConnectivityStatus;
 
 describe("pure state machine", () => {
-  const context = { self: "0x" + "a".repeat(40), profile: () => undefined };
+  const context = { self: `0x${"a".repeat(40)}`, profile: () => undefined };
   const decode = (frame: Uint8Array) => {
     const id = RpcMessageHeader.decode(frame).messageIdentifier;
     return { type: (id >> 27) & 0xf, n: id & 0x07ffffff };
@@ -179,13 +172,25 @@ describe("pure state machine", () => {
   it("sends the snapshot from memory in address order, skips friends with a newer live update, then the live queue; one element per ack", () => {
     let state: RpcState = { ...initialRpcState(), ports: [{ id: 1, name: "p", loaded: true }] };
     state.streams.push({ n: 7, port: 1, kind: "connectivity", seq: 0, credit: false, snapshot: { after: "" }, queue: [] });
-    const [a, b, c] = ["a", "b", "c"].map((x) => "0x" + x.repeat(40)) as [string, string, string];
+    const [a, b, c] = ["a", "b", "c"].map((x) => `0x${x.repeat(40)}`) as [string, string, string];
     // Live updates while the snapshot is read wait in the queue, one per friend, never an older seq.
-    let step = push(state, [{ k: "c", a: b, s: ONLINE, q: 5 }, { k: "c", a: b, s: AWAY, q: 6 }, { k: "c", a: b, s: ONLINE, q: 4 }], context);
+    let step = push(
+      state,
+      [
+        { k: "c", a: b, s: ONLINE, q: 5 },
+        { k: "c", a: b, s: AWAY, q: 6 },
+        { k: "c", a: b, s: ONLINE, q: 4 },
+      ],
+      context,
+    );
     expect(step.send).toEqual([]);
     expect(step.state.streams[0]!.queue).toEqual([{ k: "c", a: b, s: AWAY, q: 6 }]);
     state = step.state;
-    const snapshot = [{ k: "c" as const, a, s: ONLINE, q: 1 }, { k: "c" as const, a: b, s: ONLINE, q: 5 }, { k: "c" as const, a: c, s: AWAY, q: 2 }];
+    const snapshot = [
+      { k: "c" as const, a, s: ONLINE, q: 1 },
+      { k: "c" as const, a: b, s: ONLINE, q: 5 },
+      { k: "c" as const, a: c, s: AWAY, q: 2 },
+    ];
     const withSnapshot = { ...context, snapshot: (n: number) => (n === 7 ? snapshot : undefined) };
     // Not in memory (after hibernation, say): an ack asks for it to be read.
     expect(receive(state, encodeAck(7, 0), context).calls).toEqual([{ type: "snapshot", n: 7 }]);
@@ -209,7 +214,7 @@ describe("pure state machine", () => {
   });
 
   it("past the state budget, the longest queue's stream ends with a RemoteError", () => {
-    let state: RpcState = { ...initialRpcState(), ports: [{ id: 1, name: "p", loaded: true }] };
+    const state: RpcState = { ...initialRpcState(), ports: [{ id: 1, name: "p", loaded: true }] };
     state.streams.push({ n: 3, port: 1, kind: "friendship", seq: 0, credit: false, snapshot: null, queue: [] });
     state.streams.push({ n: 5, port: 1, kind: "connectivity", seq: 0, credit: false, snapshot: null, queue: [] });
     const requests = Array.from({ length: 60 }, (_, i) => ({ k: "f" as const, u: "request" as const, a: `0x${i.toString(16).padStart(40, "0")}`, t: 1, m: "x".repeat(200) }));

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, Peer, sleep, token, Wrangler } from "./harness";
+import { Peer, sleep, startDevServer, token, type DevServer } from "./harness";
 
-let server: Wrangler;
+let server: DevServer;
 
 beforeAll(async () => {
-  server = new Wrangler(await freePort(), {});
-  await server.start();
+  server = await startDevServer();
 });
 afterAll(async () => {
   await server?.stop();

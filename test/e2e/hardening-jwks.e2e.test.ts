@@ -7,11 +7,11 @@ import { createServer, type Server } from "node:http";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey } from "jose";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { admin, freePort, refusedUpgrade, SECRET, Wrangler } from "./harness";
+import { refusedUpgrade, SECRET, startDevServer, type DevServer } from "./harness";
 
 const ISSUER = "https://auth.example.test";
 const AUDIENCE = "edge-presence-e2e";
-let server: Wrangler;
+let server: DevServer;
 let jwksServer: Server;
 let jwksMode: "ok" | "500" = "500";
 let jwksHits = 0;
@@ -35,12 +35,9 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => jwksServer.listen(0, "127.0.0.1", resolve));
   const jwksPort = (jwksServer.address() as { port: number }).port;
-  server = new Wrangler(await freePort(), {
-    JWKS_URL: `http://127.0.0.1:${jwksPort}/jwks.json`,
-    JWT_ISSUER: ISSUER,
-    JWT_AUDIENCE: AUDIENCE,
+  server = await startDevServer({
+    vars: { JWKS_URL: `http://127.0.0.1:${jwksPort}/jwks.json`, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE },
   });
-  await server.start();
 });
 
 afterAll(async () => {
@@ -126,7 +123,11 @@ describe("JWKS-backed auth against wrangler dev", () => {
     ["unknown kid", () => sign("RS256", "rsa-999", stranger.privateKey, claims("x")), "invalid_signature"],
     ["ES256 header on the RSA kid", () => sign("ES256", "rsa-1", ec.privateKey, claims("x")), "invalid_signature"],
     ["alg none", async () => new UnsecuredJWT({}).setSubject("x").setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime("10m").encode(), "invalid_token"],
-    ["HS256 keyed with the RSA public key PEM (HS/RS confusion)", async () => sign("HS256", "rsa-1", new TextEncoder().encode(await exportSPKI(rsa.publicKey)), claims("x")), "invalid_signature"],
+    [
+      "HS256 keyed with the RSA public key PEM (HS/RS confusion)",
+      async () => sign("HS256", "rsa-1", new TextEncoder().encode(await exportSPKI(rsa.publicKey)), claims("x")),
+      "invalid_signature",
+    ],
     ["HS256 with the real secret but without the configured iss/aud", () => sign("HS256", undefined, new TextEncoder().encode(SECRET), { sub: "x", exp: "10m" }), "invalid_claims"],
   ])("%s → 401 %s, no socket", async (_, make, code) => {
     jwksMode = "ok";
@@ -151,7 +152,7 @@ describe("JWKS-backed auth against wrangler dev", () => {
       expect(res.status, path).toBe(404);
       expect(JSON.stringify(res.body), path).not.toContain("bob-home");
     }
-    expect((await admin(server.url, "PUT", "/friendships", { a: "alice-jwks", b: "bob-jwks" })).status).toBe(200);
+    expect((await server.admin("PUT", "/friendships", { a: "alice-jwks", b: "bob-jwks" })).status).toBe(200);
     const seen = await get("/v1/presence/bob-jwks", alice);
     expect(seen.status).toBe(200);
     expect(seen.body.presence).toMatchObject({ userId: "bob-jwks", status: "online", realm: "bob-home" });
@@ -160,7 +161,14 @@ describe("JWKS-backed auth against wrangler dev", () => {
 
   it("admin routes refuse user tokens from the JWKS and wrong admin tokens", async () => {
     const body = JSON.stringify({ a: "p1", b: "p2" });
-    for (const auth of [`Bearer ${await rs("admin")}`, "Bearer wrong", `Bearer ${"e2e-admin-token"} x`, "e2e-admin-token", `Basic ${Buffer.from("admin:e2e-admin-token").toString("base64")}`, ""]) {
+    for (const auth of [
+      `Bearer ${await rs("admin")}`,
+      "Bearer wrong",
+      `Bearer ${"e2e-admin-token"} x`,
+      "e2e-admin-token",
+      `Basic ${Buffer.from("admin:e2e-admin-token").toString("base64")}`,
+      "",
+    ]) {
       const res = await fetch(`${server.url}/v1/admin/friendships`, { method: "PUT", headers: auth ? { Authorization: auth } : {}, body });
       expect(res.status, auth).toBe(401);
       expect(((await res.json()) as any).error.code).toBe("invalid_admin_token");

@@ -4,13 +4,13 @@
  * die abruptly (TCP reset, or silence without any close).
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { admin, freePort, Peer, token, Wrangler } from "./harness";
+import { Peer, startDevServer, token, type DevServer } from "./harness";
 
 const TTL_MS = 4_000;
 const USERS = Array.from({ length: 12 }, (_, i) => `hr-${i}`);
 /** A ring plus chords: every user has 3–4 friends. */
 const PAIRS = [...USERS.map((u, i) => [u, USERS[(i + 1) % USERS.length]!]), ...USERS.slice(0, 6).map((u, i) => [u, USERS[i + 6]!]), ["hr-0", "hr-3"], ["hr-4", "hr-9"]];
-let server: Wrangler | undefined;
+let server: DevServer | undefined;
 
 afterAll(async () => {
   await server?.stop();
@@ -60,7 +60,10 @@ async function expectConverged(url: string, peers: Map<string, Peer[]>, realm: s
       expect(((await res.json()) as any).presence).toMatchObject({ status: "online", realm });
       for (const peer of list) {
         const fromSnapshot = await peer.request({ type: "GetOnlineFriends" });
-        expect(fromSnapshot.friends.find((p: any) => p.userId === friend), `${u} sees ${friend}`).toMatchObject({ status: "online", realm });
+        expect(
+          fromSnapshot.friends.find((p: any) => p.userId === friend),
+          `${u} sees ${friend}`,
+        ).toMatchObject({ status: "online", realm });
       }
     }
   }
@@ -68,9 +71,8 @@ async function expectConverged(url: string, peers: Map<string, Peer[]>, realm: s
 
 describe("restart of wrangler dev mid-run, with persisted state", () => {
   it("every friendship survives; a dozen users' clients reconnect and presence converges; users who do not come back expire", { timeout: 90_000 }, async () => {
-    server = new Wrangler(await freePort(), { PRESENCE_TTL_MS: String(TTL_MS) });
-    await server.start();
-    const imported = await admin(server.url, "POST", "/friendships:import", { pairs: PAIRS });
+    server = await startDevServer({ vars: { PRESENCE_TTL_MS: String(TTL_MS) } });
+    const imported = await server.admin("POST", "/friendships:import", { pairs: PAIRS });
     expect(imported.status).toBe(200);
     const before = await allFriendships(server.url);
     expect(edgeCount(before)).toBe(PAIRS.length);
@@ -80,9 +82,8 @@ describe("restart of wrangler dev mid-run, with persisted state", () => {
     await expectConverged(server.url, peers, "before");
 
     // Mid-run: the process goes away under live sockets; clients notice only when their socket dies.
-    await server.stop();
+    await server.kill("SIGTERM");
     for (const list of peers.values()) for (const p of list) p.terminate();
-    server = new Wrangler(server.port, { PRESENCE_TTL_MS: String(TTL_MS) }, server.persistDir);
     await server.start();
 
     // Nothing lost: the same friends on every side, edge for edge.
@@ -116,11 +117,14 @@ describe("restart of wrangler dev mid-run, with persisted state", () => {
 
 describe("abrupt client death", () => {
   it("a client killed without a close frame (TCP reset) and one that goes silent are both offline within the TTL", { timeout: 60_000 }, async () => {
-    if (!server) {
-      server = new Wrangler(await freePort(), { PRESENCE_TTL_MS: String(TTL_MS) });
-      await server.start();
-    }
-    await admin(server.url, "POST", "/friendships:import", { pairs: [["hd-watch", "hd-killed"], ["hd-watch", "hd-silent"], ["hd-watch", "hd-two"]] });
+    server ??= await startDevServer({ vars: { PRESENCE_TTL_MS: String(TTL_MS) } });
+    await server.admin("POST", "/friendships:import", {
+      pairs: [
+        ["hd-watch", "hd-killed"],
+        ["hd-watch", "hd-silent"],
+        ["hd-watch", "hd-two"],
+      ],
+    });
     const watch = await Peer.connect(server.url, "hd-watch");
     await watch.request({ type: "SubscribeFriendshipPresenceUpdates" });
     const killed = await Peer.connect(server.url, "hd-killed");

@@ -1,110 +1,21 @@
 /**
- * Starts the real worker with `wrangler dev` on a free port (production code
- * path; only the vars given here differ) and drives it with real `ws` clients.
+ * End-to-end helpers: the worker runs in `wrangler dev` (scripts/lib/dev-server.mjs:
+ * the production code path, only the vars differ) and is driven by real `ws` clients.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { SignJWT } from "jose";
 import WebSocket from "ws";
+import { readDevVars } from "../../scripts/lib/dev-vars.mjs";
+import { mintToken, type MintOptions } from "../../src/dev-token.mjs";
 import { FrameClient } from "../shared/frame-client";
 
-export const SECRET = "e2e-secret-0123456789abcdefghijklmnop";
-export const ADMIN = "e2e-admin-token";
+export { startDevServer, type DevServer } from "../../scripts/lib/dev-server.mjs";
+export { sleep } from "../shared/util";
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** The JWT_SECRET the dev server runs with. */
+export const SECRET = readDevVars().JWT_SECRET!;
 
-export class Wrangler {
-  private child: ChildProcess | null = null;
-  private output = "";
-  readonly persistDir: string;
-
-  constructor(
-    readonly port: number,
-    private readonly vars: Record<string, string>,
-    persistDir?: string,
-  ) {
-    this.persistDir = persistDir ?? mkdtempSync(join(tmpdir(), "edge-presence-e2e-"));
-  }
-
-  get url() {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    const vars = Object.entries({ JWT_SECRET: SECRET, ADMIN_TOKEN: ADMIN, ...this.vars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
-    this.output = "";
-    this.child = spawn(
-      "node_modules/.bin/wrangler",
-      ["dev", "--ip", "127.0.0.1", "--port", String(this.port), "--persist-to", this.persistDir, "--show-interactive-dev-session=false", ...vars],
-      { env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"], detached: true },
-    );
-    this.child.stdout!.on("data", (d) => (this.output += d));
-    this.child.stderr!.on("data", (d) => (this.output += d));
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      if (this.child.exitCode !== null) throw new Error(`wrangler dev exited:\n${this.output}`);
-      try {
-        const res = await fetch(`${this.url}/health`);
-        if (res.ok) return;
-      } catch {
-        // not up yet
-      }
-      await sleep(250);
-    }
-    throw new Error(`wrangler dev did not become ready:\n${this.output}`);
-  }
-
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    try {
-      process.kill(-child.pid!, "SIGTERM");
-    } catch {
-      child.kill("SIGTERM");
-    }
-    await Promise.race([exited, sleep(10_000)]);
-    if (child.exitCode === null) {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
-    this.child = null;
-  }
-
-  logs() {
-    return this.output;
-  }
-}
-
-export function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-export async function token(sub: string, exp: string | number = "1h", secret = SECRET): Promise<string> {
-  return new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setIssuedAt().setExpirationTime(exp).sign(new TextEncoder().encode(secret));
-}
-
-export async function admin(baseUrl: string, method: string, path: string, body: unknown): Promise<Response> {
-  return fetch(`${baseUrl}/v1/admin${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
+/** A user token signed with the dev server's secret (or `secret`). */
+export function token(sub: string, options: Partial<MintOptions> = {}): Promise<string> {
+  return mintToken(sub, { secret: SECRET, ...options });
 }
 
 /** A `ws` client with a queue of parsed frames (waiting logic shared with the workerd tests' Client). */

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { admin, freePort, Peer, refusedUpgrade, sleep, token, Wrangler } from "./harness";
+import { Peer, refusedUpgrade, sleep, startDevServer, token, type DevServer } from "./harness";
 
 const TTL_MS = 4_000;
-let server: Wrangler;
+let server: DevServer;
 
 beforeAll(async () => {
-  server = new Wrangler(await freePort(), { PRESENCE_TTL_MS: String(TTL_MS), HEARTBEAT_INTERVAL_MS: "1000" });
-  await server.start();
+  server = await startDevServer({ vars: { PRESENCE_TTL_MS: String(TTL_MS), HEARTBEAT_INTERVAL_MS: "1000" } });
 });
 afterAll(async () => {
   await server?.stop();
@@ -16,14 +15,14 @@ describe("edge-presence end to end (wrangler dev, real sockets)", () => {
   it("bad tokens never get a socket", async () => {
     const url = `${server.url.replace("http", "ws")}/v1/connect`;
     expect(await refusedUpgrade(url)).toMatchObject({ status: 401, body: { error: { code: "missing_token" } } });
-    const forged = await token("alice", "1h", "not-the-secret-not-the-secret-xx");
+    const forged = await token("alice", { secret: "not-the-secret-not-the-secret-xx" });
     expect(await refusedUpgrade(url, { Authorization: `Bearer ${forged}` })).toMatchObject({ status: 401, body: { error: { code: "invalid_signature" } } });
-    const expired = await token("alice", Math.floor(Date.now() / 1000) - 10);
+    const expired = await token("alice", { expiresIn: Math.floor(Date.now() / 1000) - 10 });
     expect(await refusedUpgrade(url, { Authorization: `Bearer ${expired}` })).toMatchObject({ status: 401, body: { error: { code: "token_expired" } } });
   });
 
   it("friends see each other come online, move, change status and leave; a non-friend sees nothing", async () => {
-    expect((await admin(server.url, "PUT", "/friendships", { a: "alice", b: "bob" })).status).toBe(200);
+    expect((await server.admin("PUT", "/friendships", { a: "alice", b: "bob" })).status).toBe(200);
     const bob = await Peer.connect(server.url, "bob", "bob-phone", "mobile");
     const carol = await Peer.connect(server.url, "carol");
     expect((await bob.request({ type: "SubscribeFriendshipPresenceUpdates" })).friends).toEqual([]);
@@ -60,7 +59,7 @@ describe("edge-presence end to end (wrangler dev, real sockets)", () => {
   });
 
   it("a client that vanishes without a close frame goes offline after the TTL (alarm)", async () => {
-    expect((await admin(server.url, "PUT", "/friendships", { a: "dave", b: "erin" })).status).toBe(200);
+    expect((await server.admin("PUT", "/friendships", { a: "dave", b: "erin" })).status).toBe(200);
     const erin = await Peer.connect(server.url, "erin");
     await erin.request({ type: "SubscribeFriendshipPresenceUpdates" });
     const dave = await Peer.connect(server.url, "dave");
@@ -77,7 +76,7 @@ describe("edge-presence end to end (wrangler dev, real sockets)", () => {
   });
 
   it("keep-alive pings alone keep a quiet client online past the TTL", async () => {
-    expect((await admin(server.url, "PUT", "/friendships", { a: "fay", b: "gus" })).status).toBe(200);
+    expect((await server.admin("PUT", "/friendships", { a: "fay", b: "gus" })).status).toBe(200);
     const gus = await Peer.connect(server.url, "gus");
     await gus.request({ type: "SubscribeFriendshipPresenceUpdates" });
     const fay = await Peer.connect(server.url, "fay");
@@ -98,7 +97,7 @@ describe("edge-presence end to end (wrangler dev, real sockets)", () => {
   });
 
   it("multi-device: closing one device keeps the user online on the other", async () => {
-    expect((await admin(server.url, "PUT", "/friendships", { a: "hal", b: "ivy" })).status).toBe(200);
+    expect((await server.admin("PUT", "/friendships", { a: "hal", b: "ivy" })).status).toBe(200);
     const ivy = await Peer.connect(server.url, "ivy");
     await ivy.request({ type: "SubscribeFriendshipPresenceUpdates" });
     const phone = await Peer.connect(server.url, "hal", "phone", "mobile");

@@ -1,12 +1,18 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { admin, freePort, Peer, token, Wrangler } from "./harness";
+import { Peer, startDevServer, token, type DevServer } from "./harness";
 
 const TTL_MS = 4_000;
-let server: Wrangler | undefined;
+let server: DevServer | undefined;
 
 afterAll(async () => {
   await server?.stop();
 });
+
+/** The server the first test started (the second one continues on its storage). */
+function running(): DevServer {
+  if (!server) throw new Error("the first test did not start the server");
+  return server;
+}
 
 async function friendsOf(url: string, userId: string): Promise<string[]> {
   const res = await fetch(`${url}/v1/friends`, { headers: { Authorization: `Bearer ${await token(userId)}` } });
@@ -15,12 +21,11 @@ async function friendsOf(url: string, userId: string): Promise<string[]> {
 
 describe("state survives a restart of wrangler dev (persisted on disk)", () => {
   it("friendships are all still there; clients reconnect and presence converges", async () => {
-    server = new Wrangler(await freePort(), { PRESENCE_TTL_MS: String(TTL_MS) });
-    await server.start();
+    server = await startDevServer({ vars: { PRESENCE_TTL_MS: String(TTL_MS) } });
     const pairs = Array.from({ length: 30 }, (_, i) => [`r-user-${i % 6}`, `r-user-${6 + (i % 5)}-${i}`]);
-    const imported = await admin(server.url, "POST", "/friendships:import", { pairs });
+    const imported = await server.admin("POST", "/friendships:import", { pairs });
     expect(imported.status).toBe(200);
-    expect((await admin(server.url, "PUT", "/friendships", { a: "kim", b: "lee" })).status).toBe(200);
+    expect((await server.admin("PUT", "/friendships", { a: "kim", b: "lee" })).status).toBe(200);
     const before = await Promise.all(["kim", "lee", ...Array.from({ length: 6 }, (_, i) => `r-user-${i}`)].map((u) => friendsOf(server!.url, u)));
 
     const lee = await Peer.connect(server.url, "lee");
@@ -29,10 +34,9 @@ describe("state survives a restart of wrangler dev (persisted on disk)", () => {
     await kim.heartbeat({ realm: "before-restart" });
     await lee.presenceOf("kim");
 
-    await server.stop();
+    await server.kill("SIGTERM");
     kim.terminate();
     lee.terminate();
-    server = new Wrangler(server.port, { PRESENCE_TTL_MS: String(TTL_MS) }, server.persistDir);
     await server.start();
 
     // Nothing lost: every friendship is still there on both sides.
@@ -54,12 +58,12 @@ describe("state survives a restart of wrangler dev (persisted on disk)", () => {
   });
 
   it("a device that never comes back after the restart expires by the persisted alarm (no ghost)", async () => {
-    await admin(server!.url, "PUT", "/friendships", { a: "max", b: "ned" });
-    const max = await Peer.connect(server!.url, "max", "max-tab");
+    const server = running();
+    await server.admin("PUT", "/friendships", { a: "max", b: "ned" });
+    const max = await Peer.connect(server.url, "max", "max-tab");
     await max.heartbeat();
-    await server!.stop();
+    await server.kill("SIGTERM");
     max.terminate();
-    server = new Wrangler(server!.port, { PRESENCE_TTL_MS: String(TTL_MS) }, server!.persistDir);
     await server.start();
     const ned = await Peer.connect(server.url, "ned");
     const snapshot = await ned.request({ type: "SubscribeFriendshipPresenceUpdates" });

@@ -112,11 +112,7 @@ export const unprintable = fc.constantFrom("\u0000", "a\u0007b", "\n", "\t", "\u
 /** 1..max code points of printable text (grapheme units never contain controls or lone surrogates by themselves). */
 export function printableText(max: number) {
   return fc
-    .oneof(
-      fc.string({ unit: "grapheme", minLength: 1, maxLength: max }),
-      fc.string({ unit: "grapheme-ascii", minLength: 1, maxLength: max }),
-      printableEdge,
-    )
+    .oneof(fc.string({ unit: "grapheme", minLength: 1, maxLength: max }), fc.string({ unit: "grapheme-ascii", minLength: 1, maxLength: max }), printableEdge)
     .filter((s) => s.length > 0 && [...s].length <= max && !/[\u0000-\u001f\u007f]/.test(s) && s.isWellFormed());
 }
 
@@ -159,9 +155,7 @@ export function validMessage({ lookups = anyUserId, others = anyUserId }: Target
       .tuple(fc.constantFrom("GetOnlineFriends", "SubscribeFriendshipPresenceUpdates", "UnsubscribeFriendshipPresenceUpdates", "ListFriends"), maybeId)
       .map(([type, id]) => withId({ type }, id)),
     fc.tuple(lookups, maybeId).map(([userId, id]) => withId({ type: "GetPresence", userId }, id)),
-    fc
-      .tuple(fc.constantFrom(...FRIENDSHIP_TYPES.filter((t) => t !== "SendFriendRequest")), others, maybeId)
-      .map(([type, userId, id]) => withId({ type, userId }, id)),
+    fc.tuple(fc.constantFrom(...FRIENDSHIP_TYPES.filter((t) => t !== "SendFriendRequest")), others, maybeId).map(([type, userId, id]) => withId({ type, userId }, id)),
     fc
       .tuple(others, fc.option(fc.oneof(fc.constant(null), printableText(280)), { nil: undefined }), maybeId)
       .map(([userId, message, id]) => withId(message === undefined ? { type: "SendFriendRequest", userId } : { type: "SendFriendRequest", userId, message }, id)),
@@ -250,22 +244,27 @@ const unknownType = fc
     fc.constantFrom(null, 1, true, [], {}, ["GetOnlineFriends"]),
   )
   .chain((type) =>
-    fc.tuple(fc.constant(type), fc.boolean()).map(([t, drop]): LabelledFrame => ({
-      label: "unknown or missing type",
-      frame: JSON.stringify(drop ? { id: 1 } : { type: t, id: 1 }),
-      expect: "unknown_type",
-    })),
+    fc.tuple(fc.constant(type), fc.boolean()).map(
+      ([t, drop]): LabelledFrame => ({
+        label: "unknown or missing type",
+        frame: JSON.stringify(drop ? { id: 1 } : { type: t, id: 1 }),
+        expect: "unknown_type",
+      }),
+    ),
   );
 
 /** JSON that is not an object: `invalid_message`. */
 const notAnObject = fc
-  .oneof(fc.jsonValue().filter((v) => typeof v !== "object" || v === null || Array.isArray(v)), fc.array(fc.jsonValue(), { maxLength: 5 }))
+  .oneof(
+    fc.jsonValue().filter((v) => typeof v !== "object" || v === null || Array.isArray(v)),
+    fc.array(fc.jsonValue(), { maxLength: 5 }),
+  )
   .map((v): LabelledFrame => ({ label: "JSON that is not an object", frame: JSON.stringify(v), expect: "invalid_message" }))
   .filter((f) => (f.frame as string).length <= 4_000);
 
 const notJson = fc
   .oneof(
-    fc.constantFrom("", " ", "{", "}", "{oops", "undefined", "NaN", "Infinity", "{'type':'GetOnlineFriends'}", '{"type":"GetOnlineFriends",}', "\uFEFF{}", "{\"a\":1}}"),
+    fc.constantFrom("", " ", "{", "}", "{oops", "undefined", "NaN", "Infinity", "{'type':'GetOnlineFriends'}", '{"type":"GetOnlineFriends",}', "\uFEFF{}", '{"a":1}}'),
     fc.string({ unit: "binary", maxLength: 200 }),
   )
   .filter((s) => {
@@ -292,13 +291,19 @@ export function tooLarge(maxBytes = 4_096) {
 
 /** Deep nesting inside the limit: a deep array is not a message; a deep extra field is ignored. */
 const deepJson = fc.oneof(
-  fc.integer({ min: 1, max: 2_040 }).map((depth): LabelledFrame => ({ label: `array nested ${depth} deep`, frame: "[".repeat(depth) + "]".repeat(depth), expect: "invalid_message" })),
-  fc.integer({ min: 1, max: 680 }).map((depth): LabelledFrame => ({ label: `object nested ${depth} deep`, frame: '{"a":'.repeat(depth) + "1" + "}".repeat(depth), expect: "unknown_type" })),
-  fc.integer({ min: 1, max: 2_020 }).map((depth): LabelledFrame => ({
-    label: `valid message with an extra field nested ${depth} deep`,
-    frame: `{"type":"GetOnlineFriends","x":${"[".repeat(depth)}${"]".repeat(depth)}}`,
-    expect: "ok",
-  })),
+  fc
+    .integer({ min: 1, max: 2_040 })
+    .map((depth): LabelledFrame => ({ label: `array nested ${depth} deep`, frame: "[".repeat(depth) + "]".repeat(depth), expect: "invalid_message" })),
+  fc
+    .integer({ min: 1, max: 680 })
+    .map((depth): LabelledFrame => ({ label: `object nested ${depth} deep`, frame: `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`, expect: "unknown_type" })),
+  fc.integer({ min: 1, max: 2_020 }).map(
+    (depth): LabelledFrame => ({
+      label: `valid message with an extra field nested ${depth} deep`,
+      frame: `{"type":"GetOnlineFriends","x":${"[".repeat(depth)}${"]".repeat(depth)}}`,
+      expect: "ok",
+    }),
+  ),
 );
 
 const binary = fc
@@ -312,7 +317,14 @@ const binary = fc
 /** Valid messages with extra junk fields (ignored) and unicode edge cases: `ok`. */
 function validFrames(targets?: Targets) {
   return fc
-    .tuple(validMessage(targets), fc.dictionary(fc.string({ maxLength: 10 }).filter((k) => !["type", "id", "userId", "position", "realm", "status", "statusText", "message", "shareLocation", "hidden"].includes(k)), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 3 }))
+    .tuple(
+      validMessage(targets),
+      fc.dictionary(
+        fc.string({ maxLength: 10 }).filter((k) => !["type", "id", "userId", "position", "realm", "status", "statusText", "message", "shareLocation", "hidden"].includes(k)),
+        fc.jsonValue({ maxDepth: 3 }),
+        { maxKeys: 3 },
+      ),
+    )
     .map(([message, extra]): LabelledFrame => ({ label: `valid ${message.type}`, frame: JSON.stringify({ ...extra, ...message }), expect: "ok" }))
     .filter((f) => new TextEncoder().encode(f.frame as string).byteLength <= 4_096);
 }
@@ -320,7 +332,10 @@ function validFrames(targets?: Targets) {
 /** A valid frame with a few characters replaced, inserted or deleted: anything documented may come back. */
 function mutated(targets?: Targets) {
   return fc
-    .tuple(validMessage(targets), fc.array(fc.tuple(fc.nat(), fc.constantFrom("replace", "insert", "delete"), fc.string({ unit: "binary", minLength: 1, maxLength: 2 })), { minLength: 1, maxLength: 4 }))
+    .tuple(
+      validMessage(targets),
+      fc.array(fc.tuple(fc.nat(), fc.constantFrom("replace", "insert", "delete"), fc.string({ unit: "binary", minLength: 1, maxLength: 2 })), { minLength: 1, maxLength: 4 }),
+    )
     .map(([message, edits]): LabelledFrame => {
       let text = JSON.stringify(message);
       for (const [at, op, chars] of edits) {
@@ -360,7 +375,9 @@ export function httpBody(): fc.Arbitrary<{ label: string; body: string; expect: 
         return { label: f.label, body: JSON.stringify(body), expect: "invalid_request" as const };
       }),
     // Body.json() strips a leading BOM (Fetch spec "UTF-8 decode"), so "\uFEFF{}" is JSON over HTTP.
-    notJson.map((f) => ({ label: f.label, body: f.frame as string, expect: (f.frame as string).startsWith("\uFEFF") ? ("any" as const) : ("bad_json" as const) })).filter((b) => b.body.length > 0),
+    notJson
+      .map((f) => ({ label: f.label, body: f.frame as string, expect: (f.frame as string).startsWith("\uFEFF") ? ("any" as const) : ("bad_json" as const) }))
+      .filter((b) => b.body.length > 0),
     notAnObject.map((f) => ({ label: f.label, body: f.frame as string, expect: "invalid_request" as const })),
     tooLarge().map((f) => ({ label: f.label, body: f.frame as string, expect: "body_too_large" as const })),
     mutated().map((f) => ({ label: f.label, body: f.frame as string, expect: "any" as const })),

@@ -107,7 +107,8 @@ describe("HS256 tokens under fuzzing", () => {
             expect(result).toMatchObject({ status: 401 });
             const code = (result as { code: string }).code;
             expect(REFUSALS).toContain(code);
-            if (claims.exp !== undefined && claims.exp < 0 && issAud && claims.sub !== undefined && (claims.nbf === undefined || claims.nbf <= 0)) expect(code).toBe("token_expired");
+            if (claims.exp !== undefined && claims.exp < 0 && issAud && claims.sub !== undefined && (claims.nbf === undefined || claims.nbf <= 0))
+              expect(code).toBe("token_expired");
             if (claims.exp === undefined) expect(["invalid_claims", "token_not_yet_valid"]).toContain(code);
           }
         },
@@ -191,10 +192,7 @@ describe("RS256/ES256 through a JWKS that can misbehave", () => {
   it("HS/RS confusion: an HS256 token keyed with the RSA public key (PEM or JWK JSON) is refused", async () => {
     const pem = await exportSPKI(rsa.publicKey);
     const jwkJson = JSON.stringify(await exportJWK(rsa.publicKey));
-    for (const env of [
-      { JWKS_URL: `${url}/jwks.json`, JWT_SECRET: SECRET },
-      { JWKS_URL: `${url}/jwks.json` },
-    ]) {
+    for (const env of [{ JWKS_URL: `${url}/jwks.json`, JWT_SECRET: SECRET }, { JWKS_URL: `${url}/jwks.json` }]) {
       for (const secret of [pem, pem.trim(), jwkJson]) {
         const token = await new SignJWT({}).setProtectedHeader({ alg: "HS256", kid: "rsa-1" }).setSubject("alice").setExpirationTime("1h").sign(new TextEncoder().encode(secret));
         const result = await outcome(token, env);

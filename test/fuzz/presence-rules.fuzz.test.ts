@@ -30,15 +30,17 @@ const deviceArb = (id: string) =>
       age: fc.oneof(fc.integer({ min: 0, max: 2 * TTL }), fc.constantFrom(0, TTL - 1, TTL, TTL + 1)),
       heartbeatLag: fc.integer({ min: 0, max: 5_000 }),
     })
-    .map(({ age, heartbeatLag, status, position, realm, ...rest }): DeviceState => ({
-      deviceId: id,
-      ...rest,
-      status,
-      realm: status === null ? null : realm,
-      position: status === null ? null : position,
-      lastSeenAt: NOW - age,
-      lastHeartbeatAt: status === null ? null : NOW - age - heartbeatLag,
-    }));
+    .map(
+      ({ age, heartbeatLag, status, position, realm, ...rest }): DeviceState => ({
+        deviceId: id,
+        ...rest,
+        status,
+        realm: status === null ? null : realm,
+        position: status === null ? null : position,
+        lastSeenAt: NOW - age,
+        lastHeartbeatAt: status === null ? null : NOW - age - heartbeatLag,
+      }),
+    );
 
 const devicesArb = fc
   .uniqueArray(fc.constantFrom("pc", "phone", "tab", "web-1", "web-2", "tv"), { maxLength: 6 })
@@ -167,16 +169,20 @@ describe("change classification", () => {
 describe("timers and limits", () => {
   it(`the alarm is always in the future and is the earliest deadline (${RUNS} runs)`, () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.integer({ min: NOW - TTL, max: NOW + TTL }), fc.constantFrom(null, undefined, Number.NaN, Infinity))), fc.integer({ min: NOW - TTL, max: NOW + TTL }), (deadlines, now) => {
-        const finite = deadlines.filter((d): d is number => typeof d === "number" && Number.isFinite(d));
-        const next = nextDeadline(deadlines);
-        expect(next).toBe(finite.length ? Math.min(...finite) : null);
-        if (next !== null) {
-          const at = alarmTime(next, now);
-          expect(at).toBeGreaterThanOrEqual(now + 1);
-          if (next > now) expect(at).toBe(next);
-        }
-      }),
+      fc.property(
+        fc.array(fc.oneof(fc.integer({ min: NOW - TTL, max: NOW + TTL }), fc.constantFrom(null, undefined, Number.NaN, Infinity))),
+        fc.integer({ min: NOW - TTL, max: NOW + TTL }),
+        (deadlines, now) => {
+          const finite = deadlines.filter((d): d is number => typeof d === "number" && Number.isFinite(d));
+          const next = nextDeadline(deadlines);
+          expect(next).toBe(finite.length ? Math.min(...finite) : null);
+          if (next !== null) {
+            const at = alarmTime(next, now);
+            expect(at).toBeGreaterThanOrEqual(now + 1);
+            if (next > now) expect(at).toBe(next);
+          }
+        },
+      ),
       { numRuns: RUNS },
     );
   });

@@ -69,15 +69,11 @@ describe("parseClientFrame under fuzzing", () => {
 
   it(`never throws on arbitrary text, bytes or limits (${RUNS} runs)`, () => {
     fc.assert(
-      fc.property(
-        fc.oneof(fc.string({ unit: "binary", maxLength: 300 }), fc.json(), fc.uint8Array({ maxLength: 64 })),
-        fc.integer({ min: 1, max: 10_000 }),
-        (frame, max) => {
-          const result = parse(frame, max);
-          if (!result.ok) expect(PARSE_ERROR_CODES).toContain(result.code);
-          else assertWellFormed(result);
-        },
-      ),
+      fc.property(fc.oneof(fc.string({ unit: "binary", maxLength: 300 }), fc.json(), fc.uint8Array({ maxLength: 64 })), fc.integer({ min: 1, max: 10_000 }), (frame, max) => {
+        const result = parse(frame, max);
+        if (!result.ok) expect(PARSE_ERROR_CODES).toContain(result.code);
+        else assertWellFormed(result);
+      }),
       { numRuns: RUNS },
     );
   });
@@ -125,7 +121,7 @@ describe("parseClientFrame under fuzzing", () => {
       const result = parse(frame, 10_000_000);
       expect(result.ok).toBe(false);
       if (!result.ok) expect(["invalid_message", "bad_json"]).toContain(result.code);
-      const object = '{"type":"GetOnlineFriends","x":' + "[".repeat(depth) + "]".repeat(depth) + "}";
+      const object = `{"type":"GetOnlineFriends","x":${"[".repeat(depth)}${"]".repeat(depth)}}`;
       expect(() => parse(object, 10_000_000)).not.toThrow();
     }
   });

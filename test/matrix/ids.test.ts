@@ -56,7 +56,7 @@ describe("Matrix ids", () => {
     expect(parseMatrixId("@:example.org", "example.org")).toEqual({ ok: false, reason: "malformed" });
     expect(parseMatrixId("@alice", "example.org")).toEqual({ ok: false, reason: "malformed" });
     expect(parseMatrixId("@alice:bad_host", "example.org")).toEqual({ ok: false, reason: "malformed" });
-    expect(parseMatrixId("@" + "a".repeat(250) + ":example.org", "example.org")).toEqual({ ok: false, reason: "malformed" });
+    expect(parseMatrixId(`@${"a".repeat(250)}:example.org`, "example.org")).toEqual({ ok: false, reason: "malformed" });
   });
 
   it("refuses ids over 255 bytes instead of truncating them", () => {

@@ -67,9 +67,15 @@ describe("Complement TestPresence (tests/csapi/apidoc_presence_test.go), same na
     const [alice, bob] = await friends("alice", "bob");
     const { next_batch: bobSince } = await bob!.sync({ timeout: 0 });
     await alice!.setPresence("online", "Update for room members");
-    await bob!.syncUntil(bobSince, presenceHas(alice!.matrixId, "online", (e) => e.content.status_msg === "Update for room members"));
+    await bob!.syncUntil(
+      bobSince,
+      presenceHas(alice!.matrixId, "online", (e) => e.content.status_msg === "Update for room members"),
+    );
     // sytest also asserts the sender sees it, with type, content, sender, presence and last_active_ago.
-    await alice!.syncUntil(undefined, presenceHas(alice!.matrixId, "online", (e) => "last_active_ago" in e.content && e.type === "m.presence"));
+    await alice!.syncUntil(
+      undefined,
+      presenceHas(alice!.matrixId, "online", (e) => "last_active_ago" in e.content && e.type === "m.presence"),
+    );
   });
 
   it("Presence changes to UNAVAILABLE are reported to local room members [Complement TestPresence; sytest 40presence.pl] — friends here", async () => {
@@ -126,14 +132,20 @@ describe("sytest tests/21presence-events.pl and tests/40presence.pl (initialSync
     const [alice] = await friends("alice");
     const { next_batch } = await alice!.sync();
     await alice!.setPresence("online", "A status set by 21presence-events.pl");
-    await alice!.syncUntil(next_batch, presenceHas(alice!.matrixId, undefined, (e) => e.content.status_msg === "A status set by 21presence-events.pl"));
+    await alice!.syncUntil(
+      next_batch,
+      presenceHas(alice!.matrixId, undefined, (e) => e.content.status_msg === "A status set by 21presence-events.pl"),
+    );
   });
 
   it("Friends presence changes reports events [sytest 21presence-events.pl] — the presence list is the friend list", async () => {
     const [user, friend] = await friends("user", "friend");
     const { next_batch } = await user!.sync();
     await friend!.setPresence("online", "Status of a Friend");
-    await user!.syncUntil(next_batch, presenceHas(friend!.matrixId, "online", (e) => e.content.status_msg === "Status of a Friend"));
+    await user!.syncUntil(
+      next_batch,
+      presenceHas(friend!.matrixId, "online", (e) => e.content.status_msg === "Status of a Friend"),
+    );
   });
 });
 
@@ -179,7 +191,11 @@ describe("Synapse tests/handlers/test_presence.py", () => {
     await sleep(TTL_MS / 2);
     expect((await bob!.getPresence(alice!.matrixId)).body).toMatchObject({ presence: "online", status_msg: "I'm here!" });
     // No sync, no PUT: the TTL passes and alice goes offline, her status message kept.
-    await bob!.syncUntil(next_batch, presenceHas(alice!.matrixId, "offline", (e) => e.content.status_msg === "I'm here!"), { timeoutMs: TTL_MS * 4 });
+    await bob!.syncUntil(
+      next_batch,
+      presenceHas(alice!.matrixId, "offline", (e) => e.content.status_msg === "I'm here!"),
+      { timeoutMs: TTL_MS * 4 },
+    );
     expect((await bob!.getPresence(alice!.matrixId)).body).toMatchObject({ presence: "offline", status_msg: "I'm here!" });
   });
 
@@ -244,7 +260,8 @@ describe("Synapse tests/handlers/test_presence.py", () => {
         return { user, projectState, both, afterExpiry };
       }),
     );
-    for (const { user, both } of rows) expect((await observer.getPresence(user.matrixId)).body.presence, `both live: ${JSON.stringify(table[rows.findIndex((r) => r.user === user)])}`).toBe(both);
+    for (const { user, both } of rows)
+      expect((await observer.getPresence(user.matrixId)).body.presence, `both live: ${JSON.stringify(table[rows.findIndex((r) => r.user === user)])}`).toBe(both);
     // The matrix device stops syncing; the project devices keep heartbeating through the TTL.
     const deadline = Date.now() + TTL_MS + 300;
     while (Date.now() < deadline) {
@@ -253,7 +270,8 @@ describe("Synapse tests/handlers/test_presence.py", () => {
       }
       await sleep(200);
     }
-    for (const { user, afterExpiry } of rows) expect((await observer.getPresence(user.matrixId)).body.presence, `after expiry: ${JSON.stringify(table[rows.findIndex((r) => r.user === user)])}`).toBe(afterExpiry);
+    for (const { user, afterExpiry } of rows)
+      expect((await observer.getPresence(user.matrixId)).body.presence, `after expiry: ${JSON.stringify(table[rows.findIndex((r) => r.user === user)])}`).toBe(afterExpiry);
   });
 
   it("test_busy_no_idle [Synapse PresenceTimeoutTestCase] — busy shows as unavailable with its message, and does not idle", async () => {

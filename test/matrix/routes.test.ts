@@ -138,11 +138,20 @@ describe("presence status", () => {
   it("PUT someone else's → M_FORBIDDEN; bad bodies → M_NOT_JSON / M_BAD_JSON; too large → M_TOO_LARGE", async () => {
     const alice = fresh("alice");
     expect(await call("PUT", presencePath(mx("bob")), { user: alice, body: { presence: "online" } })).toMatchObject({ status: 403, body: { errcode: "M_FORBIDDEN" } });
-    expect(await call("PUT", presencePath(mx(alice)), { user: alice, rawBody: "{oops", headers: { "Content-Type": "application/json" } })).toMatchObject({ status: 400, body: { errcode: "M_NOT_JSON" } });
+    expect(await call("PUT", presencePath(mx(alice)), { user: alice, rawBody: "{oops", headers: { "Content-Type": "application/json" } })).toMatchObject({
+      status: 400,
+      body: { errcode: "M_NOT_JSON" },
+    });
     expect(await call("PUT", presencePath(mx(alice)), { user: alice, body: { presence: "busy" } })).toMatchObject({ status: 400, body: { errcode: "M_BAD_JSON" } });
     expect(await call("PUT", presencePath(mx(alice)), { user: alice, body: ["online"] })).toMatchObject({ status: 400, body: { errcode: "M_BAD_JSON" } });
-    expect(await call("PUT", presencePath(mx(alice)), { user: alice, body: { presence: "online", status_msg: "x".repeat(141) } })).toMatchObject({ status: 400, body: { errcode: "M_BAD_JSON" } });
-    expect(await call("PUT", presencePath(mx(alice)), { user: alice, body: { presence: "online", status_msg: "x".repeat(10_000) } })).toMatchObject({ status: 413, body: { errcode: "M_TOO_LARGE" } });
+    expect(await call("PUT", presencePath(mx(alice)), { user: alice, body: { presence: "online", status_msg: "x".repeat(141) } })).toMatchObject({
+      status: 400,
+      body: { errcode: "M_BAD_JSON" },
+    });
+    expect(await call("PUT", presencePath(mx(alice)), { user: alice, body: { presence: "online", status_msg: "x".repeat(10_000) } })).toMatchObject({
+      status: 413,
+      body: { errcode: "M_TOO_LARGE" },
+    });
   });
 
   it("rate limited → M_LIMIT_EXCEEDED 429 with retry_after_ms and Retry-After", async () => {
@@ -231,7 +240,10 @@ describe("a long poll over a real socket", () => {
       const token = await harness.token(alice);
       const first = (await (await fetch(`${harness.baseUrl}/_matrix/client/v3/sync`, { headers: { Authorization: `Bearer ${token}` } })).json()) as { next_batch: string };
       const controller = new AbortController();
-      const poll = fetch(`${harness.baseUrl}/_matrix/client/v3/sync?timeout=20000&since=${first.next_batch}`, { headers: { Authorization: `Bearer ${token}` }, signal: controller.signal });
+      const poll = fetch(`${harness.baseUrl}/_matrix/client/v3/sync?timeout=20000&since=${first.next_batch}`, {
+        headers: { Authorization: `Bearer ${token}` },
+        signal: controller.signal,
+      });
       const deadline = Date.now() + 2_000;
       while (harness.backend.parked(alice) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       expect(harness.backend.parked(alice)).toBe(1);

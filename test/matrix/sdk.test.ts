@@ -124,7 +124,10 @@ describe("matrix-js-sdk against the Matrix sub-app", () => {
     expect(second.client.getUser(harness.matrixId(bob))?.presence).toBe("unavailable");
     // And nothing twice: the next response has nothing about them.
     await sleep(TTL_MS / 2 + 100);
-    const later = store.responses.slice(1).flatMap((r) => presenceOf(r)).map((e) => e.sender);
+    const later = store.responses
+      .slice(1)
+      .flatMap((r) => presenceOf(r))
+      .map((e) => e.sender);
     expect(later).not.toContain(harness.matrixId(bob));
     expect(later).not.toContain(harness.matrixId(dave));
   });

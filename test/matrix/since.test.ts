@@ -30,7 +30,14 @@ describe("since token", () => {
   });
 
   it("never throws on garbage and never accepts a damaged token", () => {
-    const good = encodeSince({ epoch: 7, self: 3, seen: new Map([[1, 5], [4, 9]]) });
+    const good = encodeSince({
+      epoch: 7,
+      self: 3,
+      seen: new Map([
+        [1, 5],
+        [4, 9],
+      ]),
+    });
     fc.assert(
       fc.property(fc.string({ maxLength: 80 }), (text) => {
         expect(() => decodeSince(text)).not.toThrow();
@@ -48,9 +55,9 @@ describe("since token", () => {
         if (decoded !== null) expect(decoded).toEqual(decodeSince(good));
       }
     }
-    expect(decodeSince(good + "A")).toBeNull();
+    expect(decodeSince(`${good}A`)).toBeNull();
     expect(decodeSince(good.slice(0, -2))).toBeNull();
-    expect(decodeSince("p2_" + body)).toBeNull();
+    expect(decodeSince(`p2_${body}`)).toBeNull();
     expect(decodeSince("s72594_4483_1934")).toBeNull(); // a Synapse token
     expect(decodeSince(null)).toBeNull();
     expect(decodeSince("")).toBeNull();
@@ -62,7 +69,13 @@ describe("since token", () => {
       let hash = 0x811c9dc5;
       for (const b of bytes) hash = Math.imul(hash ^ b, 0x01000193) >>> 0;
       const all = [...bytes, hash >>> 24, (hash >>> 16) & 0xff, (hash >>> 8) & 0xff, hash & 0xff];
-      return SINCE_PREFIX + btoa(String.fromCharCode(...all)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+      return (
+        SINCE_PREFIX +
+        btoa(String.fromCharCode(...all))
+          .replace(/\+/g, "-")
+          .replace(/\//g, "_")
+          .replace(/=+$/, "")
+      );
     };
     expect(decodeSince(withChecksum([1, 2, 0]))).toEqual({ epoch: 1, self: 2, seen: new Map() });
     expect(decodeSince(withChecksum([0x81, 0x00, 2, 0]))).toBeNull(); // 1 spelled in two bytes

@@ -24,11 +24,15 @@ describe("computeSync", () => {
   const me = { presence: p("me", "online", 3) };
 
   it("initial sync: myself, and every friend who is not offline", () => {
-    const out = run(me, [
-      { slot: 1, presence: p("ann", "online", 5, "hi") },
-      { slot: 2, presence: p("bob", "offline", 9) },
-      { slot: 3, presence: p("cyd", "busy", 2, "focus") },
-    ], null);
+    const out = run(
+      me,
+      [
+        { slot: 1, presence: p("ann", "online", 5, "hi") },
+        { slot: 2, presence: p("bob", "offline", 9) },
+        { slot: 3, presence: p("cyd", "busy", 2, "focus") },
+      ],
+      null,
+    );
     expect(out.initial).toBe(true);
     expect(senders(out.events)).toEqual(["@me:example.org", "@ann:example.org", "@cyd:example.org"]);
     expect(out.events[0]).toEqual({
@@ -38,11 +42,22 @@ describe("computeSync", () => {
     });
     expect(out.events[2]!.content).toMatchObject({ presence: "unavailable", status_msg: "focus" });
     // The token records the offline friend too: nothing about bob arrives until bob changes.
-    expect(decodeSince(out.nextBatch)).toEqual({ epoch: EPOCH, self: 3, seen: new Map([[1, 5], [2, 9], [3, 2]]) });
+    expect(decodeSince(out.nextBatch)).toEqual({
+      epoch: EPOCH,
+      self: 3,
+      seen: new Map([
+        [1, 5],
+        [2, 9],
+        [3, 2],
+      ]),
+    });
   });
 
   it("incremental: only what moved past the token, once", () => {
-    const friends = [{ slot: 1, presence: p("ann", "online", 5) }, { slot: 2, presence: p("bob", "offline", 9) }];
+    const friends = [
+      { slot: 1, presence: p("ann", "online", 5) },
+      { slot: 2, presence: p("bob", "offline", 9) },
+    ];
     const first = run(me, friends, null);
     expect(run(me, friends, first.nextBatch).events).toEqual([]);
     const moved = [{ slot: 1, presence: p("ann", "away", 6) }, friends[1]!];
@@ -81,7 +96,10 @@ describe("computeSync", () => {
   });
 
   it("full_state sends everyone, offline friends included", () => {
-    const friends = [{ slot: 1, presence: p("ann", "online", 5) }, { slot: 2, presence: p("bob", "offline", 9) }];
+    const friends = [
+      { slot: 1, presence: p("ann", "online", 5) },
+      { slot: 2, presence: p("bob", "offline", 9) },
+    ];
     const first = run(me, friends, null);
     expect(senders(run(me, friends, first.nextBatch, { fullState: true }).events)).toEqual(["@me:example.org", "@ann:example.org", "@bob:example.org"]);
   });
@@ -97,7 +115,10 @@ describe("computeSync", () => {
   });
 
   it("filters: filtered-out events count as seen; events cut by limit come next time", () => {
-    const friends = [{ slot: 1, presence: p("ann", "online", 5) }, { slot: 2, presence: p("bob", "online", 9) }];
+    const friends = [
+      { slot: 1, presence: p("ann", "online", 5) },
+      { slot: 2, presence: p("bob", "online", 9) },
+    ];
     expect(run(me, friends, null, { filter: { not_types: ["m.*"] } }).events).toEqual([]);
     const noBob = run(me, friends, null, { filter: { not_senders: ["@bob:example.org"] } });
     expect(senders(noBob.events)).toEqual(["@me:example.org", "@ann:example.org"]);
@@ -123,7 +144,10 @@ describe("computeSync", () => {
       status: fc.constantFrom<Presence["status"]>("online", "away", "busy", "offline"),
       text: fc.constantFrom(null, "a", "b"),
     });
-    const step = fc.oneof(change.map((c) => ({ op: "change" as const, ...c })), fc.record({ op: fc.constant("sync" as const), lost: fc.boolean() }));
+    const step = fc.oneof(
+      change.map((c) => ({ op: "change" as const, ...c })),
+      fc.record({ op: fc.constant("sync" as const), lost: fc.boolean() }),
+    );
     fc.assert(
       fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
         const names = ["ann", "bob", "cyd", "dee"];
@@ -131,8 +155,7 @@ describe("computeSync", () => {
         let token: string | null = null;
         const view = new Map<string, string>(); // sender → last Matrix view received
         const delivered = new Set<string>(); // `${sender}#${seq}`
-        const entries = (): FriendEntry[] =>
-          truth.map((t, i) => ({ slot: i + 1, presence: t.unknownSince ?? t.presence, contentSeq: t.contentSeq }));
+        const entries = (): FriendEntry[] => truth.map((t, i) => ({ slot: i + 1, presence: t.unknownSince ?? t.presence, contentSeq: t.contentSeq }));
         for (const s of steps) {
           if (s.op === "change") {
             const t = truth[s.friend]!;

@@ -23,7 +23,11 @@ interface Graph {
   packages: string[];
 }
 
-const packageName = (specifier: string) => specifier.split("/").slice(0, specifier.startsWith("@") ? 2 : 1).join("/");
+const packageName = (specifier: string) =>
+  specifier
+    .split("/")
+    .slice(0, specifier.startsWith("@") ? 2 : 1)
+    .join("/");
 
 /** The module graph from `entries`, resolved as wrangler's bundler does for workerd. */
 async function graph(entries: string[]): Promise<Graph> {
@@ -89,8 +93,7 @@ function typeErrorsWithoutHostTypes(files: string[]): string[] {
   const host = ts.createCompilerHost(options);
   const { getSourceFile, fileExists } = host;
   host.fileExists = (name) => name === globalsFile || fileExists(name);
-  host.getSourceFile = (name, language, ...rest) =>
-    name === globalsFile ? ts.createSourceFile(name, WEB_GLOBALS, language) : getSourceFile(name, language, ...rest);
+  host.getSourceFile = (name, language, ...rest) => (name === globalsFile ? ts.createSourceFile(name, WEB_GLOBALS, language) : getSourceFile(name, language, ...rest));
   const program = ts.createProgram([globalsFile, ...files.map((file) => join(root, file))], options, host);
   return ts.getPreEmitDiagnostics(program).map((d) => {
     const where = d.file ? `${relative(root, d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}` : "";

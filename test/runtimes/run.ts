@@ -246,7 +246,12 @@ async function installPackedSdk(): Promise<boolean> {
   try {
     const [packed] = JSON.parse(await capture("npm", ["pack", "--json", "--pack-destination", packDir], join(root, "client"))) as { filename: string; files: { path: string }[] }[];
     if (!packed) throw new Error("npm pack printed nothing");
-    console.log(`packed ${packed.filename}: ${packed.files.map((f) => f.path).filter((p) => !p.endsWith(".map")).join(", ")}`);
+    console.log(
+      `packed ${packed.filename}: ${packed.files
+        .map((f) => f.path)
+        .filter((p) => !p.endsWith(".map"))
+        .join(", ")}`,
+    );
     const target = join(smokeDir, "node_modules/@edge-presence/client");
     rmSync(join(smokeDir, "node_modules"), { recursive: true, force: true });
     mkdirSync(target, { recursive: true });

@@ -22,7 +22,7 @@ export abstract class FrameClient {
   private wake() {
     const waiters = this.waiters;
     this.waiters = [];
-    waiters.forEach((w) => w());
+    for (const wake of waiters) wake();
   }
 
   /** Waits for (and removes) the first frame matching `predicate`. */

@@ -1,16 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  applyRemote,
-  deriveState,
-  NO_EDGE,
-  onReply,
-  planLocal,
-  transitionEvents,
-  type Edge,
-  type EdgeMessage,
-  type EdgeState,
-  type LocalOp,
-} from "../../src/presence/friendship";
+import { applyRemote, deriveState, NO_EDGE, onReply, planLocal, transitionEvents, type Edge, type EdgeMessage, type EdgeState, type LocalOp } from "../../src/presence/friendship";
 
 const OPEN = { registered: true, pendingLimitReached: false, friendLimitReached: false };
 

@@ -22,10 +22,10 @@ const FRAMES_PER_SESSION = 14; // + 1 subscribe: under the socket burst (20)
 const MAX_ERRORS = 5; // MAX_ERRORS_PER_WINDOW in vitest.workers.config.ts
 const REPLY_TYPES = new Set(["error", ...Object.values(REPLIES).map((r) => r.type)]);
 
-
 const http = api;
 
-const friendsOf = async (userId: string) => ((await http(userId, "/v1/friends")).body.friends as unknown[]).map((f) => (typeof f === "string" ? f : (f as { userId: string }).userId)).sort();
+const friendsOf = async (userId: string) =>
+  ((await http(userId, "/v1/friends")).body.friends as unknown[]).map((f) => (typeof f === "string" ? f : (f as { userId: string }).userId)).sort();
 
 type Heartbeat = Extract<ClientMessage, { type: "PositionHeartbeat" }>;
 
@@ -84,9 +84,11 @@ describe(`fuzzed frames over live sockets (${SESSIONS} sessions × ${FRAMES_PER_
           continue;
         }
         const expected = typeof item.frame === "string" ? parseClientFrame(onTheWire(item.frame), 4_096) : ({ ok: false, code: "binary_not_supported" } as const);
-        const reply = await client.next((f) => typeof f === "object" && REPLY_TYPES.has(f.type), 5_000).catch((e) => {
-          throw new Error(`${where}: ${e.message}`);
-        });
+        const reply = await client
+          .next((f) => typeof f === "object" && REPLY_TYPES.has(f.type), 5_000)
+          .catch((e) => {
+            throw new Error(`${where}: ${e.message}`);
+          });
         if (!expected.ok) {
           expect(reply, where).toMatchObject({ type: "error", code: expected.code });
           if ("id" in expected && expected.id !== undefined) expect(reply.id, where).toEqual(expected.id);

@@ -43,8 +43,38 @@ describe(`fuzzed HTTP input (${HTTP_CASES} bodies, paths and queries, seed ${SEE
     await befriend(me, friend);
     const s = await Client.connect(secret);
     await s.heartbeat({ realm: "hidden-base" });
-    const crafted = [secret, encodeURIComponent(secret), `..%2F${secret}`, `..%2f${friend}%2f..%2f${secret}`, `%2e%2e/${secret}`, `${friend}/../${secret}`, `${secret}%00`, `${secret}%20`, `${secret.toUpperCase()}`, `${friend}?x=${secret}`, `${friend}%3F${secret}`, `%252e%252e%252f${secret}`, "%", "%zz", "%C0%AE%C0%AE", "..", ".", "%2e%2e", ""];
-    const paths = [...crafted, ...fc.sample(fc.oneof(fc.webSegment(), fc.string({ unit: "binary", maxLength: 40 }).map(encodeURIComponent), fc.tuple(fc.constantFrom(me, friend, secret), fc.webSegment()).map(([t, tail]) => t + tail)), { numRuns: Math.ceil(HTTP_CASES * 0.3), seed: SEED })];
+    const crafted = [
+      secret,
+      encodeURIComponent(secret),
+      `..%2F${secret}`,
+      `..%2f${friend}%2f..%2f${secret}`,
+      `%2e%2e/${secret}`,
+      `${friend}/../${secret}`,
+      `${secret}%00`,
+      `${secret}%20`,
+      `${secret.toUpperCase()}`,
+      `${friend}?x=${secret}`,
+      `${friend}%3F${secret}`,
+      `%252e%252e%252f${secret}`,
+      "%",
+      "%zz",
+      "%C0%AE%C0%AE",
+      "..",
+      ".",
+      "%2e%2e",
+      "",
+    ];
+    const paths = [
+      ...crafted,
+      ...fc.sample(
+        fc.oneof(
+          fc.webSegment(),
+          fc.string({ unit: "binary", maxLength: 40 }).map(encodeURIComponent),
+          fc.tuple(fc.constantFrom(me, friend, secret), fc.webSegment()).map(([t, tail]) => t + tail),
+        ),
+        { numRuns: Math.ceil(HTTP_CASES * 0.3), seed: SEED },
+      ),
+    ];
     for (const segment of paths) {
       const res = await http(me, `/v1/presence/${segment}`);
       const where = `/v1/presence/${segment}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`;
@@ -56,7 +86,13 @@ describe(`fuzzed HTTP input (${HTTP_CASES} bodies, paths and queries, seed ${SEE
   });
 
   it("?device= and ?kind= on /v1/connect: a socket exactly for valid values, else 400 invalid_request", async () => {
-    const devices: [string, string][] = [...["../x", "..%2Fx", "a/b", "%00", "a%0Ab", "x".repeat(65), "", "ok.device:1-_"].map((d): [string, string] => [d, "web"]), ...fc.sample(fc.tuple(fc.string({ unit: "binary", maxLength: 70 }), fc.constantFrom("web", "desktop", "mobile", "toaster", "", "WEB")), { numRuns: Math.ceil(HTTP_CASES * 0.2), seed: SEED })];
+    const devices: [string, string][] = [
+      ...["../x", "..%2Fx", "a/b", "%00", "a%0Ab", "x".repeat(65), "", "ok.device:1-_"].map((d): [string, string] => [d, "web"]),
+      ...fc.sample(fc.tuple(fc.string({ unit: "binary", maxLength: 70 }), fc.constantFrom("web", "desktop", "mobile", "toaster", "", "WEB")), {
+        numRuns: Math.ceil(HTTP_CASES * 0.2),
+        seed: SEED,
+      }),
+    ];
     for (const [device, kind] of devices) {
       const owner = user("fz-dev");
       const query = `device=${device.includes("%") ? device : encodeURIComponent(device)}&kind=${encodeURIComponent(kind!)}`;
@@ -79,7 +115,10 @@ describe(`fuzzed HTTP input (${HTTP_CASES} bodies, paths and queries, seed ${SEE
 
   it("admin friendship bodies: 200 for two distinct valid ids, else a 4xx JSON error, never 500", async () => {
     const id = fc.oneof(fc.constantFrom(user("fz-adm"), user("fz-adm")), fc.string({ maxLength: 12 }), fc.constantFrom("../x", "", "a b", "x".repeat(129)), fc.integer());
-    const bodies = fc.sample(fc.oneof(fc.record({ a: id, b: id }), fc.tuple(id, id), fc.jsonValue({ maxDepth: 2 }), fc.string({ maxLength: 30 })), { numRuns: Math.ceil(HTTP_CASES * 0.2), seed: SEED });
+    const bodies = fc.sample(fc.oneof(fc.record({ a: id, b: id }), fc.tuple(id, id), fc.jsonValue({ maxDepth: 2 }), fc.string({ maxLength: 30 })), {
+      numRuns: Math.ceil(HTTP_CASES * 0.2),
+      seed: SEED,
+    });
     for (const body of bodies) {
       const raw = typeof body === "string" ? body : JSON.stringify(body);
       const res = await worker().fetch("http://presence/v1/admin/friendships", { method: "PUT", headers: { Authorization: "Bearer workers-test-admin" }, body: raw });

@@ -1,23 +1,21 @@
-import { SignJWT } from "jose";
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
+import type { Meta, MetaKey } from "../../durable/schema";
+import type { UserStore } from "../../durable/store";
 import type { Presence } from "../../src/presence/types";
+import { befriend as adminBefriend } from "../../scripts/lib/admin.mjs";
+import { mintToken } from "../../src/dev-token.mjs";
 import { FrameClient } from "../shared/frame-client";
+import { WORKER_TEST_BINDINGS } from "./bindings";
 
-export const SECRET = "workers-test-secret-0123456789abcdef";
-export const ADMIN = "workers-test-admin";
+export { user } from "../shared/util";
 
-let counter = 0;
-/** A fresh user name per test: storage is shared within a file. */
-export function user(prefix = "u"): string {
-  return `${prefix}-${Date.now().toString(36)}-${counter++}`;
-}
+export const SECRET = WORKER_TEST_BINDINGS.JWT_SECRET;
+export const ADMIN = WORKER_TEST_BINDINGS.ADMIN_TOKEN;
 
-export async function token(sub: string, opts: { exp?: string | number; secret?: string; nbf?: string | number } = {}): Promise<string> {
-  let jwt = new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(sub).setIssuedAt().setExpirationTime(opts.exp ?? "1h");
-  if (opts.nbf !== undefined) jwt = jwt.setNotBefore(opts.nbf);
-  return jwt.sign(new TextEncoder().encode(opts.secret ?? SECRET));
+export function token(sub: string, opts: { exp?: string | number; secret?: string; nbf?: string | number } = {}): Promise<string> {
+  return mintToken(sub, { secret: opts.secret ?? SECRET, expiresIn: opts.exp, notBefore: opts.nbf });
 }
 
 export function worker(): Fetcher {
@@ -36,12 +34,8 @@ export async function api(userId: string, path: string, init: RequestInit = {}):
   return { status: res.status, body };
 }
 
-export async function befriend(a: string, b: string): Promise<Response> {
-  return worker().fetch("http://presence/v1/admin/friendships", {
-    method: "PUT",
-    headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ a, b }),
-  });
+export function befriend(a: string, b: string): Promise<Response> {
+  return adminBefriend({ url: "http://presence", adminToken: ADMIN, fetch: (url, init) => worker().fetch(url, init) }, a, b);
 }
 
 export function stubOf(userId: string) {
@@ -52,9 +46,9 @@ export function stubOf(userId: string) {
  * Sets a meta value of a user's live object (e.g. to move a deadline into the
  * past instead of waiting). Goes through the object's store, which caches meta.
  */
-export async function setMeta(userId: string, key: string, update: (value: string | null) => string | number | null) {
+export async function setMeta<K extends MetaKey>(userId: string, key: K, update: (value: Meta[K] | null) => Meta[K] | null) {
   await runInDurableObject(stubOf(userId), (instance) => {
-    const store = (instance as unknown as { store: { get(k: string): string | null; set(k: string, v: string | number | null): void } }).store;
+    const store = (instance as unknown as { store: UserStore }).store;
     store.set(key, update(store.get(key)));
   });
 }

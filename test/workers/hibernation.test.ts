@@ -204,7 +204,9 @@ describe("abuse budgets across a wake (documented: in memory, start afresh after
 });
 
 const restores: Array<() => void> = [];
-afterEach(() => restores.splice(0).forEach((restore) => restore()));
+afterEach(() => {
+  for (const restore of restores.splice(0)) restore();
+});
 
 /** The next edge delivery to `userId`'s object throws (the prototype is patched, so a woken instance is covered too). */
 function failNextEdge(userId: string) {

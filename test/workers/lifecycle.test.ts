@@ -29,7 +29,9 @@ async function online(userId: string, realm = "lobby") {
  * not callable over RPC), so the prototype is patched and restored after each test.
  */
 const restores: Array<() => void> = [];
-afterEach(() => restores.splice(0).forEach((restore) => restore()));
+afterEach(() => {
+  for (const restore of restores.splice(0)) restore();
+});
 function failNext(userId: string, method: "receiveEdge" | "receivePresence", times = 1) {
   const proto = UserPresence.prototype as any;
   const original = proto[method];

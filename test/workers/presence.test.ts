@@ -155,8 +155,8 @@ describe("seq ordering at the receiving object", () => {
     await ca.heartbeat({ realm: "r1" });
     const seen = await watcher.presenceOf(a);
     // Redelivered (as after a lost ack) and stale copies reach b's object: its client sees nothing.
-    expect(await stubOf(b).receivePresence(b, a, seen)).toBe(true);
-    expect(await stubOf(b).receivePresence(b, a, { ...seen, seq: seen.seq - 1, realm: "stale" })).toBe(true);
+    expect(await stubOf(b).receivePresence(b, a, seen)).toEqual({ ok: true, value: false });
+    expect(await stubOf(b).receivePresence(b, a, { ...seen, seq: seen.seq - 1, realm: "stale" })).toEqual({ ok: true, value: false });
     await watcher.expectNone((f) => f.type === "presence");
     expect((await watcher.request({ type: "GetOnlineFriends" })).friends[0].realm).toBe("r1");
     // A newer one is shown.
@@ -253,9 +253,16 @@ describe("privacy: nothing reaches non-friends", () => {
   it("a forged push from a non-friend's object is refused", async () => {
     const { b } = await pair();
     const accepted = await stubOf(b).receivePresence(b, user("mallory"), {
-      userId: "mallory", status: "online", realm: "x", position: null, statusText: null, devices: [], lastActiveAt: 1, seq: 99,
+      userId: "mallory",
+      status: "online",
+      realm: "x",
+      position: null,
+      statusText: null,
+      devices: [],
+      lastActiveAt: 1,
+      seq: 99,
     });
-    expect(accepted).toBe(false);
+    expect(accepted).toMatchObject({ ok: false, code: "not_friends" });
   });
 });
 
@@ -303,7 +310,9 @@ describe("watch leases", () => {
 
 describe("back-pressure", () => {
   const restores: Array<() => void> = [];
-  afterEach(() => restores.splice(0).forEach((restore) => restore()));
+  afterEach(() => {
+    for (const restore of restores.splice(0)) restore();
+  });
 
   it("while a fan-out is still out, moves wait and the next publish carries only the latest position", async () => {
     const { UserPresence } = await import("../../durable/user-presence");

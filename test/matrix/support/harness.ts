@@ -44,12 +44,7 @@ export function fresh(base: string): string {
 }
 
 export async function signToken(userId: string, expiresIn: string | number = "1h", secret = SECRET): Promise<string> {
-  return new SignJWT({})
-    .setProtectedHeader({ alg: "HS256" })
-    .setSubject(userId)
-    .setIssuedAt()
-    .setExpirationTime(expiresIn)
-    .sign(new TextEncoder().encode(secret));
+  return new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(userId).setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret));
 }
 
 export interface MemoryHarness extends MatrixHarness {
@@ -57,7 +52,9 @@ export interface MemoryHarness extends MatrixHarness {
 }
 
 /** The Matrix sub-app over the memory backend, on a free loopback port. */
-export async function startMemoryHarness(options: { ttlMs?: number; serverName?: string; maxSyncTimeoutMs?: number; memory?: Partial<MemoryOptions> } = {}): Promise<MemoryHarness> {
+export async function startMemoryHarness(
+  options: { ttlMs?: number; serverName?: string; maxSyncTimeoutMs?: number; memory?: Partial<MemoryOptions> } = {},
+): Promise<MemoryHarness> {
   const ttlMs = options.ttlMs ?? 120_000;
   const serverName = options.serverName ?? "matrix.test";
   const state = newMemoryState();
@@ -176,6 +173,5 @@ export class RawMatrixClient {
 
 /** Complement's SyncPresenceHas: an m.presence event from `sender` (with `presence`, if given) passing `extra`. */
 export function presenceHas(sender: string, presence?: string, extra: (event: any) => boolean = () => true) {
-  return (events: any[]) =>
-    events.some((e) => e.type === "m.presence" && e.sender === sender && (presence === undefined || e.content.presence === presence) && extra(e));
+  return (events: any[]) => events.some((e) => e.type === "m.presence" && e.sender === sender && (presence === undefined || e.content.presence === presence) && extra(e));
 }

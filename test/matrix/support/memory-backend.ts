@@ -328,12 +328,15 @@ export class MemoryPresence implements MatrixBackend {
     clearTimeout(this.sweep);
     this.sweepAt = earliest;
     if (earliest === Infinity) return;
-    this.sweep = setTimeout(() => {
-      this.sweepAt = Infinity;
-      const now = this.now();
-      for (const userId of [...this.state.users.keys()]) this.refresh(userId, now);
-      this.schedule();
-    }, Math.max(1, earliest - this.now() + 1));
+    this.sweep = setTimeout(
+      () => {
+        this.sweepAt = Infinity;
+        const now = this.now();
+        for (const userId of [...this.state.users.keys()]) this.refresh(userId, now);
+        this.schedule();
+      },
+      Math.max(1, earliest - this.now() + 1),
+    );
     this.sweep.unref?.();
   }
 }

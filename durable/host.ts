@@ -1,0 +1,44 @@
+/**
+ * What every part of a user's object shares: its rows, its settings, whose
+ * object it is, and the way to reach other users' objects. The object builds
+ * one Host and hands it, with the few other parts each one uses, to every part.
+ */
+import type { PresenceConfig } from "../src/presence/config";
+import { withTimeout } from "../src/presence/timers";
+import type { UserStore } from "./store";
+import type { UserPresence } from "./user-presence";
+
+/** Another user's object, as this one calls it (native RPC). */
+export type UserStub = DurableObjectStub<UserPresence>;
+
+/** Calls to other objects go out in parallel chunks of this size. */
+export const FANOUT_CHUNK = 50;
+
+export interface Host {
+  readonly store: UserStore;
+  readonly config: PresenceConfig;
+  /** The user this object belongs to (throws before the first call named them). */
+  readonly userId: string;
+  /** Another user's object. */
+  stub(userId: string): UserStub;
+  /**
+   * A call to another user's object, bounded by RPC_TIMEOUT_MS: a friend's
+   * object that hangs must not hold up this user's own replies (the call
+   * itself goes on; its late result is ignored).
+   */
+  call<R>(userId: string, call: (stub: UserStub) => R): Promise<Awaited<R>>;
+}
+
+export function createHost(store: UserStore, config: PresenceConfig, users: DurableObjectNamespace<UserPresence>): Host {
+  return {
+    store,
+    config,
+    get userId() {
+      const id = store.get("user_id");
+      if (id === null) throw new Error("object has no user yet");
+      return id;
+    },
+    stub: (userId) => users.getByName(userId),
+    call: (userId, call) => withTimeout(Promise.resolve(call(users.getByName(userId))), config.rpcTimeoutMs),
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * OwnPresence: the user's devices and the presence they add up to (the state
+ * machine of src/presence/aggregate.ts, fed by heartbeats and the TTL), and
+ * when a change is published. Three views of the same user, never confused:
+ *   - selfView:    what the user sees of themself (invisible shows as such);
+ *   - outwardView: what friends would see right now (computed, no seq yet);
+ *   - published:   what friends were last told (with its seq) — the only one
+ *                  that ever leaves this object.
+ */
+import { aggregate, classifyChange, isLive, type Aggregate } from "../src/presence/aggregate";
+import { offlinePresence } from "../src/presence/protocol";
+import { refuse, type Refusal } from "../src/presence/result";
+import type { HeartbeatBody } from "../src/presence/schema";
+import { deviceDeadline, positionPublishAt } from "../src/presence/timers";
+import type { DeviceKind, Presence, Transport } from "../src/presence/types";
+import type { Host } from "./host";
+import type { Watchers } from "./watchers";
+
+export class OwnPresence {
+  constructor(
+    private readonly host: Host,
+    private readonly watchers: Watchers,
+  ) {}
+
+  /** A new device beyond the per-user limit is refused; a known device may always come back. */
+  deviceLimit(deviceId: string, now: number): Refusal<"too_many_devices"> | null {
+    const { store, config } = this.host;
+    const live = store.devices().filter((d) => isLive(d, now, config.ttlMs));
+    if (live.some((d) => d.deviceId === deviceId) || live.length < config.maxDevicesPerUser) return null;
+    return refuse("too_many_devices", `at most ${config.maxDevicesPerUser} devices per user`);
+  }
+
+  recordHeartbeat(deviceId: string, kind: DeviceKind, transport: Transport, body: HeartbeatBody, now: number): void {
+    this.host.store.heartbeatDevice({ deviceId, kind, transport, status: body.status, statusText: body.statusText ?? null, realm: body.realm, position: body.position }, now);
+  }
+
+  /** Removes the devices silent for longer than the TTL; returns their ids (their sockets are to be closed). */
+  expireSilentDevices(now: number): string[] {
+    const { store, config } = this.host;
+    const expired = store.devices().filter((d) => !isLive(d, now, config.ttlMs));
+    for (const device of expired) store.removeDevice(device.deviceId);
+    return expired.map((d) => d.deviceId);
+  }
+
+  /** The user's own view: like friends', except invisible shows as such to themself. */
+  selfView(now: number): Presence {
+    const { store } = this.host;
+    const { view, invisible } = this.aggregate(now);
+    const seq = store.get("seq") ?? 0;
+    return invisible ? { ...view, seq, invisible: true } : { ...view, seq };
+  }
+
+  /**
+   * What friends would see now (before per-friend hiding), and whether the
+   * user has a live device. Location sharing is applied here, before change
+   * detection, so hidden moves publish nothing.
+   */
+  outwardView(now: number): { view: Omit<Presence, "seq">; hasLiveDevice: boolean } {
+    const { view, hasLiveDevice } = this.aggregate(now);
+    return { view: this.shareLocation === "none" ? { ...view, realm: null, position: null } : view, hasLiveDevice };
+  }
+
+  /** Keeps the last time the user was seen active, for "last seen" once offline. */
+  rememberLastActive(view: Omit<Presence, "seq">): void {
+    if (view.lastActiveAt !== null && view.status !== "offline") this.host.store.set("last_active_at", view.lastActiveAt);
+  }
+
+  /** What friends were last told, or offline before the first publish. */
+  published(): Presence {
+    return this.host.store.published(this.host.userId);
+  }
+
+  private aggregate(now: number): Aggregate {
+    const { store, config } = this.host;
+    return aggregate(this.host.userId, store.devices(), now, config.ttlMs, store.get("last_active_at"));
+  }
+
+  /**
+   * Publishes `view` if friends would notice: status, realm, text or devices
+   * at once; a position-only move at most once per coalescing interval, and
+   * not while the previous fan-out is still out (back-pressure: that publish
+   * carries the latest position when it goes).
+   */
+  async publishChanges(view: Omit<Presence, "seq">, now: number): Promise<void> {
+    const { store, config } = this.host;
+    const change = classifyChange(store.get("published") ?? offlinePresence(this.host.userId), view);
+    if (change === "significant") await this.publish(view, now);
+    else if (change === "position") {
+      const at = positionPublishAt(store.get("published_at"), now, config.positionCoalesceMs);
+      if (at <= now && !this.watchers.busy) await this.publish(view, now);
+      else store.set("publish_at", Math.max(at, this.watchers.busy ? now + config.positionCoalesceMs : at));
+    } else store.set("publish_at", null);
+  }
+
+  /** Bumps seq, stores what friends see, and pushes it: to every watcher, or `only` to one (a privacy toggle). */
+  private async publish(view: Omit<Presence, "seq">, now: number, only?: string): Promise<void> {
+    const { store } = this.host;
+    const seq = (store.get("seq") ?? 0) + 1;
+    const presence: Presence = { ...view, seq };
+    store.set("seq", seq);
+    store.set("published", presence);
+    store.set("published_at", now);
+    store.set("publish_at", null);
+    await this.watchers.push(presence, now, only);
+  }
+
+  /**
+   * Hides from one friend (the offline shape, frozen now) or shows again. A
+   * new seq, pushed to that friend only: they replace what they hold; nobody
+   * else is told anything.
+   */
+  async hideFrom(friend: string, hidden: boolean, now: number): Promise<void> {
+    const { store } = this.host;
+    const { view } = this.outwardView(now);
+    const frozen = offlinePresence(this.host.userId, view.lastActiveAt ?? store.get("last_active_at"), (store.get("seq") ?? 0) + 1);
+    store.setHidden(friend, hidden ? frozen : null);
+    await this.publish(view, now, friend);
+  }
+
+  /** Realm and position shared with every friend, or with none. */
+  get shareLocation(): "all" | "none" {
+    return this.host.store.get("share_location") === "none" ? "none" : "all";
+  }
+
+  set shareLocation(share: "all" | "none") {
+    this.host.store.set("share_location", share === "none" ? "none" : null);
+  }
+
+  /** The earliest device TTL and the coalesced publish, for the alarm. */
+  nextWakeUps(): Array<number | null> {
+    const { store, config } = this.host;
+    return [...store.devices().map((d) => deviceDeadline(d, config.ttlMs)), store.get("publish_at")];
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Sockets: the user's hibernating WebSockets. Each is tagged with its device
+ * id (so one device's sockets are found without waking the others) and
+ * carries a typed attachment, so hibernation costs nothing. Abuse accounting
+ * (token buckets, the error window) lives here too, in memory only: it resets
+ * with hibernation, which only happens when the user is idle.
+ */
+import type { PresenceConfig } from "../src/presence/config";
+import { CloseCode, type ServerMessage } from "../src/protocol";
+import { takeToken, type Bucket } from "../src/presence/timers";
+import type { DeviceKind } from "../src/presence/types";
+
+/** What a socket remembers across hibernation (at most 16 KB: ids and flags only). */
+export interface SocketAttachment {
+  deviceId: string;
+  kind: DeviceKind;
+  /** The client asked for friends' presence pushes. */
+  subscribed: boolean;
+}
+
+export class Sockets {
+  /** Per-socket abuse accounting. */
+  private readonly buckets = new WeakMap<WebSocket, Bucket>();
+  private readonly errors = new WeakMap<WebSocket, number[]>();
+  /** One bucket for the whole user (all sockets + HTTP), twice a socket's size: many tabs cannot multiply the rate. */
+  private userBucket: Bucket | undefined;
+
+  constructor(
+    private readonly ctx: DurableObjectState,
+    private readonly config: PresenceConfig,
+  ) {}
+
+  /** Accepts a new socket for `deviceId`, replacing any older one of the same device; returns the client end. */
+  accept(deviceId: string, kind: DeviceKind): { client: WebSocket; server: WebSocket } {
+    this.closeDevice(deviceId, CloseCode.replaced, "replaced by a newer connection of this device");
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [deviceId]);
+    this.setAttachment(server, { deviceId, kind, subscribed: false });
+    return { client, server };
+  }
+
+  attachment(ws: WebSocket): SocketAttachment {
+    return ws.deserializeAttachment() as SocketAttachment;
+  }
+
+  setSubscribed(ws: WebSocket, subscribed: boolean): void {
+    this.setAttachment(ws, { ...this.attachment(ws), subscribed });
+  }
+
+  private setAttachment(ws: WebSocket, attachment: SocketAttachment): void {
+    ws.serializeAttachment(attachment);
+  }
+
+  /** Whether another open socket still carries this socket's device. */
+  deviceStillConnected(ws: WebSocket): boolean {
+    return this.ctx.getWebSockets(this.attachment(ws).deviceId).some((s) => s !== ws && s.readyState === WebSocket.OPEN);
+  }
+
+  send(ws: WebSocket, message: ServerMessage): void {
+    try {
+      ws.send(JSON.stringify(message));
+    } catch {
+      // The socket is closing; its device is handled by close/TTL.
+    }
+  }
+
+  close(ws: WebSocket, code: number, reason: string): void {
+    try {
+      ws.close(code, reason);
+    } catch {
+      // Already closed.
+    }
+  }
+
+  closeDevice(deviceId: string, code: number, reason: string): void {
+    for (const ws of this.ctx.getWebSockets(deviceId)) this.close(ws, code, reason);
+  }
+
+  /** To every socket that subscribed to friends' presence. */
+  broadcast(message: ServerMessage): void {
+    for (const ws of this.ctx.getWebSockets()) {
+      if ((ws.deserializeAttachment() as SocketAttachment | null)?.subscribed) this.send(ws, message);
+    }
+  }
+
+  /** Pings answered by the runtime leave a timestamp per socket: the last sign of life of each device. */
+  pings(): Array<{ deviceId: string; at: number }> {
+    const pings: Array<{ deviceId: string; at: number }> = [];
+    for (const ws of this.ctx.getWebSockets()) {
+      const stamp = this.ctx.getWebSocketAutoResponseTimestamp(ws);
+      if (stamp) pings.push({ deviceId: this.attachment(ws).deviceId, at: stamp.getTime() });
+    }
+    return pings;
+  }
+
+  // ─── abuse limits ──────────────────────────────────────────────────────────
+
+  /** One frame's worth of the socket's bucket and then the user's; false: rate limited. */
+  admit(ws: WebSocket, now: number): boolean {
+    const { allowed, bucket } = takeToken(this.buckets.get(ws), now, this.config.rateBurst, this.config.ratePerSecond);
+    this.buckets.set(ws, bucket);
+    return allowed && this.admitUser(now);
+  }
+
+  /** One request's worth of the user's bucket (HTTP calls, and every frame). */
+  admitUser(now: number): boolean {
+    const { allowed, bucket } = takeToken(this.userBucket, now, this.config.rateBurst * 2, this.config.ratePerSecond * 2);
+    this.userBucket = bucket;
+    return allowed;
+  }
+
+  /** Answers an invalid or rate-limited frame; too many within the window close the socket (1008). */
+  reject(ws: WebSocket, now: number, frame: ServerMessage): void {
+    this.send(ws, frame);
+    const recent = (this.errors.get(ws) ?? []).filter((t) => t > now - this.config.abuseWindowMs);
+    recent.push(now);
+    this.errors.set(ws, recent);
+    if (recent.length > this.config.maxErrorsPerWindow) {
+      this.close(ws, CloseCode.policyViolation, "too many invalid or rate-limited frames");
+    }
+  }
+}

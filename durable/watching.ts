@@ -1,0 +1,161 @@
+/**
+ * Watching: while this user has a live client, their object holds a lease on
+ * each friend's object and keeps a cache of the friends' presence, fed by
+ * their pushes (fan-in). Leases are taken when the first device comes,
+ * renewed at half-life (which doubles as anti-entropy), and released when the
+ * last device goes. A friend whose object cannot be reached shows `unknown`
+ * (Matrix's "don't know") until a retry gets through.
+ */
+import { inChunks } from "../src/presence/chunks";
+import { offlinePresence } from "../src/presence/protocol";
+import { isShownOnline } from "../src/protocol";
+import { ok, refuse, type Result } from "../src/presence/result";
+import type { Presence } from "../src/presence/types";
+import { FANOUT_CHUNK, type Host } from "./host";
+import type { Outbox } from "./outbox";
+import type { Sockets } from "./sockets";
+
+const unknown = (presence: Presence): Presence => ({ ...presence, status: "unknown" });
+
+export class Watching {
+  /** Friends whose friend_added is being announced right now (several paths may race to it). */
+  private readonly announcing = new Set<string>();
+
+  constructor(
+    private readonly host: Host,
+    private readonly sockets: Sockets,
+    private readonly outbox: Outbox,
+  ) {
+    outbox.handle("watch", async ({ target }) => {
+      const { store } = this.host;
+      if (!this.live || !store.isFriend(target)) return;
+      const watched = await this.host.stub(target).watch(target, this.host.userId, this.host.config.watchLeaseMs);
+      if (!watched.ok) store.uncache(target);
+      else if (store.cacheIfNewer(watched.value, true)) this.sockets.broadcast({ type: "presence", presence: watched.value });
+    });
+  }
+
+  /** The user has a live device, so this object watches their friends. */
+  get live(): boolean {
+    return this.host.store.get("live") === true;
+  }
+
+  /** The user's first device came: watch every friend. */
+  async start(now: number): Promise<void> {
+    this.host.store.set("live", true);
+    await this.watch(this.host.store.friendIds(), now);
+  }
+
+  /** While live: renew the leases when half of them has passed. */
+  async renewIfDue(now: number): Promise<void> {
+    const renewAt = this.host.store.get("watch_renew_at");
+    if (renewAt !== null && renewAt <= now) await this.watch(this.host.store.friendIds(), now);
+  }
+
+  /** When the leases are next renewed (only while live). */
+  nextWakeUp(): number | null {
+    return this.live ? this.host.store.get("watch_renew_at") : null;
+  }
+
+  /**
+   * Takes (or renews) a lease on each friend and caches their presence; a
+   * newer presence than the cached one means a push was lost: show it.
+   */
+  private async watch(friends: string[], now: number): Promise<void> {
+    const { store, config } = this.host;
+    const userId = this.host.userId;
+    store.set("watch_renew_at", now + Math.floor(config.watchLeaseMs / 2));
+    await inChunks(
+      friends,
+      FANOUT_CHUNK,
+      (f) => this.host.call(f, (stub) => stub.watch(f, userId, config.watchLeaseMs)),
+      (friend, result) => {
+        if (result.status === "fulfilled" && result.value.ok) {
+          if (store.cacheIfNewer(result.value.value, false)) this.sockets.broadcast({ type: "presence", presence: result.value.value });
+        } else if (result.status === "fulfilled") store.uncache(friend);
+        else {
+          store.cacheIfNewer(unknown(store.cached(friend) ?? offlinePresence(friend)), true);
+          this.outbox.retry("watch", friend, now);
+        }
+      },
+    );
+  }
+
+  /** The user's last live device is gone: release every lease, drop the cache. */
+  async stop(): Promise<void> {
+    const { store } = this.host;
+    const userId = this.host.userId;
+    const friends = store.friendIds();
+    store.set("live", null);
+    store.set("watch_renew_at", null);
+    store.uncache();
+    store.dropQueued(["watch"]);
+    // Best effort: a lease that is not released expires, and the next push is refused anyway.
+    await inChunks(friends, FANOUT_CHUNK, (f) => this.host.stub(f).unwatch(f, userId));
+  }
+
+  /**
+   * A friendship just took effect: if this user has a live client, watch the
+   * friend and announce them once (friend_added). Several paths lead here (the
+   * other side's message, its ack, the other side's first watch); the cache row
+   * and the `announcing` set make it happen once.
+   */
+  async watchNewFriend(other: string, now: number): Promise<void> {
+    const { store, config } = this.host;
+    if (!this.live || !store.isFriend(other) || store.cached(other) || this.announcing.has(other)) return;
+    this.announcing.add(other);
+    try {
+      let presence: Presence;
+      try {
+        const watched = await this.host.call(other, (stub) => stub.watch(other, this.host.userId, config.watchLeaseMs));
+        // Refused: the other side has not recorded the friendship yet; its first watch of this user brings us back here.
+        if (!watched.ok) return;
+        presence = watched.value;
+      } catch {
+        presence = unknown(offlinePresence(other));
+        this.outbox.retry("watch", other, now);
+      }
+      if (!store.isFriend(other)) return;
+      store.cacheIfNewer(presence, true);
+      this.sockets.broadcast({ type: "friend_added", userId: other, presence });
+    } finally {
+      this.announcing.delete(other);
+    }
+  }
+
+  /**
+   * A friend's object pushes its presence here (fan-in). Refused when the
+   * sender is not a friend or this user has no live client: the sender then
+   * drops the lease (no presence goes to people who are not there to see it).
+   */
+  receive(from: string, presence: Presence): Result<boolean, "not_friends" | "not_watching"> {
+    const { store } = this.host;
+    if (!store.isFriend(from) || presence.userId !== from) return refuse("not_friends", "only friends' presence is taken");
+    if (!this.live) return refuse("not_watching", "this user has no live client");
+    const newer = store.cacheIfNewer(presence, false);
+    if (newer) this.sockets.broadcast({ type: "presence", presence });
+    return ok(newer);
+  }
+
+  /**
+   * The friends who are not offline (unknown ones included while live). From
+   * the cache while live; otherwise (an HTTP-only reader) each friend's object
+   * is asked once, and no lease is taken.
+   */
+  async onlineFriends(): Promise<Presence[]> {
+    const { store } = this.host;
+    if (this.live) return store.cachedAll().filter((p) => isShownOnline(p.status) || p.status === "unknown");
+    const userId = this.host.userId;
+    const online: Presence[] = [];
+    await inChunks(
+      store.friendIds(),
+      FANOUT_CHUNK,
+      (f) => this.host.call(f, (stub) => stub.presenceFor(f, userId)),
+      (friend, result) => {
+        if (result.status === "rejected") online.push(unknown(offlinePresence(friend)));
+        else if (result.value.ok && isShownOnline(result.value.value.status)) online.push(result.value.value);
+      },
+    );
+    return online;
+  }
+}

@@ -17,6 +17,9 @@ import type { Host } from "./host";
 import type { Watchers } from "./watchers";
 
 export class OwnPresence {
+  /** The status text of the offline shape (set by the Matrix part for its users; undefined: none, as before). */
+  offlineText: () => string | null | undefined = () => undefined;
+
   constructor(
     private readonly host: Host,
     private readonly watchers: Watchers,
@@ -72,7 +75,9 @@ export class OwnPresence {
 
   private aggregate(now: number): Aggregate {
     const { store, config } = this.host;
-    return aggregate(this.host.userId, store.devices(), now, config.ttlMs, store.get("last_active_at"));
+    const result = aggregate(this.host.userId, store.devices(), now, config.ttlMs, store.get("last_active_at"));
+    const kept = result.view.status === "offline" ? this.offlineText() : undefined;
+    return kept === undefined ? result : { ...result, view: { ...result.view, statusText: kept } };
   }
 
   /**

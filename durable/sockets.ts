@@ -76,8 +76,12 @@ export class Sockets {
     for (const ws of this.ctx.getWebSockets(deviceId)) this.close(ws, code, reason);
   }
 
+  /** Told of every broadcast (the Matrix part wakes its parked long polls). */
+  onBroadcast: (message: ServerMessage) => void = () => undefined;
+
   /** To every socket that subscribed to friends' presence. */
   broadcast(message: ServerMessage): void {
+    this.onBroadcast(message);
     for (const ws of this.ctx.getWebSockets()) {
       if ((ws.deserializeAttachment() as SocketAttachment | null)?.subscribed) this.send(ws, message);
     }

@@ -27,8 +27,12 @@ import { ok, refuse, type Result } from "../src/presence/result";
 import { deviceKindSchema, FRIENDSHIP_OPS, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
 import { alarmTime, nextDeadline } from "../src/presence/timers";
 import type { DeviceKind, Presence, Transport } from "../src/presence/types";
+import type { MatrixSyncRequest, MatrixSyncResult, RateLimited } from "../src/matrix/backend";
+import type { MatrixPresenceState } from "../src/matrix/mapping";
+import { serverNameOf } from "../src/matrix/routes";
 import { Friendships, type FriendshipChange, type FriendshipRefusalCode } from "./friendships";
 import { createHost, type Host } from "./host";
+import { MATRIX_WAIT_HEADER, MatrixPart } from "./matrix";
 import { Outbox } from "./outbox";
 import { OwnPresence } from "./presence";
 import { Sockets } from "./sockets";
@@ -49,6 +53,7 @@ export class UserPresence extends DurableObject<Env> {
   private readonly watching: Watching;
   private readonly presence: OwnPresence;
   private readonly friendships: Friendships;
+  private readonly matrix: MatrixPart;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -62,6 +67,7 @@ export class UserPresence extends DurableObject<Env> {
     this.watching = new Watching(this.host, this.sockets, this.outbox);
     this.presence = new OwnPresence(this.host, this.watchers);
     this.friendships = new Friendships(this.host, this.sockets, this.outbox, this.watching);
+    this.matrix = new MatrixPart(ctx, this.host, () => serverNameOf(env), this.sockets, this.presence, this.watching, (now) => this.refresh(now));
     // Keep-alive pings are answered by the runtime without waking this object;
     // their timestamps are read back as a sign of life when the alarm runs.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
@@ -85,6 +91,8 @@ export class UserPresence extends DurableObject<Env> {
   // ─── WebSocket lifecycle (Hibernation API) ─────────────────────────────────
 
   override async fetch(request: Request): Promise<Response> {
+    const parkMark = request.headers.get(MATRIX_WAIT_HEADER);
+    if (parkMark !== null) return this.matrix.park(parkMark);
     const userId = request.headers.get("x-presence-user") ?? "";
     this.register(userId);
     const deviceId = request.headers.get("x-presence-device") ?? crypto.randomUUID();
@@ -119,6 +127,7 @@ export class UserPresence extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, frame: string | ArrayBuffer): Promise<void> {
+    if (this.matrix.owns(ws)) return;
     const now = Date.now();
     this.store.touchDevice(this.sockets.attachment(ws).deviceId, now);
     // Parsed first (bounded by the frame limit) so that even a rate_limited error names its request.
@@ -181,12 +190,14 @@ export class UserPresence extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    if (this.matrix.owns(ws)) return this.matrix.released(ws);
     // Reciprocate, or the client sees 1006. 1005/1006 are not sendable codes.
     this.sockets.close(ws, code === 1005 || code === 1006 ? CloseCode.normal : code, reason);
     await this.dropSocket(ws);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
+    if (this.matrix.owns(ws)) return;
     await this.dropSocket(ws);
   }
 
@@ -217,6 +228,7 @@ export class UserPresence extends DurableObject<Env> {
     }
     const { view, hasLiveDevice } = this.presence.outwardView(now);
     this.presence.rememberLastActive(view);
+    this.matrix.afterRefresh(view, now);
     const wasLive = this.watching.live;
     if (hasLiveDevice && !wasLive) await this.watching.start(now);
     await this.presence.publishChanges(view, now);
@@ -352,5 +364,23 @@ export class UserPresence extends DurableObject<Env> {
     }
     await this.scheduleAlarm(now);
     return ok(await this.friends(self));
+  }
+
+  // ─── RPC: the Matrix API (called by the worker; src/matrix/object-backend.ts) ──
+
+  /** GET /presence/{target}/status: self or a friend; null for anyone else. */
+  async matrixPresence(target: string): Promise<Presence | null> {
+    const found = await this.lookup(this.host.userId, target);
+    return found.ok ? found.value : null;
+  }
+
+  /** PUT /presence/{self}/status: the matrix device's status and text. */
+  async matrixSetPresence(state: MatrixPresenceState, statusMsg: string | null): Promise<{ ok: true } | RateLimited> {
+    return this.matrix.setPresence(state, statusMsg, Date.now());
+  }
+
+  /** One evaluation of /sync (a sign of life of the matrix device when `request.signOfLife`). */
+  async matrixSync(request: MatrixSyncRequest): Promise<MatrixSyncResult | RateLimited> {
+    return this.matrix.sync(request, Date.now());
   }
 }

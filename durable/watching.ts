@@ -138,6 +138,27 @@ export class Watching {
   }
 
   /**
+   * Every friend's presence, offline ones included (Matrix /sync): from the
+   * cache while live; otherwise each friend's object is asked once.
+   */
+  async allFriends(): Promise<Presence[]> {
+    const { store } = this.host;
+    if (this.live) return store.cachedAll();
+    const userId = this.host.userId;
+    const all: Presence[] = [];
+    await inChunks(
+      store.friendIds(),
+      FANOUT_CHUNK,
+      (f) => this.host.call(f, (stub) => stub.presenceFor(f, userId)),
+      (friend, result) => {
+        if (result.status === "rejected") all.push(unknown(offlinePresence(friend)));
+        else if (result.value.ok) all.push(result.value.value);
+      },
+    );
+    return all;
+  }
+
+  /**
    * The friends who are not offline (unknown ones included while live). From
    * the cache while live; otherwise (an HTTP-only reader) each friend's object
    * is asked once, and no lease is taken.

@@ -12,6 +12,8 @@ import { offeredProtocols, requireAdmin, requireUser, type AuthVariables } from 
 import { mintToken } from "./dev-token.mjs";
 import type { Env } from "./env";
 import { ApiError, errorBody } from "./errors";
+import { createMatrixApp } from "./matrix/routes";
+import { objectBackend } from "./matrix/object-backend";
 import { inChunks } from "./presence/chunks";
 import { readConfig } from "./presence/config";
 import { PROTOCOL_VERSION } from "./protocol";
@@ -70,6 +72,9 @@ app.post("/dev/token", async (c) => {
   });
   return c.json({ token, userId, expiresIn: 3600 });
 });
+
+// Matrix's client-server API (presence only; docs/MATRIX.md): its own CORS, body limit and error shape.
+app.route("/_matrix/client", createMatrixApp({ backend: objectBackend }));
 
 // The WebSocket route comes before cors(): a 101 response's headers are immutable.
 app.get("/v1/connect", requireUser, async (c) => {

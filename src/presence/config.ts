@@ -23,6 +23,7 @@ export const TUNABLES = {
   maxErrorsPerWindow: { name: "MAX_ERRORS_PER_WINDOW", default: 10, doc: "invalid or rate-limited frames a socket may send within `ABUSE_WINDOW_MS`; one more closes it (1008)" },
   abuseWindowMs: { name: "ABUSE_WINDOW_MS", default: 60_000, doc: "the window of `MAX_ERRORS_PER_WINDOW`" },
   rpcTimeoutMs: { name: "RPC_TIMEOUT_MS", default: 5_000, doc: "longest wait for another user's object (fan-out, watch, outbox); then retried" },
+  matrixMaxSyncTimeoutMs: { name: "MATRIX_MAX_SYNC_TIMEOUT_MS", default: 30_000, doc: "longest Matrix `/sync` long poll (never more than half the TTL; docs/MATRIX.md)" },
   rateBurst: { name: "RATE_BURST", default: 20, doc: "token bucket per socket: burst size; the user's bucket is twice that" },
   ratePerSecond: { name: "RATE_PER_SECOND", default: 5, doc: "token bucket per socket: refill per second; the user's bucket is twice that" },
 } as const satisfies Record<string, { name: string; default: number; doc: string }>;
@@ -34,6 +35,7 @@ export const ACCESS = {
   JWT_ISSUER: { kind: "var", shown: "empty (not checked)", doc: "required `iss` when set" },
   JWT_AUDIENCE: { kind: "var", shown: "empty (not checked)", doc: "required `aud` when set" },
   ADMIN_TOKEN: { kind: "secret", shown: "— (admin API off → 503)", doc: "bearer token for `/v1/admin/*`" },
+  SERVER_NAME: { kind: "var", shown: "empty (`localhost`)", doc: "Matrix server name: users are `@<localpart>:SERVER_NAME` (docs/MATRIX.md)" },
   DEV_MODE: { kind: "local", shown: "unset", doc: "`1` enables `POST /dev/token` for the demo; **never in production**" },
 } as const satisfies Record<string, { kind: SettingKind; shown: string; doc: string }>;
 

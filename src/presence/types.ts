@@ -7,7 +7,8 @@ import type { DeviceKind, DeviceStatus, Position } from "../protocol";
 
 export type { DeviceKind, DeviceStatus, Position, Presence, PublicDevice, PublicStatus } from "../protocol";
 
-export type Transport = "ws" | "http";
+/** `matrix`: the Matrix API's device (its /sync polls are its sign of life). */
+export type Transport = "ws" | "http" | "matrix";
 
 /** One device row as the user's own object stores it. */
 export interface DeviceState {

@@ -34,8 +34,10 @@ export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
  * "don't know" state) and will retry.
  */
 export type PublicStatus = "online" | "away" | "busy" | "offline" | "unknown";
+/** The kinds a client may say it is. */
 export const DEVICE_KINDS = ["desktop", "mobile", "web"] as const;
-export type DeviceKind = (typeof DEVICE_KINDS)[number];
+/** The kinds a friend may see: a client's own, or `matrix` (one device for all of a user's Matrix clients, docs/MATRIX.md). */
+export type DeviceKind = (typeof DEVICE_KINDS)[number] | "matrix";
 
 export interface Position {
   x: number;

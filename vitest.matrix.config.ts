@@ -5,6 +5,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/matrix/**/*.test.ts"],
+    // Against `wrangler dev`: vitest.matrix-wrangler.config.ts.
+    exclude: ["test/matrix/wrangler/**"],
     testTimeout: 30_000,
     // matrix-js-sdk logs every request and sync step to the console; keep test output readable.
     onConsoleLog: (log) =>

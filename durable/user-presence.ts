@@ -67,7 +67,15 @@ export class UserPresence extends DurableObject<Env> {
     this.watching = new Watching(this.host, this.sockets, this.outbox);
     this.presence = new OwnPresence(this.host, this.watchers);
     this.friendships = new Friendships(this.host, this.sockets, this.outbox, this.watching);
-    this.matrix = new MatrixPart(ctx, this.host, () => serverNameOf(env), this.sockets, this.presence, this.watching, (now) => this.refresh(now));
+    this.matrix = new MatrixPart(
+      ctx,
+      this.host,
+      () => serverNameOf(env),
+      this.sockets,
+      this.presence,
+      this.watching,
+      (now) => this.refresh(now),
+    );
     // Keep-alive pings are answered by the runtime without waking this object;
     // their timestamps are read back as a sign of life when the alarm runs.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
@@ -228,10 +236,10 @@ export class UserPresence extends DurableObject<Env> {
     }
     const { view, hasLiveDevice } = this.presence.outwardView(now);
     this.presence.rememberLastActive(view);
-    this.matrix.afterRefresh(view, now);
     const wasLive = this.watching.live;
     if (hasLiveDevice && !wasLive) await this.watching.start(now);
     await this.presence.publishChanges(view, now);
+    this.matrix.afterRefresh(view, now);
     if (!hasLiveDevice && wasLive) await this.watching.stop();
     if (hasLiveDevice) await this.watching.renewIfDue(now);
     await this.outbox.deliver(now);
@@ -370,17 +378,20 @@ export class UserPresence extends DurableObject<Env> {
 
   /** GET /presence/{target}/status: self or a friend; null for anyone else. */
   async matrixPresence(target: string): Promise<Presence | null> {
+    this.register(this.ctx.id.name ?? "");
     const found = await this.lookup(this.host.userId, target);
     return found.ok ? found.value : null;
   }
 
   /** PUT /presence/{self}/status: the matrix device's status and text. */
   async matrixSetPresence(state: MatrixPresenceState, statusMsg: string | null): Promise<{ ok: true } | RateLimited> {
+    this.register(this.ctx.id.name ?? "");
     return this.matrix.setPresence(state, statusMsg, Date.now());
   }
 
   /** One evaluation of /sync (a sign of life of the matrix device when `request.signOfLife`). */
   async matrixSync(request: MatrixSyncRequest): Promise<MatrixSyncResult | RateLimited> {
+    this.register(this.ctx.id.name ?? "");
     return this.matrix.sync(request, Date.now());
   }
 }

@@ -1,5 +1,5 @@
 import { defineConfig } from "vitest/config";
-import matrix from "./vitest.matrix.config";
+import matrix from "./vitest.matrix.config.ts";
 
 // The Matrix suites against `wrangler dev` (test/matrix/wrangler): each file starts its own server.
 export default defineConfig({

@@ -1,5 +1,5 @@
 import { defineConfig } from "vitest/config";
-import matrix from "./vitest.matrix.config.ts";
+import matrix from "./vitest.matrix.config";
 
 // The Matrix suites against `wrangler dev` (test/matrix/wrangler): each file starts its own server.
 export default defineConfig({

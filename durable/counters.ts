@@ -7,4 +7,8 @@
  */
 export const objectCounters = {
   instancesCreated: 0,
+  /** Matrix (durable/matrix.ts): /sync evaluations, long polls parked, and events on parked polls' sockets (close/error/message). */
+  matrixSyncs: 0,
+  matrixParks: 0,
+  matrixWaitEvents: 0,
 };

@@ -16,6 +16,7 @@ import { MATRIX_DEVICE_ID, type MatrixSyncRequest, type MatrixSyncResult, type R
 import { deviceStatusFor, matrixView, type MatrixPresenceState } from "../src/matrix/mapping";
 import { computeSync, type FriendEntry } from "../src/matrix/sync";
 import type { Presence } from "../src/presence/types";
+import { objectCounters } from "./counters";
 import type { Host } from "./host";
 import type { OwnPresence } from "./presence";
 import type { Sockets } from "./sockets";
@@ -182,6 +183,7 @@ export class MatrixPart {
   }
 
   async sync(request: MatrixSyncRequest, now: number): Promise<MatrixSyncResult | RateLimited> {
+    objectCounters.matrixSyncs++;
     this.enable();
     if (request.signOfLife) {
       if (!this.sockets.admitUser(now)) return this.rateLimited();
@@ -222,14 +224,18 @@ export class MatrixPart {
 
   /** The worker parks a poll: answered at once (204) if something changed since `mark`, else a hibernatable socket woken on the next change. */
   park(mark: string): Response {
+    objectCounters.matrixParks++;
     if (mark !== this.mark()) return new Response(null, { status: 204 });
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [WAIT_TAG]);
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /** Whether `ws` is a parked poll (counted: every event on one is a billed wake of this object). */
   owns(ws: WebSocket): boolean {
-    return this.ctx.getTags(ws).includes(WAIT_TAG);
+    const owned = this.ctx.getTags(ws).includes(WAIT_TAG);
+    if (owned) objectCounters.matrixWaitEvents++;
+    return owned;
   }
 
   /** The worker let go of a parked poll (its timeout, or the client left). */

@@ -12,6 +12,7 @@ import { offeredProtocols, requireAdmin, requireUser, type AuthVariables } from 
 import { mintToken } from "./dev-token.mjs";
 import type { Env } from "./env";
 import { ApiError, errorBody } from "./errors";
+import { objectCounters } from "../durable/counters";
 import { createMatrixApp } from "./matrix/routes";
 import { objectBackend } from "./matrix/object-backend";
 import { inChunks } from "./presence/chunks";
@@ -75,6 +76,12 @@ app.post("/dev/token", async (c) => {
 
 // Matrix's client-server API (presence only; docs/MATRIX.md): its own CORS, body limit and error shape.
 app.route("/_matrix/client", createMatrixApp({ backend: objectBackend }));
+
+// Dev mode only: what this isolate's objects did (the benchmarks read the Matrix counters; wrangler dev runs objects in the worker's isolate).
+app.get("/dev/counters", (c) => {
+  if (c.env.DEV_MODE !== "1") throw new ApiError(404, "not_found", "no such route");
+  return c.json(objectCounters);
+});
 
 // The WebSocket route comes before cors(): a 101 response's headers are immutable.
 app.get("/v1/connect", requireUser, async (c) => {

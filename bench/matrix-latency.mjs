@@ -80,7 +80,6 @@ try {
   const syncArrivals = [];
   let stopSync = false;
   let since;
-  let polls = 0;
   const syncLoop = (async () => {
     while (!stopSync) {
       const url = new URL(`${server.url}/_matrix/client/v3/sync`);
@@ -88,7 +87,6 @@ try {
       if (since) url.searchParams.set("since", since);
       const res = await fetch(url, { headers: { Authorization: `Bearer ${aliceToken}` } });
       const body = await res.json();
-      polls++;
       const at = performance.now();
       for (const e of body.presence?.events ?? []) if (e.sender === mx(bob)) syncArrivals.push({ at, content: e.content });
       since = body.next_batch;

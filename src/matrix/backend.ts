@@ -1,8 +1,9 @@
 /**
- * What the Matrix routes need from the presence service: exactly the calls
- * the user's Durable Object will provide as RPC methods (phase 2), and that a
- * test's memory backend provides now. Every call names the caller (`self`,
- * the verified user id) first, like the object's other RPC methods.
+ * What the Matrix routes need from the presence service: the calls the
+ * user's Durable Object provides as RPC methods (src/matrix/object-backend.ts
+ * → durable/matrix.ts), and that a test's memory backend provides too. Every
+ * call names the caller (`self`, the verified user id) first: it picks the
+ * caller's own object.
  *
  * The `matrix` device: each user has one device of kind `matrix` (id
  * MATRIX_DEVICE_ID) for all their Matrix clients. A /sync with

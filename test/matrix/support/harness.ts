@@ -2,10 +2,11 @@
  * A Matrix server for the tests to talk to, behind one small interface so the
  * same tests can run against either target:
  *
- *   - `memory` (phase 1, now): the real Hono sub-app (src/matrix/routes.ts)
- *     served by Node over the in-memory backend (support/memory-backend.ts);
- *   - `wrangler` (phase 2): `wrangler dev` with the UserPresence object as the
- *     backend; `befriend` becomes the admin API, `heartbeat` POST /v1/heartbeat.
+ *   - `memory`: the real Hono sub-app (src/matrix/routes.ts) served by Node
+ *     over the in-memory backend (support/memory-backend.ts);
+ *   - `wrangler` (support/wrangler-harness.ts): `wrangler dev` with the
+ *     UserPresence object as the backend; `befriend` is the admin API,
+ *     `heartbeat` a WebSocket device's PositionHeartbeat.
  *
  * Tests use fresh user names (`fresh()`), so they never depend on each other.
  */

@@ -3,8 +3,8 @@
  * aggregated by src/presence/aggregate.ts, a per-user `seq` bumped only on a
  * change friends can see (classifyChange), a TTL after each device's last
  * sign of life, and /sync computed by src/matrix/sync.ts. It stands in for
- * the UserPresence Durable Object until phase 2 gives the object the same
- * calls; what it does not model: watch leases, the friend cache, the outbox,
+ * the UserPresence Durable Object (durable/matrix.ts) in the quick suites;
+ * what it does not model: watch leases, the friend cache, the outbox,
  * hiding, location privacy.
  *
  * `MemoryState` is the durable part (what SQLite holds): a new

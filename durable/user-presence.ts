@@ -27,6 +27,8 @@ import { ok, refuse, type Result } from "../src/presence/result";
 import { deviceKindSchema, FRIENDSHIP_OPS, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
 import { alarmTime, nextDeadline } from "../src/presence/timers";
 import type { DeviceKind, Presence, Transport } from "../src/presence/types";
+import { DCL_OBJECT_PATH } from "../src/dcl/worker";
+import { DclSockets } from "./dcl";
 import { Friendships, type FriendshipChange, type FriendshipRefusalCode } from "./friendships";
 import { createHost, type Host } from "./host";
 import { Outbox } from "./outbox";
@@ -49,6 +51,7 @@ export class UserPresence extends DurableObject<Env> {
   private readonly watching: Watching;
   private readonly presence: OwnPresence;
   private readonly friendships: Friendships;
+  private readonly dcl: DclSockets;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -62,6 +65,13 @@ export class UserPresence extends DurableObject<Env> {
     this.watching = new Watching(this.host, this.sockets, this.outbox);
     this.presence = new OwnPresence(this.host, this.watchers);
     this.friendships = new Friendships(this.host, this.sockets, this.outbox, this.watching);
+    this.dcl = new DclSockets(ctx, this.host, this.sockets, this.presence, {
+      friendList: () => this.friends(this.host.userId),
+      onlineFriends: () => this.watching.onlineFriends(),
+      mutualFriends: (other) => this.host.call(other, (stub) => stub.friendsAmong(this.host.userId, this.store.friendIds())),
+      friendship: (other, op, text) => this.friendship(this.host.userId, other, op, text),
+      refresh: (now) => this.refresh(now),
+    });
     // Keep-alive pings are answered by the runtime without waking this object;
     // their timestamps are read back as a sign of life when the alarm runs.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
@@ -87,6 +97,7 @@ export class UserPresence extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const userId = request.headers.get("x-presence-user") ?? "";
     this.register(userId);
+    if (new URL(request.url).pathname === DCL_OBJECT_PATH) return this.dcl.accept(request, Date.now());
     const deviceId = request.headers.get("x-presence-device") ?? crypto.randomUUID();
     const protocol = request.headers.get("x-presence-protocol");
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
@@ -120,6 +131,7 @@ export class UserPresence extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, frame: string | ArrayBuffer): Promise<void> {
     const now = Date.now();
+    if (this.dcl.owns(ws)) return this.dcl.message(ws, frame, now);
     this.store.touchDevice(this.sockets.attachment(ws).deviceId, now);
     // Parsed first (bounded by the frame limit) so that even a rate_limited error names its request.
     const parsed = parseClientFrame(frame, this.config.maxFrameBytes);
@@ -212,6 +224,7 @@ export class UserPresence extends DurableObject<Env> {
    */
   private async refresh(now: number): Promise<void> {
     for (const { deviceId, at } of this.sockets.pings()) this.store.touchDevice(deviceId, at);
+    this.dcl.probe(now);
     for (const deviceId of this.presence.expireSilentDevices(now)) {
       this.sockets.closeDevice(deviceId, CloseCode.presenceExpired, "no sign of life within the TTL");
     }
@@ -228,7 +241,7 @@ export class UserPresence extends DurableObject<Env> {
 
   /** One physical alarm: the earliest wake-up any part asks for. */
   private async scheduleAlarm(now: number): Promise<void> {
-    const deadline = nextDeadline([...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp()]);
+    const deadline = nextDeadline([...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp()]);
     if (deadline === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(alarmTime(deadline, now));
   }
@@ -281,6 +294,12 @@ export class UserPresence extends DurableObject<Env> {
   async receiveEdge(self: string, from: string, message: EdgeMessage, text: string | null = null): Promise<EdgeReply> {
     this.identify(self);
     return this.friendships.receive(from, message, text);
+  }
+
+  /** GetMutualFriends of a Decentraland client: which of `candidates` are this user's friends (none for a user this one blocked). */
+  async friendsAmong(requester: string, candidates: string[]): Promise<string[]> {
+    if (this.store.get("registered") !== true || this.store.edge(requester).mine === "blocked") return [];
+    return candidates.slice(0, this.config.maxFriends).filter((c) => this.store.isFriend(c));
   }
 
   // ─── RPC: called by the worker ─────────────────────────────────────────────

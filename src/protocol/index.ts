@@ -34,7 +34,7 @@ export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
  * "don't know" state) and will retry.
  */
 export type PublicStatus = "online" | "away" | "busy" | "offline" | "unknown";
-export const DEVICE_KINDS = ["desktop", "mobile", "web"] as const;
+export const DEVICE_KINDS = ["desktop", "mobile", "web", "dcl"] as const;
 export type DeviceKind = (typeof DEVICE_KINDS)[number];
 
 export interface Position {

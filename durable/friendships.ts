@@ -69,7 +69,7 @@ export class Friendships {
     outbox.handle("edge", async (row) => {
       const target = row.target;
       const { text, announce, ...message } = JSON.parse(row.payload) as EdgePayload;
-      const reply = await this.host.stub(target).receiveEdge(target, this.host.userId, message, text);
+      const reply = await this.host.stub(target).receiveEdge(this.host.userId, message, text);
       this.lastReplies.set(target, reply);
       await this.applyEdge(target, onReply(this.host.store.edge(target), message, reply), "reply", null);
       if (announce && reply === "ok") await this.watching.watchNewFriend(target, Date.now());

@@ -29,14 +29,22 @@ export interface Host {
   call<R>(userId: string, call: (stub: UserStub) => R): Promise<Awaited<R>>;
 }
 
-export function createHost(store: UserStore, config: PresenceConfig, users: DurableObjectNamespace<UserPresence>): Host {
+/**
+ * Whose object this is: the name it was addressed by (`USER.getByName(userId)`),
+ * which the runtime gives every entry point, alarms included. The one check
+ * that it is there: an object reached by an unnamed id is a programming error.
+ */
+export function userIdOf(id: DurableObjectId): string {
+  if (!id.name) throw new Error("UserPresence objects are addressed by user id (USER.getByName)");
+  return id.name;
+}
+
+export function createHost(id: DurableObjectId, store: UserStore, config: PresenceConfig, users: DurableObjectNamespace<UserPresence>): Host {
   return {
     store,
     config,
     get userId() {
-      const id = store.get("user_id");
-      if (id === null) throw new Error("object has no user yet");
-      return id;
+      return userIdOf(id);
     },
     stub: (userId) => users.getByName(userId),
     call: (userId, call) => withTimeout(Promise.resolve(call(users.getByName(userId))), config.rpcTimeoutMs),

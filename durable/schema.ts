@@ -49,8 +49,6 @@ export interface EdgeRow {
 
 /** Every single value a user's object keeps (the meta table), with its type. Absent is `null`. */
 export interface Meta {
-  /** Whose object this is: recorded by the first call (alarms have no caller). */
-  user_id: string;
   /** The user has used the service (a call from the worker): friend requests to them are accepted. */
   registered: true;
   /** The user has a live device: this object watches their friends. */
@@ -73,7 +71,6 @@ export type MetaKey = keyof Meta;
 
 /** Stored as text: flags as "1", numbers in decimal, presences as JSON. */
 export const DECODE: { [K in MetaKey]: (raw: string) => Meta[K] } = {
-  user_id: (raw) => raw,
   registered: () => true,
   live: () => true,
   seq: Number,

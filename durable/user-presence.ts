@@ -58,7 +58,7 @@ export class UserPresence extends DurableObject<Env> {
     objectCounters.instancesCreated++;
     this.store = new UserStore(ctx.storage);
     this.config = readConfig(env);
-    this.host = createHost(this.store, this.config, env.USER);
+    this.host = createHost(ctx.id, this.store, this.config, env.USER);
     this.sockets = new Sockets(ctx, this.config);
     this.outbox = new Outbox(this.host);
     this.watchers = new Watchers(this.host, this.outbox);
@@ -66,10 +66,10 @@ export class UserPresence extends DurableObject<Env> {
     this.presence = new OwnPresence(this.host, this.watchers);
     this.friendships = new Friendships(this.host, this.sockets, this.outbox, this.watching);
     this.dcl = new DclSockets(ctx, this.host, this.sockets, this.presence, {
-      friendList: () => this.friends(this.host.userId),
+      friendList: () => this.friends(),
       onlineFriends: () => this.watching.onlineFriends(),
       mutualFriends: (other) => this.host.call(other, (stub) => stub.friendsAmong(this.host.userId, this.store.friendIds())),
-      friendship: (other, op, text) => this.friendship(this.host.userId, other, op, text),
+      friendship: (other, op, text) => this.friendship(other, op, text),
       refresh: (now) => this.refresh(now),
     });
     // Keep-alive pings are answered by the runtime without waking this object;
@@ -79,24 +79,19 @@ export class UserPresence extends DurableObject<Env> {
 
   // ─── identity ──────────────────────────────────────────────────────────────
 
-  /** Every entry point names the user; the first one records it (alarms have no caller). */
-  private identify(userId: string): void {
-    const known = this.store.get("user_id");
-    if (known === null) this.store.set("user_id", userId);
-    else if (known !== userId) throw new Error(`object of ${known} addressed as ${userId}`);
-  }
+  // Whose object this is comes from the runtime (`ctx.id.name`, see host.ts), in
+  // every entry point, alarms included: no caller passes it.
 
   /** Called from worker-facing entry points: the user has used the service, so requests to them are accepted. */
-  private register(userId: string): void {
-    this.identify(userId);
-    this.store.set("registered", true);
+  private register(): void {
+    if (!this.store.get("registered")) this.store.set("registered", true);
   }
 
   // ─── WebSocket lifecycle (Hibernation API) ─────────────────────────────────
 
   override async fetch(request: Request): Promise<Response> {
-    const userId = request.headers.get("x-presence-user") ?? "";
-    this.register(userId);
+    const userId = this.host.userId;
+    this.register();
     if (new URL(request.url).pathname === DCL_OBJECT_PATH) return this.dcl.accept(request, Date.now());
     const deviceId = request.headers.get("x-presence-device") ?? crypto.randomUUID();
     const protocol = request.headers.get("x-presence-protocol");
@@ -150,7 +145,6 @@ export class UserPresence extends DurableObject<Env> {
 
   /** One valid client message: the same operations as the HTTP API, answered on the socket. */
   private async handle(ws: WebSocket, message: ClientMessage, now: number): Promise<void> {
-    const userId = this.host.userId;
     const reply = this.sockets.send.bind(this.sockets, ws);
     switch (message.type) {
       case "PositionHeartbeat": {
@@ -167,7 +161,7 @@ export class UserPresence extends DurableObject<Env> {
         this.sockets.setSubscribed(ws, false);
         return reply({ type: "unsubscribed", id: message.id });
       case "GetPresence": {
-        const found = await this.lookup(userId, message.userId);
+        const found = await this.lookup(message.userId);
         return reply(found.ok ? { type: "presence_result", id: message.id, presence: found.value } : errorFrame(found.code, found.message, message.id));
       }
       case "SendFriendRequest":
@@ -178,15 +172,15 @@ export class UserPresence extends DurableObject<Env> {
       case "BlockUser":
       case "UnblockUser": {
         const text = message.type === "SendFriendRequest" ? (message.message ?? null) : null;
-        const result = await this.friendship(userId, message.userId, FRIENDSHIP_OPS[message.type], text);
+        const result = await this.friendship(message.userId, FRIENDSHIP_OPS[message.type], text);
         return reply(result.ok ? { type: "friendship", id: message.id, ...result.value } : errorFrame(result.code, result.message, message.id));
       }
       case "ListFriends":
-        return reply({ type: "friends_list", id: message.id, ...(await this.friends(userId)) });
+        return reply({ type: "friends_list", id: message.id, ...(await this.friends()) });
       case "SetPrivacy":
       case "HidePresence": {
         const change = message.type === "SetPrivacy" ? { shareLocation: message.shareLocation } : { hide: { userId: message.userId, hidden: message.hidden } };
-        const list = await this.setPrivacy(userId, change);
+        const list = await this.setPrivacy(change);
         return reply(list.ok ? { type: "friends_list", id: message.id, ...list.value } : errorFrame(list.code, list.message, message.id));
       }
     }
@@ -247,7 +241,6 @@ export class UserPresence extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    if (this.store.get("user_id") === null) return;
     await this.refresh(Date.now());
   }
 
@@ -262,8 +255,7 @@ export class UserPresence extends DurableObject<Env> {
   // ─── RPC: called by friends' objects ───────────────────────────────────────
 
   /** A friend with a live client takes (or renews) a lease on this user, and gets this user's presence. */
-  async watch(self: string, watcher: string, leaseMs: number): Promise<Result<Presence, "not_friends">> {
-    this.identify(self);
+  async watch(watcher: string, leaseMs: number): Promise<Result<Presence, "not_friends">> {
     const granted = this.watchers.grant(watcher, leaseMs, Date.now());
     if (!granted.ok) return granted;
     // A friend this live user does not know the presence of yet: the friendship is new, watch back.
@@ -271,28 +263,24 @@ export class UserPresence extends DurableObject<Env> {
     return ok(this.watchers.viewFor(watcher, await this.publishedNow()));
   }
 
-  async unwatch(self: string, watcher: string): Promise<void> {
-    this.identify(self);
+  async unwatch(watcher: string): Promise<void> {
     this.watchers.release(watcher);
   }
 
   /** A friend's object pushes its presence; refused: the sender drops this user's lease. */
-  async receivePresence(self: string, from: string, presence: Presence): Promise<Result<boolean, "not_friends" | "not_watching">> {
-    this.identify(self);
+  async receivePresence(from: string, presence: Presence): Promise<Result<boolean, "not_friends" | "not_watching">> {
     return this.watching.receive(from, presence);
   }
 
   /** This user's presence as `requester` may see it: themself, or a friend (never leaks to anyone else). */
-  async presenceFor(self: string, requester: string): Promise<Result<Presence, "not_friends">> {
-    this.identify(self);
-    if (requester === self) return ok(this.presence.selfView(Date.now()));
+  async presenceFor(requester: string): Promise<Result<Presence, "not_friends">> {
+    if (requester === this.host.userId) return ok(this.presence.selfView(Date.now()));
     if (!this.store.isFriend(requester)) return refuse("not_friends", NOT_FOUND);
     return ok(this.watchers.viewFor(requester, await this.publishedNow()));
   }
 
   /** A change of intent from `from`'s object. Idempotent (duplicates are ignored by version). */
-  async receiveEdge(self: string, from: string, message: EdgeMessage, text: string | null = null): Promise<EdgeReply> {
-    this.identify(self);
+  async receiveEdge(from: string, message: EdgeMessage, text: string | null = null): Promise<EdgeReply> {
     return this.friendships.receive(from, message, text);
   }
 
@@ -305,16 +293,16 @@ export class UserPresence extends DurableObject<Env> {
   // ─── RPC: called by the worker ─────────────────────────────────────────────
 
   /** `GET /v1/presence/:userId` and `GetPresence`: self, or a friend's presence from their object; anyone else is not found. */
-  async lookup(self: string, target: string): Promise<Result<Presence, "not_found">> {
-    this.register(self);
-    if (target === self) return ok(this.presence.selfView(Date.now()));
+  async lookup(target: string): Promise<Result<Presence, "not_found">> {
+    this.register();
+    if (target === this.host.userId) return ok(this.presence.selfView(Date.now()));
     if (!this.store.isFriend(target)) return refuse("not_found", NOT_FOUND);
-    const seen = await this.host.stub(target).presenceFor(target, self);
+    const seen = await this.host.stub(target).presenceFor(this.host.userId);
     return seen.ok ? ok(seen.value) : refuse("not_found", NOT_FOUND);
   }
 
-  async httpHeartbeat(self: string, deviceId: string, kind: DeviceKind, body: HeartbeatBody): Promise<Result<Presence, "rate_limited" | "too_many_devices">> {
-    this.register(self);
+  async httpHeartbeat(deviceId: string, kind: DeviceKind, body: HeartbeatBody): Promise<Result<Presence, "rate_limited" | "too_many_devices">> {
+    this.register();
     const now = Date.now();
     if (!this.sockets.admitUser(now)) return refuse("rate_limited", `at most ${this.config.ratePerSecond * 2} requests per second per user`);
     const refusal = this.presence.deviceLimit(deviceId, now);
@@ -322,8 +310,8 @@ export class UserPresence extends DurableObject<Env> {
     return ok(await this.heartbeat(deviceId, kind, "http", body, now));
   }
 
-  async onlineFriends(self: string): Promise<Presence[]> {
-    this.register(self);
+  async onlineFriends(): Promise<Presence[]> {
+    this.register();
     return this.watching.onlineFriends();
   }
 
@@ -333,8 +321,8 @@ export class UserPresence extends DurableObject<Env> {
    * outbox (delivered now, retried by the alarm until acknowledged) and its
    * reply is folded back in.
    */
-  async friendship(self: string, other: string, op: LocalOp, text?: string | null): Promise<Result<FriendshipChange, FriendshipRefusalCode>> {
-    this.register(self);
+  async friendship(other: string, op: LocalOp, text?: string | null): Promise<Result<FriendshipChange, FriendshipRefusalCode>> {
+    this.register();
     const planned = this.friendships.plan(other, op);
     if (!planned.ok) return planned;
     const now = Date.now();
@@ -344,22 +332,22 @@ export class UserPresence extends DurableObject<Env> {
   }
 
   /** Admin: make each pair friends (or not) through the same path as users' own operations. */
-  async setFriendships(self: string, others: string[], state: "friends" | "removed"): Promise<Result<{ pending: string[] }, "friend_limit">> {
-    this.register(self);
+  async setFriendships(others: string[], state: "friends" | "removed"): Promise<Result<{ pending: string[] }, "friend_limit">> {
+    this.register();
     const now = Date.now();
     const result = await this.friendships.setAll(others, state, now);
     if (result.ok) await this.scheduleAlarm(now);
     return result;
   }
 
-  async friends(self: string): Promise<FriendList> {
-    this.register(self);
+  async friends(): Promise<FriendList> {
+    this.register();
     return { ...this.friendships.list(), shareLocation: this.presence.shareLocation };
   }
 
   /** Privacy: share realm/position with all friends or none; hide presence from single friends. */
-  async setPrivacy(self: string, change: { shareLocation?: "all" | "none"; hide?: { userId: string; hidden: boolean } }): Promise<Result<FriendList, "not_found">> {
-    this.register(self);
+  async setPrivacy(change: { shareLocation?: "all" | "none"; hide?: { userId: string; hidden: boolean } }): Promise<Result<FriendList, "not_found">> {
+    this.register();
     const now = Date.now();
     if (change.hide) {
       if (!this.store.isFriend(change.hide.userId)) return refuse("not_found", NOT_FOUND);
@@ -370,6 +358,6 @@ export class UserPresence extends DurableObject<Env> {
       await this.refresh(now);
     }
     await this.scheduleAlarm(now);
-    return ok(await this.friends(self));
+    return ok(await this.friends());
   }
 }

@@ -24,7 +24,7 @@ export class Watchers {
     outbox.handle("presence", async ({ target }) => {
       const { store } = this.host;
       if (!store.isFriend(target)) return;
-      const pushed = await this.host.stub(target).receivePresence(target, this.host.userId, this.viewFor(target, store.published(this.host.userId)));
+      const pushed = await this.host.stub(target).receivePresence(this.host.userId, this.viewFor(target, store.published(this.host.userId)));
       if (!pushed.ok) store.removeWatcher(target);
     });
   }
@@ -59,7 +59,7 @@ export class Watchers {
       await inChunks(
         store.fanOutTargets(now, only),
         FANOUT_CHUNK,
-        (w) => this.host.call(w, (stub) => stub.receivePresence(w, from, this.viewFor(w, presence))),
+        (w) => this.host.call(w, (stub) => stub.receivePresence(from, this.viewFor(w, presence))),
         (watcher, result) => {
           if (result.status === "rejected") this.outbox.retry("presence", watcher, now);
           else if (!result.value.ok) store.removeWatcher(watcher);

@@ -29,7 +29,7 @@ export class Watching {
     outbox.handle("watch", async ({ target }) => {
       const { store } = this.host;
       if (!this.live || !store.isFriend(target)) return;
-      const watched = await this.host.stub(target).watch(target, this.host.userId, this.host.config.watchLeaseMs);
+      const watched = await this.host.stub(target).watch(this.host.userId, this.host.config.watchLeaseMs);
       if (!watched.ok) store.uncache(target);
       else if (store.cacheIfNewer(watched.value, true)) this.sockets.broadcast({ type: "presence", presence: watched.value });
     });
@@ -68,7 +68,7 @@ export class Watching {
     await inChunks(
       friends,
       FANOUT_CHUNK,
-      (f) => this.host.call(f, (stub) => stub.watch(f, userId, config.watchLeaseMs)),
+      (f) => this.host.call(f, (stub) => stub.watch(userId, config.watchLeaseMs)),
       (friend, result) => {
         if (result.status === "fulfilled" && result.value.ok) {
           if (store.cacheIfNewer(result.value.value, false)) this.sockets.broadcast({ type: "presence", presence: result.value.value });
@@ -91,7 +91,7 @@ export class Watching {
     store.uncache();
     store.dropQueued(["watch"]);
     // Best effort: a lease that is not released expires, and the next push is refused anyway.
-    await inChunks(friends, FANOUT_CHUNK, (f) => this.host.stub(f).unwatch(f, userId));
+    await inChunks(friends, FANOUT_CHUNK, (f) => this.host.stub(f).unwatch(userId));
   }
 
   /**
@@ -107,7 +107,7 @@ export class Watching {
     try {
       let presence: Presence;
       try {
-        const watched = await this.host.call(other, (stub) => stub.watch(other, this.host.userId, config.watchLeaseMs));
+        const watched = await this.host.call(other, (stub) => stub.watch(this.host.userId, config.watchLeaseMs));
         // Refused: the other side has not recorded the friendship yet; its first watch of this user brings us back here.
         if (!watched.ok) return;
         presence = watched.value;
@@ -150,7 +150,7 @@ export class Watching {
     await inChunks(
       store.friendIds(),
       FANOUT_CHUNK,
-      (f) => this.host.call(f, (stub) => stub.presenceFor(f, userId)),
+      (f) => this.host.call(f, (stub) => stub.presenceFor(userId)),
       (friend, result) => {
         if (result.status === "rejected") online.push(unknown(offlinePresence(friend)));
         else if (result.value.ok && isShownOnline(result.value.value.status)) online.push(result.value.value);

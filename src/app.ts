@@ -82,7 +82,6 @@ app.get("/v1/connect", requireUser, async (c) => {
   // Browsers fail the handshake unless one offered protocol is echoed.
   const protocol = offered.includes(PROTOCOL_VERSION) ? PROTOCOL_VERSION : offered[0];
   const headers = new Headers(c.req.raw.headers);
-  headers.set("x-presence-user", c.var.userId);
   headers.set("x-presence-device", deviceId ?? crypto.randomUUID());
   headers.set("x-presence-kind", kind);
   if (protocol) headers.set("x-presence-protocol", protocol);
@@ -107,18 +106,18 @@ app.post("/v1/heartbeat", requireUser, async (c) => {
   const query = new URL(c.req.url).searchParams;
   const { deviceId, kind } = device(query);
   const body = parse(heartbeatBody, raw);
-  const result = await c.env.USER.getByName(c.var.userId).httpHeartbeat(c.var.userId, deviceId ?? "http", kind, body);
+  const result = await c.env.USER.getByName(c.var.userId).httpHeartbeat(deviceId ?? "http", kind, body);
   if (!result.ok) throw new ApiError(429, result.code, result.message);
   return c.json({ presence: result.value });
 });
 
 app.get("/v1/friends/online", requireUser, async (c) => {
-  const friends = await c.env.USER.getByName(c.var.userId).onlineFriends(c.var.userId);
+  const friends = await c.env.USER.getByName(c.var.userId).onlineFriends();
   return c.json({ friends });
 });
 
 app.get("/v1/friends", requireUser, async (c) => {
-  return c.json(await c.env.USER.getByName(c.var.userId).friends(c.var.userId));
+  return c.json(await c.env.USER.getByName(c.var.userId).friends());
 });
 
 // ─── friendship lifecycle (docs/FRIENDSHIPS.md) ─────────────────────────────
@@ -137,7 +136,7 @@ const FRIENDSHIP_STATUS: Record<string, ContentfulStatusCode> = {
 
 async function friendship(c: Context<App>, other: string, op: LocalOp, text?: string | null) {
   const target = parse(userIdSchema, other);
-  const result = await c.env.USER.getByName(c.var.userId).friendship(c.var.userId, target, op, text);
+  const result = await c.env.USER.getByName(c.var.userId).friendship(target, op, text);
   if (!result.ok) throw new ApiError(FRIENDSHIP_STATUS[result.code] ?? 409, result.code, result.message);
   const { userId, state, pending } = result.value;
   return c.json({ userId, state, pending }, pending ? 202 : 200);
@@ -156,14 +155,14 @@ app.delete("/v1/blocks/:userId", requireUser, (c) => friendship(c, c.req.param("
 
 app.put("/v1/privacy", requireUser, async (c) => {
   const { shareLocation } = parse(z.object({ shareLocation: shareLocationSchema }), await jsonBody(c.req.raw));
-  const list = await c.env.USER.getByName(c.var.userId).setPrivacy(c.var.userId, { shareLocation });
+  const list = await c.env.USER.getByName(c.var.userId).setPrivacy({ shareLocation });
   if (!list.ok) throw new ApiError(404, list.code, list.message);
   return c.json(list.value);
 });
 app.put("/v1/friends/:userId/privacy", requireUser, async (c) => {
   const userId = parse(userIdSchema, c.req.param("userId"));
   const { hidden } = parse(z.object({ hidden: z.boolean() }), await jsonBody(c.req.raw));
-  const list = await c.env.USER.getByName(c.var.userId).setPrivacy(c.var.userId, { hide: { userId, hidden } });
+  const list = await c.env.USER.getByName(c.var.userId).setPrivacy({ hide: { userId, hidden } });
   if (!list.ok) throw new ApiError(404, list.code, list.message);
   return c.json(list.value);
 });
@@ -172,7 +171,7 @@ app.get("/v1/presence/:userId", requireUser, async (c) => {
   const target = userIdSchema.safeParse(c.req.param("userId"));
   // Anyone who is not you or your friend is indistinguishable from nobody.
   if (!target.success) throw new ApiError(404, "not_found", "no such user among your friends");
-  const found = await c.env.USER.getByName(c.var.userId).lookup(c.var.userId, target.data);
+  const found = await c.env.USER.getByName(c.var.userId).lookup(target.data);
   if (!found.ok) throw new ApiError(404, found.code, found.message);
   return c.json({ presence: found.value });
 });
@@ -190,7 +189,7 @@ async function setFriendships(env: Env, pairs: { a: string; b: string }[], state
   await inChunks(
     [...byUser.keys()],
     ADMIN_CHUNK,
-    (a) => env.USER.getByName(a).setFriendships(a, byUser.get(a)!, state),
+    (a) => env.USER.getByName(a).setFriendships(byUser.get(a)!, state),
     (a, settled) => {
       // An object that failed (not refused): the whole request fails, and is safe to retry.
       if (settled.status === "rejected") throw settled.reason;

@@ -78,7 +78,7 @@ export async function dclUpgrade(request: Request, env: Env): Promise<Response> 
     connecting = true;
     try {
       const response = await env.USER.getByName(address).fetch(`https://presence${DCL_OBJECT_PATH}`, {
-        headers: { Upgrade: "websocket", "x-presence-user": address },
+        headers: { Upgrade: "websocket" },
       });
       const ws = response.webSocket;
       if (response.status !== 101 || !ws) {

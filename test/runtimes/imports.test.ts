@@ -102,15 +102,16 @@ function typeErrorsWithoutHostTypes(files: string[]): string[] {
 }
 
 describe("imports", () => {
-  it("src/presence (rules, schemas, friendship state machine) imports zod and nothing else", async () => {
+  it("src/presence (rules, schemas, friendship state machine) imports zod and the wire types (src/protocol), nothing else", async () => {
     const { files, packages } = await graph(sources("src/presence"));
-    expect(files.filter((f) => !f.startsWith("src/presence/"))).toEqual(["node_modules/zod"]);
+    expect(files.filter((f) => !f.startsWith("src/presence/") && !f.startsWith("src/protocol/"))).toEqual(["node_modules/zod"]);
     expect(new Set(packages.map((p) => p.split(" -> ")[1]))).toEqual(new Set(["zod"]));
   });
 
-  it("the client SDK imports nothing", async () => {
+  it("the client SDK imports nothing but the wire types it is built with (src/protocol)", async () => {
     const { files, packages } = await graph(["client/src/index.ts"]);
-    expect(files.every((f) => f.startsWith("client/src/"))).toBe(true);
+    expect(files.filter((f) => !f.startsWith("client/src/") && !f.startsWith("src/protocol/"))).toEqual([]);
+    expect(files.some((f) => f.startsWith("src/protocol/"))).toBe(true);
     expect(packages).toEqual([]);
   });
 
@@ -125,6 +126,12 @@ describe("imports", () => {
   it("the Hono app (src/app.ts) imports no host module at all", async () => {
     const { packages } = await graph(["src/app.ts"]);
     expect(packages.filter((p) => p.includes(":"))).toEqual([]);
+  });
+
+  it("the wire types (src/protocol) import nothing at all", async () => {
+    const { files, packages } = await graph(sources("src/protocol"));
+    expect(files.every((f) => f.startsWith("src/protocol/"))).toBe(true);
+    expect(packages).toEqual([]);
   });
 });
 

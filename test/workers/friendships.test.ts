@@ -81,8 +81,8 @@ describe("friendships (admin API)", () => {
     await admin("DELETE", "/friendships", { a, b });
     const version = await runInDurableObject(stubOf(a), (_, state) => Number(state.storage.sql.exec(`SELECT my_version FROM friends`).one().my_version));
     // The removal is delivered again, as after a lost ack, and so is the older befriend: nothing changes.
-    expect(await stubOf(b).receiveEdge(b, a, { intent: "none", version, refuse: null, force: true })).toBe("ok");
-    expect(await stubOf(b).receiveEdge(b, a, { intent: "want", version: version - 1, refuse: null, force: true })).toBe("ok");
+    expect(await stubOf(b).receiveEdge(a, { intent: "none", version, refuse: null, force: true })).toBe("ok");
+    expect(await stubOf(b).receiveEdge(a, { intent: "want", version: version - 1, refuse: null, force: true })).toBe("ok");
     expect(await friendsOf(b)).toEqual([]);
     expect(await friendsOf(a)).toEqual([]);
   });

@@ -10,7 +10,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { UserPresence } from "../../durable/user-presence";
-import { befriend, Client, stubOf, user } from "./helpers";
+import { befriend, Client, ownerOf, stubOf, user } from "./helpers";
 
 const TTL = 120_000;
 const restores: Array<() => void> = [];
@@ -18,13 +18,13 @@ afterEach(() => {
   for (const restore of restores.splice(0)) restore();
 });
 
-/** Replaces `method` for calls addressed to `userId`'s object only (first argument `self`). */
+/** Replaces `method` for calls addressed to `userId`'s object only. */
 function inject(userId: string, method: "receivePresence" | "watch" | "presenceFor", impl: (original: () => Promise<unknown>) => Promise<unknown>) {
   const proto = UserPresence.prototype as any;
   const original = proto[method];
-  proto[method] = function (this: UserPresence, self: string, ...rest: unknown[]) {
-    const call = () => original.call(this, self, ...rest);
-    return self === userId ? impl(call) : call();
+  proto[method] = function (this: UserPresence, ...args: unknown[]) {
+    const call = () => original.apply(this, args);
+    return ownerOf(this) === userId ? impl(call) : call();
   };
   restores.push(() => (proto[method] = original));
 }
@@ -35,8 +35,7 @@ function injectPrivate(userId: string, method: string, impl: (original: () => Pr
   const original = proto[method];
   proto[method] = function (this: any, ...args: unknown[]) {
     const call = () => original.apply(this, args);
-    const owner = this.store.get("user_id");
-    return owner === userId ? impl(call) : call();
+    return ownerOf(this) === userId ? impl(call) : call();
   };
   restores.push(() => (proto[method] = original));
 }
@@ -228,13 +227,13 @@ describe("abrupt client death and the TTL boundary", () => {
 
   it("a heartbeat arriving after the deadline but before the alarm keeps the user online with no offline blip", async () => {
     const { a, watchers, ca } = await watchedBy(1);
-    const before = await stubOf(a).presenceFor(a, a);
+    const before = await stubOf(a).presenceFor(a);
     await age(a, TTL + 5);
     const ack = await ca.heartbeat({ realm: "start" });
     expect(ack.presence).toMatchObject({ status: "online", realm: "start" });
     await runDurableObjectAlarm(stubOf(a));
     await watchers[0]!.expectNone((f) => f.type === "presence", 200);
-    expect(await stubOf(a).presenceFor(a, a)).toMatchObject({ ok: true, value: { seq: before.ok && before.value.seq } });
+    expect(await stubOf(a).presenceFor(a)).toMatchObject({ ok: true, value: { seq: before.ok && before.value.seq } });
     const alarm = await runInDurableObject(stubOf(a), (_, state) => state.storage.getAlarm());
     expect(alarm).toBeGreaterThan(Date.now() + TTL - 5_000);
   });

@@ -38,6 +38,11 @@ export function befriend(a: string, b: string): Promise<Response> {
   return adminBefriend({ url: "http://presence", adminToken: ADMIN, fetch: (url, init) => worker().fetch(url, init) }, a, b);
 }
 
+/** Whose object an instance is (the name it was addressed by): fault injection filters on it. */
+export function ownerOf(instance: unknown): string | undefined {
+  return (instance as { ctx: DurableObjectState }).ctx.id.name;
+}
+
 export function stubOf(userId: string) {
   return env.USER.getByName(userId);
 }

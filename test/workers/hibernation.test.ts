@@ -14,7 +14,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { afterEach, describe, expect, it } from "vitest";
 import { objectCounters } from "../../durable/counters";
 import { UserPresence } from "../../durable/user-presence";
-import { api, befriend, Client, stubOf, user } from "./helpers";
+import { api, befriend, Client, ownerOf, stubOf, user } from "./helpers";
 
 const TTL = 120_000;
 
@@ -213,9 +213,9 @@ function failNextEdge(userId: string) {
   const proto = UserPresence.prototype as any;
   const original = proto.receiveEdge;
   let left = 1;
-  proto.receiveEdge = async function (this: UserPresence, self: string, ...rest: unknown[]) {
-    if (self === userId && left-- > 0) throw new Error("injected failure");
-    return original.call(this, self, ...rest);
+  proto.receiveEdge = async function (this: UserPresence, ...args: unknown[]) {
+    if (ownerOf(this) === userId && left-- > 0) throw new Error("injected failure");
+    return original.apply(this, args);
   };
   restores.push(() => (proto.receiveEdge = original));
 }

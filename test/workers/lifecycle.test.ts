@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { UserPresence } from "../../durable/user-presence";
-import { api, Client, stubOf, user } from "./helpers";
+import { api, Client, ownerOf, stubOf, user } from "./helpers";
 
 function call(userId: string, method: string, path: string, body?: unknown) {
   return api(userId, path, { method, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -36,9 +36,9 @@ function failNext(userId: string, method: "receiveEdge" | "receivePresence", tim
   const proto = UserPresence.prototype as any;
   const original = proto[method];
   let left = times;
-  proto[method] = async function (this: UserPresence, self: string, ...rest: unknown[]) {
-    if (self === userId && left-- > 0) throw new Error("injected failure");
-    return original.call(this, self, ...rest);
+  proto[method] = async function (this: UserPresence, ...args: unknown[]) {
+    if (ownerOf(this) === userId && left-- > 0) throw new Error("injected failure");
+    return original.apply(this, args);
   };
   restores.push(() => (proto[method] = original));
 }

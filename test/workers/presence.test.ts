@@ -1,6 +1,6 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { befriend, Client, setMeta, stubOf, token, user, worker } from "./helpers";
+import { befriend, Client, ownerOf, setMeta, stubOf, token, user, worker } from "./helpers";
 
 async function pair() {
   const a = user("a");
@@ -155,12 +155,12 @@ describe("seq ordering at the receiving object", () => {
     await ca.heartbeat({ realm: "r1" });
     const seen = await watcher.presenceOf(a);
     // Redelivered (as after a lost ack) and stale copies reach b's object: its client sees nothing.
-    expect(await stubOf(b).receivePresence(b, a, seen)).toEqual({ ok: true, value: false });
-    expect(await stubOf(b).receivePresence(b, a, { ...seen, seq: seen.seq - 1, realm: "stale" })).toEqual({ ok: true, value: false });
+    expect(await stubOf(b).receivePresence(a, seen)).toEqual({ ok: true, value: false });
+    expect(await stubOf(b).receivePresence(a, { ...seen, seq: seen.seq - 1, realm: "stale" })).toEqual({ ok: true, value: false });
     await watcher.expectNone((f) => f.type === "presence");
     expect((await watcher.request({ type: "GetOnlineFriends" })).friends[0].realm).toBe("r1");
     // A newer one is shown.
-    await stubOf(b).receivePresence(b, a, { ...seen, seq: seen.seq + 5, realm: "r2" });
+    await stubOf(b).receivePresence(a, { ...seen, seq: seen.seq + 5, realm: "r2" });
     expect((await watcher.presenceOf(a)).realm).toBe("r2");
   });
 });
@@ -252,7 +252,7 @@ describe("privacy: nothing reaches non-friends", () => {
 
   it("a forged push from a non-friend's object is refused", async () => {
     const { b } = await pair();
-    const accepted = await stubOf(b).receivePresence(b, user("mallory"), {
+    const accepted = await stubOf(b).receivePresence(user("mallory"), {
       userId: "mallory",
       status: "online",
       realm: "x",
@@ -334,9 +334,9 @@ describe("back-pressure", () => {
     const original = proto.receivePresence;
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
-    proto.receivePresence = async function (this: unknown, self: string, ...rest: unknown[]) {
-      if (self === slow) await held;
-      return original.call(this, self, ...rest);
+    proto.receivePresence = async function (this: unknown, ...args: unknown[]) {
+      if (ownerOf(this) === slow) await held;
+      return original.apply(this, args);
     };
     restores.push(() => (proto.receivePresence = original));
     // A status change goes out (never delayed) and stays in flight on the slow friend...

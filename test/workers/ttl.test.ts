@@ -84,17 +84,17 @@ describe("the alarm is the TTL", () => {
     const { a, b } = await onlinePair();
     await age(a, TTL + 1);
     // The alarm has not fired yet, but asking for a's presence must not say online.
-    expect(await stubOf(b).lookup(b, a)).toMatchObject({ ok: true, value: { status: "offline" } });
+    expect(await stubOf(b).lookup(a)).toMatchObject({ ok: true, value: { status: "offline" } });
   });
 
   it("state survives the object being rebuilt from storage (seq, friends, devices)", async () => {
     const { a, b, ca } = await onlinePair();
-    const before = await stubOf(b).lookup(b, a);
+    const before = await stubOf(b).lookup(a);
     // A fresh instance over the same storage reads everything back.
     const after = await runInDurableObject(stubOf(a), async (_, state) => {
       const { UserPresence } = await import("../../durable/user-presence");
       const rebuilt = new UserPresence(state, (await import("cloudflare:workers")).env as never);
-      return { friends: (await rebuilt.friends(a)).friends, presence: await rebuilt.presenceFor(a, b) };
+      return { friends: (await rebuilt.friends()).friends, presence: await rebuilt.presenceFor(b) };
     });
     expect(after.friends).toEqual([b]);
     expect(after.presence).toEqual(before);

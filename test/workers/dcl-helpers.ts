@@ -53,6 +53,9 @@ export async function dial(identity: Identity) {
   const client = await createRpcClient(transport);
   const port = await client.createPort("social_service");
   const service = loadService(port, SocialServiceDefinition);
+  // loadService requests the module at once and only its calls await that: a client closed
+  // before the answer leaves an unhandled "RPC Transport closed". One call settles it.
+  await service.getBlockingStatus({});
   return {
     ws,
     service,

@@ -14,5 +14,8 @@ describe("Decentraland clients against the real worker", () => {
     await until(() => lastStatus(aSees.items, bob.address) === ConnectivityStatus.ONLINE, "bob ONLINE");
     b.close();
     await until(() => lastStatus(aSees.items, bob.address) === ConnectivityStatus.OFFLINE, "bob OFFLINE");
+    a.close();
+    await until(() => a.closed() !== null, "a closed");
+    await new Promise((r) => setTimeout(r, 200));
   });
 });

@@ -60,6 +60,13 @@ async function until(check, what, timeoutMs = 10_000) {
   }
 }
 
+function opened(ws) {
+  return new Promise((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+}
+
 /** A JSON client: its presence pushes by user. */
 async function jsonClient(server, userId, device) {
   const ws = new WebSocket(`${server.url.replace("http", "ws")}/v1/connect?device=${device}&kind=desktop`, {
@@ -72,7 +79,7 @@ async function jsonClient(server, userId, device) {
     if (frame.type === "presence") latest.set(frame.presence.userId, { status: frame.presence.status, at: performance.now() });
     if (frame.id !== undefined && waiting.has(frame.id)) waiting.get(frame.id)(frame);
   });
-  await new Promise((resolve, reject) => (ws.once("open", resolve), ws.once("error", reject)));
+  await opened(ws);
   let n = 0;
   const request = (message) =>
     new Promise((resolve) => {
@@ -87,7 +94,7 @@ async function jsonClient(server, userId, device) {
 async function dclClient(server, who) {
   const ws = new WebSocket(`${server.url.replace("http", "ws")}/dcl`);
   const transport = WebSocketTransport(ws);
-  await new Promise((resolve, reject) => (ws.once("open", resolve), ws.once("error", reject)));
+  await opened(ws);
   const sign = signedHeaderFactory();
   ws.send(JSON.stringify(Object.fromEntries(sign(who.authChain, "get", "/", {}).entries())));
   const client = await createRpcClient(transport);

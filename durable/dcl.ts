@@ -109,9 +109,11 @@ export class DclSockets {
    * user without friends, is kept while open (nothing can be asked of it).
    */
   probe(now: number): void {
+    const sockets = this.ctx.getWebSockets(DCL_TAG);
+    if (sockets.length === 0) return;
     const { store, config } = this.host;
     const devices = new Map(store.devices().map((d) => [d.deviceId, d]));
-    for (const ws of this.ctx.getWebSockets(DCL_TAG)) {
+    for (const ws of sockets) {
       const attachment = this.attachment(ws);
       const device = attachment && devices.get(attachment.deviceId);
       if (!attachment?.dcl || !device) continue;
@@ -133,9 +135,11 @@ export class DclSockets {
 
   /** When the next DCL socket is due for a probe. */
   nextWakeUp(): number | null {
+    const sockets = this.ctx.getWebSockets(DCL_TAG);
+    if (sockets.length === 0) return null;
     const devices = new Map(this.host.store.devices().map((d) => [d.deviceId, d]));
     let next: number | null = null;
-    for (const ws of this.ctx.getWebSockets(DCL_TAG)) {
+    for (const ws of sockets) {
       const attachment = this.attachment(ws);
       const device = attachment && devices.get(attachment.deviceId);
       if (!device || attachment.probedAt === device.lastSeenAt) continue;

@@ -11,7 +11,7 @@ import { FriendshipStatus } from "@dcl/protocol/out-js/decentraland/social_servi
 import { objectCounters } from "../../durable/counters";
 import { authHeadersAt } from "../dcl/harness";
 import { authHeaders, collect, ConnectivityStatus, createIdentity, dial, lastStatus, rawDcl, until, type Identity } from "./dcl-helpers";
-import { befriend, Client, stubOf } from "./helpers";
+import { ADMIN, api, befriend, Client, stubOf, worker } from "./helpers";
 
 const TTL = 120_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -183,6 +183,34 @@ describe("presence", () => {
     expect(a2.closed()).toBeNull();
     expect(await dclLastSeen(alice.address)).toHaveLength(1);
     a2.close();
+  });
+});
+
+describe("rate limits", () => {
+  it("acks never draw from the rate bucket: a snapshot of 19 online friends, then 16 calls, all answered", async () => {
+    const alice = await createIdentity();
+    const others = await Promise.all(Array.from({ length: 19 }, () => createIdentity()));
+    const res = await worker().fetch("http://presence/v1/admin/friendships:import", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ pairs: others.map((o) => [alice.address, o.address]) }),
+    });
+    expect(res.status).toBe(200);
+    for (const o of others) {
+      const hb = await api(o.address, "/v1/heartbeat?device=http", { method: "POST", body: JSON.stringify({ position: { x: 0, y: 0, z: 0 }, realm: "r", status: "online" }) });
+      expect(hb.status).toBe(200);
+    }
+    const a = await dial(alice);
+    const aSees = collect(a.service.subscribeToFriendConnectivityUpdates({}));
+    await until(() => aSees.items.length === 19, "the snapshot: 19 elements, 19 acks");
+    // 2 calls and 19 acks so far; a burst of 20 leaves room for 18 more calls only if acks were free.
+    const answers = await Promise.allSettled(Array.from({ length: 16 }, () => a.service.getFriends({})));
+    expect(answers.filter((r) => r.status === "rejected")).toEqual([]);
+    // Calls do draw: a burst beyond the bucket is refused with a RemoteError, and the socket stays open.
+    const more = await Promise.allSettled(Array.from({ length: 10 }, () => a.service.getBlockingStatus({})));
+    expect(more.some((r) => r.status === "rejected" && /rate limited/.test(String(r.reason)))).toBe(true);
+    expect(a.closed()).toBeNull();
+    a.close();
   });
 });
 

@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { WORKER_TEST_BINDINGS } from "./test/workers/bindings";
@@ -11,5 +12,10 @@ export default defineConfig({
       miniflare: { bindings: WORKER_TEST_BINDINGS },
     }),
   ],
+  resolve: {
+    // @dcl/rpc (the real Decentraland client in test/workers/dcl*.test.ts) is CommonJS and
+    // `require`s mitt; mitt's ESM build has no `default` for it there: use its CommonJS build.
+    alias: { mitt: fileURLToPath(new URL("./node_modules/mitt/dist/mitt.js", import.meta.url).href) },
+  },
   test: { include: ["test/workers/**/*.test.ts"], testTimeout: 20_000 },
 });

@@ -195,6 +195,7 @@ export class Friendships {
     const now = Date.now();
     store.putEdge(other, edge, text, now);
     if (previous === next) return;
+    this.sockets.tap({ type: "edge", userId: other, previous, next, cause });
     if (previous === "friends") {
       store.removeWatcher(other);
       store.dropQueued(["presence", "watch"], other);

@@ -8,7 +8,11 @@
 import type { PresenceConfig } from "../src/presence/config";
 import { CloseCode, type ServerMessage } from "../src/protocol";
 import { takeToken, type Bucket } from "../src/presence/timers";
+import type { EdgeState } from "../src/presence/friendship";
 import type { DeviceKind } from "../src/presence/types";
+
+/** What other kinds of socket (durable/dcl.ts) hear: every broadcast, and every change of an edge with its cause. */
+export type SocketTap = { type: "broadcast"; message: ServerMessage } | { type: "edge"; userId: string; previous: EdgeState; next: EdgeState; cause: "local" | "remote" | "reply" };
 
 /** What a socket remembers across hibernation (at most 16 KB: ids and flags only). */
 export interface SocketAttachment {
@@ -24,6 +28,7 @@ export class Sockets {
   private readonly errors = new WeakMap<WebSocket, number[]>();
   /** One bucket for the whole user (all sockets + HTTP), twice a socket's size: many tabs cannot multiply the rate. */
   private userBucket: Bucket | undefined;
+  private readonly taps: Array<(event: SocketTap) => void> = [];
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -56,6 +61,25 @@ export class Sockets {
     return this.ctx.getWebSockets(this.attachment(ws).deviceId).some((s) => s !== ws && s.readyState === WebSocket.OPEN);
   }
 
+  /** Another kind of socket listens to what is broadcast (and to edge changes: `tap`). */
+  listen(listener: (event: SocketTap) => void): void {
+    this.taps.push(listener);
+  }
+
+  /** Tells the listeners about an event that is not a JSON broadcast. */
+  tap(event: SocketTap): void {
+    for (const listener of this.taps) listener(event);
+  }
+
+  /** A frame as is (binary protocols). */
+  sendRaw(ws: WebSocket, frame: string | Uint8Array): void {
+    try {
+      ws.send(frame);
+    } catch {
+      // The socket is closing; its device is handled by close/TTL.
+    }
+  }
+
   send(ws: WebSocket, message: ServerMessage): void {
     try {
       ws.send(JSON.stringify(message));
@@ -85,6 +109,7 @@ export class Sockets {
     for (const ws of this.ctx.getWebSockets()) {
       if ((ws.deserializeAttachment() as SocketAttachment | null)?.subscribed) this.send(ws, message);
     }
+    this.tap({ type: "broadcast", message });
   }
 
   /** Pings answered by the runtime leave a timestamp per socket: the last sign of life of each device. */

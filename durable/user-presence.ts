@@ -30,6 +30,8 @@ import type { DeviceKind, Presence, Transport } from "../src/presence/types";
 import type { MatrixSyncRequest, MatrixSyncResult, RateLimited } from "../src/matrix/backend";
 import type { MatrixPresenceState } from "../src/matrix/mapping";
 import { serverNameOf } from "../src/matrix/routes";
+import { DCL_OBJECT_PATH } from "../src/dcl/worker";
+import { DclSockets } from "./dcl";
 import { Friendships, type FriendshipChange, type FriendshipRefusalCode } from "./friendships";
 import { createHost, type Host } from "./host";
 import { MATRIX_WAIT_HEADER, MatrixPart } from "./matrix";
@@ -54,6 +56,7 @@ export class UserPresence extends DurableObject<Env> {
   private readonly presence: OwnPresence;
   private readonly friendships: Friendships;
   private readonly matrix: MatrixPart;
+  private readonly dcl: DclSockets;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -76,6 +79,13 @@ export class UserPresence extends DurableObject<Env> {
       this.watching,
       (now) => this.refresh(now),
     );
+    this.dcl = new DclSockets(ctx, this.host, this.sockets, this.presence, {
+      friendList: () => this.friends(),
+      onlineFriends: () => this.watching.onlineFriends(),
+      mutualFriends: (other) => this.host.call(other, (stub) => stub.friendsAmong(this.host.userId, this.store.friendIds())),
+      friendship: (other, op, text) => this.friendship(other, op, text),
+      refresh: (now) => this.refresh(now),
+    });
     // Keep-alive pings are answered by the runtime without waking this object;
     // their timestamps are read back as a sign of life when the alarm runs.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
@@ -98,6 +108,7 @@ export class UserPresence extends DurableObject<Env> {
     if (parkMark !== null) return this.matrix.park(parkMark);
     const userId = this.host.userId;
     this.register();
+    if (new URL(request.url).pathname === DCL_OBJECT_PATH) return this.dcl.accept(request, Date.now());
     const deviceId = request.headers.get("x-presence-device") ?? crypto.randomUUID();
     const protocol = request.headers.get("x-presence-protocol");
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
@@ -132,6 +143,7 @@ export class UserPresence extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, frame: string | ArrayBuffer): Promise<void> {
     if (this.matrix.owns(ws)) return;
     const now = Date.now();
+    if (this.dcl.owns(ws)) return this.dcl.message(ws, frame, now);
     this.store.touchDevice(this.sockets.attachment(ws).deviceId, now);
     // Parsed first (bounded by the frame limit) so that even a rate_limited error names its request.
     const parsed = parseClientFrame(frame, this.config.maxFrameBytes);
@@ -225,6 +237,7 @@ export class UserPresence extends DurableObject<Env> {
    */
   private async refresh(now: number): Promise<void> {
     for (const { deviceId, at } of this.sockets.pings()) this.store.touchDevice(deviceId, at);
+    this.dcl.probe(now);
     for (const deviceId of this.presence.expireSilentDevices(now)) {
       this.sockets.closeDevice(deviceId, CloseCode.presenceExpired, "no sign of life within the TTL");
     }
@@ -242,7 +255,7 @@ export class UserPresence extends DurableObject<Env> {
 
   /** One physical alarm: the earliest wake-up any part asks for. */
   private async scheduleAlarm(now: number): Promise<void> {
-    const deadline = nextDeadline([...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp()]);
+    const deadline = nextDeadline([...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp()]);
     if (deadline === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(alarmTime(deadline, now));
   }
@@ -289,6 +302,12 @@ export class UserPresence extends DurableObject<Env> {
   /** A change of intent from `from`'s object. Idempotent (duplicates are ignored by version). */
   async receiveEdge(from: string, message: EdgeMessage, text: string | null = null): Promise<EdgeReply> {
     return this.friendships.receive(from, message, text);
+  }
+
+  /** GetMutualFriends of a Decentraland client: which of `candidates` are this user's friends (none for a user this one blocked). */
+  async friendsAmong(requester: string, candidates: string[]): Promise<string[]> {
+    if (this.store.get("registered") !== true || this.store.edge(requester).mine === "blocked") return [];
+    return candidates.slice(0, this.config.maxFriends).filter((c) => this.store.isFriend(c));
   }
 
   // ─── RPC: called by the worker ─────────────────────────────────────────────

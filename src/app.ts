@@ -8,6 +8,7 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
+import { dclUpgrade } from "./dcl/worker";
 import { offeredProtocols, requireAdmin, requireUser, type AuthVariables } from "./auth";
 import { mintToken } from "./dev-token.mjs";
 import type { Env } from "./env";
@@ -43,10 +44,8 @@ async function jsonBody(request: Request): Promise<unknown> {
 }
 
 function device(query: URLSearchParams) {
-  return {
-    deviceId: query.get("device") === null ? null : parse(deviceIdSchema, query.get("device")),
-    kind: parse(deviceKindSchema, query.get("kind") ?? "web"),
-  };
+  const kind = parse(deviceKindSchema, query.get("kind") ?? "web");
+  return { deviceId: query.get("device") === null ? null : parse(deviceIdSchema, query.get("device")), kind };
 }
 
 export const app = new Hono<App>();
@@ -98,6 +97,9 @@ app.get("/v1/connect", requireUser, async (c) => {
   if (protocol) headers.set("x-presence-protocol", protocol);
   return c.env.USER.getByName(c.var.userId).fetch(new Request(c.req.raw, { headers }));
 });
+
+// Decentraland clients (docs/DECENTRALAND.md): the signed auth chain comes in the socket's first frame.
+app.get("/dcl", (c) => dclUpgrade(c.req.raw, c.env));
 
 app.use("/v1/*", cors({ origin: "*", allowHeaders: ["Authorization", "Content-Type"], allowMethods: ["GET", "POST", "PUT", "DELETE"] }));
 app.use("/v1/*", async (c, next) =>

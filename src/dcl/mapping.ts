@@ -6,6 +6,7 @@
  *
  * No Cloudflare imports here.
  */
+import "./protobuf";
 import {
   BlockUpdate,
   ConnectivityStatus,

@@ -26,6 +26,7 @@
  * No Cloudflare imports here. The codecs are the ones @dcl/rpc and
  * @dcl/protocol ship (no hand-written protobuf).
  */
+import "./protobuf";
 import {
   CreatePort,
   CreatePortResponse,

@@ -38,7 +38,9 @@ export function aggregate(userId: string, devices: DeviceState[], now: number, t
   }
   const status = visible.reduce<PublicDevice["status"]>((best, d) => (AVAILABILITY[d.status] > AVAILABILITY[best] ? d.status : best), "away");
   // Where the user is and what they say: the device that heartbeated last.
-  const latest = visible.reduce((a, b) => (b.lastHeartbeatAt > a.lastHeartbeatAt ? b : a));
+  // Decentraland clients report no location: theirs never hides a JSON device's.
+  const located = visible.filter((d) => d.kind !== "dcl");
+  const latest = (located.length > 0 ? located : visible).reduce((a, b) => (b.lastHeartbeatAt > a.lastHeartbeatAt ? b : a));
   const devicesView: PublicDevice[] = visible
     .map((d) => ({ deviceId: d.deviceId, kind: d.kind, status: d.status, lastActiveAt: d.lastHeartbeatAt }))
     .sort((a, b) => a.deviceId.localeCompare(b.deviceId));

@@ -26,6 +26,7 @@ export const TUNABLES = {
   matrixMaxSyncTimeoutMs: { name: "MATRIX_MAX_SYNC_TIMEOUT_MS", default: 30_000, doc: "longest Matrix `/sync` long poll (never more than half the TTL; docs/MATRIX.md)" },
   rateBurst: { name: "RATE_BURST", default: 20, doc: "token bucket per socket: burst size; the user's bucket is twice that" },
   ratePerSecond: { name: "RATE_PER_SECOND", default: 5, doc: "token bucket per socket: refill per second; the user's bucket is twice that" },
+  dclAuthTimeoutMs: { name: "DCL_AUTH_TIMEOUT_MS", default: 30_000, doc: "a Decentraland socket (`/dcl`) must send its signed auth frame within this; then 3004" },
 } as const satisfies Record<string, { name: string; default: number; doc: string }>;
 
 /** Auth and access, read where they are used (src/auth.ts, src/app.ts); `shown` is the default as the README states it. */

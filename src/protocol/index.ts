@@ -36,8 +36,12 @@ export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
 export type PublicStatus = "online" | "away" | "busy" | "offline" | "unknown";
 /** The kinds a client may say it is. */
 export const DEVICE_KINDS = ["desktop", "mobile", "web"] as const;
-/** The kinds a friend may see: a client's own, or `matrix` (one device for all of a user's Matrix clients, docs/MATRIX.md). */
-export type DeviceKind = (typeof DEVICE_KINDS)[number] | "matrix";
+/**
+ * The kinds a friend may see: a client's own, `matrix` (one device for all of a
+ * user's Matrix clients, docs/MATRIX.md) or `dcl` (one per Decentraland
+ * connection, docs/DECENTRALAND.md). Only the server gives the last two.
+ */
+export type DeviceKind = (typeof DEVICE_KINDS)[number] | "matrix" | "dcl";
 
 export interface Position {
   x: number;

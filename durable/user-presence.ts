@@ -57,7 +57,7 @@ export class UserPresence extends DurableObject<Env> {
     this.config = readConfig(env);
     this.host = createHost(ctx.id, this.store, this.config, env.USER);
     this.sockets = new Sockets(ctx, this.config);
-    this.outbox = new Outbox(this.host);
+    this.outbox = new Outbox(this.host, (at) => this.armBy(at));
     this.watchers = new Watchers(this.host, this.outbox);
     this.watching = new Watching(this.host, this.sockets, this.outbox);
     this.presence = new OwnPresence(this.host, this.watchers);
@@ -223,8 +223,25 @@ export class UserPresence extends DurableObject<Env> {
   /** One physical alarm: the earliest wake-up any part asks for. */
   private async scheduleAlarm(now: number): Promise<void> {
     const deadline = nextDeadline([...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp()]);
-    if (deadline === null) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(alarmTime(deadline, now));
+    this.armedAt = deadline === null ? null : alarmTime(deadline, now);
+    if (this.armedAt === null) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(this.armedAt);
+  }
+
+  /** When this instance last set the alarm (null: not known). */
+  private armedAt: number | null = null;
+
+  /**
+   * The alarm fires no later than `at`. Synchronous on purpose: called right
+   * after an outbox row is written, with no await in between, so the row and
+   * the alarm are committed together (a crash cannot keep one without the other).
+   */
+  private armBy(at: number): void {
+    const now = Date.now();
+    if (this.armedAt !== null && this.armedAt > now && this.armedAt <= at) return;
+    const deadline = nextDeadline([at, ...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp()]) ?? at;
+    this.armedAt = alarmTime(deadline, now);
+    this.ctx.storage.setAlarm(this.armedAt).catch((error) => console.error("setAlarm failed", error));
   }
 
   override async alarm(): Promise<void> {

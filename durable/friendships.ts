@@ -105,12 +105,15 @@ export class Friendships {
    * this one, or who never used the service, fails the same way
    * (`user_not_found`); an accept of a request withdrawn meanwhile fails too.
    */
-  outcome(other: string, op: LocalOp): Result<FriendshipChange, FriendshipRefusalCode> {
+  outcome(other: string, op: LocalOp, sent?: EdgeMessage | null): Result<FriendshipChange, FriendshipRefusalCode> {
     const { store } = this.host;
-    const final = deriveState(store.edge(other));
+    const edge = store.edge(other);
+    const final = deriveState(edge);
     const reply = this.lastReplies.get(other);
     this.lastReplies.delete(other);
-    if (op === "request" && final === "none") {
+    // This user moved on meanwhile (a cancel pipelined behind the request): report what they see now, not a refusal.
+    const movedOn = sent !== undefined && sent !== null && edge.myVersion !== sent.version;
+    if (op === "request" && final === "none" && !movedOn) {
       return reply === "limit" ? refuse("request_limit", "that user cannot take more friend requests or friends") : refuse("user_not_found", "no such user");
     }
     if (op === "accept" && final !== "friends") return refuse("no_pending_request", "the request was withdrawn");

@@ -326,7 +326,7 @@ export class UserPresence extends DurableObject<Env> {
     const now = Date.now();
     await this.friendships.apply(planned.value, text ?? null, now);
     await this.scheduleAlarm(now);
-    return this.friendships.outcome(other, op);
+    return this.friendships.outcome(other, op, planned.value.send);
   }
 
   /** Admin: make each pair friends (or not) through the same path as users' own operations. */

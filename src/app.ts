@@ -14,7 +14,7 @@ import type { Env } from "./env";
 import { ApiError, errorBody } from "./errors";
 import { inChunks } from "./presence/chunks";
 import { readConfig } from "./presence/config";
-import { PROTOCOL_VERSION } from "./protocol";
+import { PROTOCOL_VERSION, TOKEN_PROTOCOL_PREFIX } from "./protocol";
 import type { LocalOp } from "./presence/friendship";
 import { describeIssues, deviceIdSchema, deviceKindSchema, heartbeatBody, requestMessageSchema, shareLocationSchema, userIdSchema } from "./presence/schema";
 
@@ -77,8 +77,8 @@ app.get("/v1/connect", requireUser, async (c) => {
     throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
   }
   const { deviceId, kind } = device(new URL(c.req.url).searchParams);
-  const offered = offeredProtocols(c.req.raw);
-  // Browsers fail the handshake unless one offered protocol is echoed.
+  // Browsers fail the handshake unless one offered protocol is echoed; a token entry is never echoed (#12).
+  const offered = offeredProtocols(c.req.raw).filter((p) => !p.startsWith(TOKEN_PROTOCOL_PREFIX));
   const protocol = offered.includes(PROTOCOL_VERSION) ? PROTOCOL_VERSION : offered[0];
   const headers = new Headers(c.req.raw.headers);
   headers.set("x-presence-device", deviceId ?? crypto.randomUUID());

@@ -23,10 +23,11 @@ import { announcedHeartbeatMs, readConfig, type PresenceConfig } from "../src/pr
 import type { EdgeMessage, EdgeReply, FriendList, LocalOp } from "../src/presence/friendship";
 import { errorFrame } from "../src/presence/protocol";
 import { CloseCode, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION } from "../src/protocol";
-import { ok, refuse, type Result } from "../src/presence/result";
+import { ok, refuse, type Refusal, type Result } from "../src/presence/result";
 import { deviceKindSchema, FRIENDSHIP_OPS, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
 import { alarmTime, nextDeadline } from "../src/presence/timers";
 import type { DeviceKind, Presence, Transport } from "../src/presence/types";
+import { CallBudget } from "./budget";
 import { Friendships, type FriendshipChange, type FriendshipRefusalCode } from "./friendships";
 import { createHost, type Host } from "./host";
 import { Outbox } from "./outbox";
@@ -38,6 +39,23 @@ import { Watchers } from "./watchers";
 import { Watching } from "./watching";
 
 const NOT_FOUND = "no such user among your friends";
+/** How old a friends-online answer may be when it is served because the call budget is spent. */
+const SNAPSHOT_MAX_AGE_MS = 30_000;
+/** Frames whose handling calls other users' objects: refused while the call budget is spent. */
+const CALLING_FRAMES = new Set<ClientMessage["type"]>([
+  "GetPresence",
+  "SendFriendRequest",
+  "CancelFriendRequest",
+  "AcceptFriendRequest",
+  "RejectFriendRequest",
+  "RemoveFriend",
+  "BlockUser",
+  "UnblockUser",
+  "SetPrivacy",
+  "HidePresence",
+]);
+
+type PrivacyChange = { shareLocation?: "all" | "none"; hide?: { userId: string; hidden: boolean } };
 
 export class UserPresence extends DurableObject<Env> {
   private readonly store: UserStore;
@@ -49,6 +67,9 @@ export class UserPresence extends DurableObject<Env> {
   private readonly watching: Watching;
   private readonly presence: OwnPresence;
   private readonly friendships: Friendships;
+  private readonly budget: CallBudget;
+  /** Last friends-online answer computed for an HTTP-only reader: served while the call budget is spent. */
+  private onlineSnapshot: { at: number; friends: Presence[] } | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -62,6 +83,7 @@ export class UserPresence extends DurableObject<Env> {
     this.watching = new Watching(this.host, this.sockets, this.outbox);
     this.presence = new OwnPresence(this.host, this.watchers);
     this.friendships = new Friendships(this.host, this.sockets, this.outbox, this.watching);
+    this.budget = new CallBudget(this.host);
     // Keep-alive pings are answered by the runtime without waking this object;
     // their timestamps are read back as a sign of life when the alarm runs.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
@@ -91,6 +113,12 @@ export class UserPresence extends DurableObject<Env> {
     const kind = deviceKindSchema.safeParse(request.headers.get("x-presence-kind") ?? "web");
     if (!kind.success) return Response.json({ error: { code: "invalid_request", message: "kind is desktop, mobile or web" } }, { status: 400 });
     const now = Date.now();
+    // A connect of a user not yet live watches every friend (and its close releases them): it needs the call budget.
+    const limited = this.admitHttp(now, !this.watching.live);
+    if (limited) {
+      const headers = { "Retry-After": String(Math.max(1, Math.ceil((limited.retryAfterMs ?? 1000) / 1000))) };
+      return Response.json({ error: { code: limited.code, message: limited.message } }, { status: 429, headers });
+    }
     const refusal = this.presence.deviceLimit(deviceId, now);
     if (refusal) return Response.json({ error: { code: refusal.code, message: refusal.message } }, { status: 429 });
 
@@ -134,6 +162,10 @@ export class UserPresence extends DurableObject<Env> {
   /** One valid client message: the same operations as the HTTP API, answered on the socket. */
   private async handle(ws: WebSocket, message: ClientMessage, now: number): Promise<void> {
     const reply = this.sockets.send.bind(this.sockets, ws);
+    if (CALLING_FRAMES.has(message.type)) {
+      const limited = this.budget.refusal(now);
+      if (limited) return this.sockets.reject(ws, now, errorFrame(limited.code, limited.message, message.id));
+    }
     switch (message.type) {
       case "PositionHeartbeat": {
         const { deviceId, kind } = this.sockets.attachment(ws);
@@ -149,7 +181,7 @@ export class UserPresence extends DurableObject<Env> {
         this.sockets.setSubscribed(ws, false);
         return reply({ type: "unsubscribed", id: message.id });
       case "GetPresence": {
-        const found = await this.lookup(message.userId);
+        const found = await this.lookupFor(message.userId);
         return reply(found.ok ? { type: "presence_result", id: message.id, presence: found.value } : errorFrame(found.code, found.message, message.id));
       }
       case "SendFriendRequest":
@@ -160,15 +192,15 @@ export class UserPresence extends DurableObject<Env> {
       case "BlockUser":
       case "UnblockUser": {
         const text = message.type === "SendFriendRequest" ? (message.message ?? null) : null;
-        const result = await this.friendship(message.userId, FRIENDSHIP_OPS[message.type], text);
+        const result = await this.friendshipOp(message.userId, FRIENDSHIP_OPS[message.type], text);
         return reply(result.ok ? { type: "friendship", id: message.id, ...result.value } : errorFrame(result.code, result.message, message.id));
       }
       case "ListFriends":
-        return reply({ type: "friends_list", id: message.id, ...(await this.friends()) });
+        return reply({ type: "friends_list", id: message.id, ...this.friendList() });
       case "SetPrivacy":
       case "HidePresence": {
         const change = message.type === "SetPrivacy" ? { shareLocation: message.shareLocation } : { hide: { userId: message.userId, hidden: message.hidden } };
-        const list = await this.setPrivacy(change);
+        const list = await this.privacyOp(change);
         return reply(list.ok ? { type: "friends_list", id: message.id, ...list.value } : errorFrame(list.code, list.message, message.id));
       }
     }
@@ -291,8 +323,12 @@ export class UserPresence extends DurableObject<Env> {
   // ─── RPC: called by the worker ─────────────────────────────────────────────
 
   /** `GET /v1/presence/:userId` and `GetPresence`: self, or a friend's presence from their object; anyone else is not found. */
-  async lookup(target: string): Promise<Result<Presence, "not_found">> {
+  async lookup(target: string): Promise<Result<Presence, "not_found" | "rate_limited">> {
     this.register();
+    return this.admitHttp(Date.now(), target !== this.host.userId) ?? this.lookupFor(target);
+  }
+
+  private async lookupFor(target: string): Promise<Result<Presence, "not_found">> {
     if (target === this.host.userId) return ok(this.presence.selfView(Date.now()));
     if (!this.store.isFriend(target)) return refuse("not_found", NOT_FOUND);
     const seen = await this.host.stub(target).presenceFor(this.host.userId);
@@ -302,15 +338,44 @@ export class UserPresence extends DurableObject<Env> {
   async httpHeartbeat(deviceId: string, kind: DeviceKind, body: HeartbeatBody): Promise<Result<Presence, "rate_limited" | "too_many_devices">> {
     this.register();
     const now = Date.now();
-    if (!this.sockets.admitUser(now)) return refuse("rate_limited", `at most ${this.config.ratePerSecond * 2} requests per second per user`);
+    const limited = this.admitHttp(now, false);
+    if (limited) return limited;
     const refusal = this.presence.deviceLimit(deviceId, now);
     if (refusal) return refusal;
     return ok(await this.heartbeat(deviceId, kind, "http", body, now));
   }
 
-  async onlineFriends(): Promise<Presence[]> {
+  /**
+   * `GET /v1/friends/online`. A live user's answer comes from the cache (no
+   * calls); an HTTP-only reader's asks every friend's object, within the call
+   * budget: when it is spent, the last answer (at most SNAPSHOT_MAX_AGE_MS old,
+   * ex-friends filtered out) is served instead, else 429.
+   */
+  async onlineFriends(): Promise<Result<Presence[], "rate_limited">> {
     this.register();
-    return this.watching.onlineFriends();
+    const now = Date.now();
+    if (!this.sockets.admitUser(now)) return this.tooManyRequests();
+    if (this.watching.live) return ok(await this.watching.onlineFriends());
+    const limited = this.budget.refusal(now);
+    if (limited) {
+      const snapshot = this.onlineSnapshot;
+      if (snapshot && now - snapshot.at <= SNAPSHOT_MAX_AGE_MS) return ok(snapshot.friends.filter((p) => this.store.isFriend(p.userId)));
+      return limited;
+    }
+    const friends = await this.watching.onlineFriends();
+    this.onlineSnapshot = { at: now, friends };
+    return ok(friends);
+  }
+
+  /** One request's worth of the user's request bucket, then, for operations that call other objects, the call budget. */
+  private admitHttp(now: number, callsOthers: boolean): Refusal<"rate_limited"> | null {
+    if (!this.sockets.admitUser(now)) return this.tooManyRequests();
+    return callsOthers ? this.budget.refusal(now) : null;
+  }
+
+  private tooManyRequests(): Refusal<"rate_limited"> {
+    const perSecond = this.config.ratePerSecond * 2;
+    return { ...refuse("rate_limited", `at most ${perSecond} requests per second per user`), retryAfterMs: Math.ceil(1000 / perSecond) };
   }
 
   /**
@@ -319,8 +384,12 @@ export class UserPresence extends DurableObject<Env> {
    * outbox (delivered now, retried by the alarm until acknowledged) and its
    * reply is folded back in.
    */
-  async friendship(other: string, op: LocalOp, text?: string | null): Promise<Result<FriendshipChange, FriendshipRefusalCode>> {
+  async friendship(other: string, op: LocalOp, text?: string | null): Promise<Result<FriendshipChange, FriendshipRefusalCode | "rate_limited">> {
     this.register();
+    return this.admitHttp(Date.now(), true) ?? this.friendshipOp(other, op, text);
+  }
+
+  private async friendshipOp(other: string, op: LocalOp, text?: string | null): Promise<Result<FriendshipChange, FriendshipRefusalCode>> {
     const planned = this.friendships.plan(other, op);
     if (!planned.ok) return planned;
     const now = Date.now();
@@ -338,14 +407,22 @@ export class UserPresence extends DurableObject<Env> {
     return result;
   }
 
-  async friends(): Promise<FriendList> {
+  async friends(): Promise<Result<FriendList, "rate_limited">> {
     this.register();
+    return this.admitHttp(Date.now(), false) ?? ok(this.friendList());
+  }
+
+  private friendList(): FriendList {
     return { ...this.friendships.list(), shareLocation: this.presence.shareLocation };
   }
 
   /** Privacy: share realm/position with all friends or none; hide presence from single friends. */
-  async setPrivacy(change: { shareLocation?: "all" | "none"; hide?: { userId: string; hidden: boolean } }): Promise<Result<FriendList, "not_found">> {
+  async setPrivacy(change: PrivacyChange): Promise<Result<FriendList, "not_found" | "rate_limited">> {
     this.register();
+    return this.admitHttp(Date.now(), true) ?? this.privacyOp(change);
+  }
+
+  private async privacyOp(change: PrivacyChange): Promise<Result<FriendList, "not_found">> {
     const now = Date.now();
     if (change.hide) {
       if (!this.store.isFriend(change.hide.userId)) return refuse("not_found", NOT_FOUND);
@@ -356,6 +433,6 @@ export class UserPresence extends DurableObject<Env> {
       await this.refresh(now);
     }
     await this.scheduleAlarm(now);
-    return ok(await this.friends());
+    return ok(this.friendList());
   }
 }

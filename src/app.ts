@@ -11,7 +11,7 @@ import { z } from "zod";
 import { offeredProtocols, requireAdmin, requireUser, type AuthVariables } from "./auth";
 import { mintToken } from "./dev-token.mjs";
 import type { Env } from "./env";
-import { ApiError, errorBody } from "./errors";
+import { ApiError, errorBody, refusalError } from "./errors";
 import { inChunks } from "./presence/chunks";
 import { readConfig } from "./presence/config";
 import { PROTOCOL_VERSION, TOKEN_PROTOCOL_PREFIX } from "./protocol";
@@ -49,7 +49,7 @@ function device(query: URLSearchParams) {
 export const app = new Hono<App>();
 
 app.onError((error, c) => {
-  if (error instanceof ApiError) return c.json(errorBody(error.code, error.message), error.status);
+  if (error instanceof ApiError) return c.json(errorBody(error.code, error.message), error.status, error.headers);
   if (error instanceof HTTPException) return c.json(errorBody("http_error", error.message || "request failed"), error.status);
   console.error("unhandled", error);
   return c.json(errorBody("internal", "the request failed; it is safe to retry"), 500);
@@ -103,17 +103,20 @@ app.post("/v1/heartbeat", requireUser, async (c) => {
   const { deviceId, kind } = device(query);
   const body = parse(heartbeatBody, raw);
   const result = await c.env.USER.getByName(c.var.userId).httpHeartbeat(deviceId ?? "http", kind, body);
-  if (!result.ok) throw new ApiError(429, result.code, result.message);
+  if (!result.ok) throw refusalError(result, 429);
   return c.json({ presence: result.value });
 });
 
 app.get("/v1/friends/online", requireUser, async (c) => {
-  const friends = await c.env.USER.getByName(c.var.userId).onlineFriends();
-  return c.json({ friends });
+  const result = await c.env.USER.getByName(c.var.userId).onlineFriends();
+  if (!result.ok) throw refusalError(result, 429);
+  return c.json({ friends: result.value });
 });
 
 app.get("/v1/friends", requireUser, async (c) => {
-  return c.json(await c.env.USER.getByName(c.var.userId).friends());
+  const result = await c.env.USER.getByName(c.var.userId).friends();
+  if (!result.ok) throw refusalError(result, 429);
+  return c.json(result.value);
 });
 
 // ─── friendship lifecycle (docs/FRIENDSHIPS.md) ─────────────────────────────
@@ -133,7 +136,7 @@ const FRIENDSHIP_STATUS: Record<string, ContentfulStatusCode> = {
 async function friendship(c: Context<App>, other: string, op: LocalOp, text?: string | null) {
   const target = parse(userIdSchema, other);
   const result = await c.env.USER.getByName(c.var.userId).friendship(target, op, text);
-  if (!result.ok) throw new ApiError(FRIENDSHIP_STATUS[result.code] ?? 409, result.code, result.message);
+  if (!result.ok) throw refusalError(result, FRIENDSHIP_STATUS[result.code] ?? 409);
   const { userId, state, pending } = result.value;
   return c.json({ userId, state, pending }, pending ? 202 : 200);
 }
@@ -152,14 +155,14 @@ app.delete("/v1/blocks/:userId", requireUser, (c) => friendship(c, c.req.param("
 app.put("/v1/privacy", requireUser, async (c) => {
   const { shareLocation } = parse(z.object({ shareLocation: shareLocationSchema }), await jsonBody(c.req.raw));
   const list = await c.env.USER.getByName(c.var.userId).setPrivacy({ shareLocation });
-  if (!list.ok) throw new ApiError(404, list.code, list.message);
+  if (!list.ok) throw refusalError(list, 404);
   return c.json(list.value);
 });
 app.put("/v1/friends/:userId/privacy", requireUser, async (c) => {
   const userId = parse(userIdSchema, c.req.param("userId"));
   const { hidden } = parse(z.object({ hidden: z.boolean() }), await jsonBody(c.req.raw));
   const list = await c.env.USER.getByName(c.var.userId).setPrivacy({ hide: { userId, hidden } });
-  if (!list.ok) throw new ApiError(404, list.code, list.message);
+  if (!list.ok) throw refusalError(list, 404);
   return c.json(list.value);
 });
 
@@ -168,7 +171,7 @@ app.get("/v1/presence/:userId", requireUser, async (c) => {
   // Anyone who is not you or your friend is indistinguishable from nobody.
   if (!target.success) throw new ApiError(404, "not_found", "no such user among your friends");
   const found = await c.env.USER.getByName(c.var.userId).lookup(target.data);
-  if (!found.ok) throw new ApiError(404, found.code, found.message);
+  if (!found.ok) throw refusalError(found, 404);
   return c.json({ presence: found.value });
 });
 

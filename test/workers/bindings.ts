@@ -13,4 +13,7 @@ export const WORKER_TEST_BINDINGS = {
   MAX_PENDING_REQUESTS: "3",
   RPC_TIMEOUT_MS: "1000",
   MAX_ERRORS_PER_WINDOW: "5",
+  // Small, so that test/workers/hardening-budget.test.ts can measure the bound.
+  CALL_BUDGET_PER_SECOND: "50",
+  CALL_BUDGET_BURST: "100",
 };

@@ -138,3 +138,32 @@ describe("tests a mutation check showed missing", () => {
     await cb.close();
   });
 });
+
+describe("item 3: storage a flood of requests can create", () => {
+  it("requests to never-used ids leave no row at the sender (bounded by the pending limit while in flight)", async () => {
+    const a = user("a");
+    const answers: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const res = await api(a, "/v1/friends/requests", { method: "POST", body: JSON.stringify({ userId: user("ghost") }) });
+      answers.push(res.status);
+      if (res.status === 404) expect(res.body.error.code).toBe("user_not_found");
+    }
+    expect(answers.filter((s) => s === 404).length).toBeGreaterThan(20);
+    const rows = await runInDurableObject(stubOf(a), (_, state) => ({
+      friends: Number(state.storage.sql.exec(`SELECT COUNT(*) AS n FROM friends`).one().n),
+      outbox: Number(state.storage.sql.exec(`SELECT COUNT(*) AS n FROM outbox`).one().n),
+    }));
+    expect(rows).toEqual({ friends: 0, outbox: 0 });
+  });
+
+  it("a request refused by a blocker leaves no row either, and a later request still works after the unblock", async () => {
+    const a = user("a");
+    const b = user("b");
+    expect((await api(b, `/v1/blocks/${a}`, { method: "PUT" })).status).toBe(200);
+    expect((await api(a, "/v1/friends/requests", { method: "POST", body: JSON.stringify({ userId: b }) })).status).toBe(404);
+    expect(await runInDurableObject(stubOf(a), (_, state) => Number(state.storage.sql.exec(`SELECT COUNT(*) AS n FROM friends`).one().n))).toBe(0);
+    expect((await api(b, `/v1/blocks/${a}`, { method: "DELETE" })).status).toBe(200);
+    expect((await api(a, "/v1/friends/requests", { method: "POST", body: JSON.stringify({ userId: b }) })).status).toBe(200);
+    expect((await api(b, "/v1/friends")).body.incoming.map((r: { userId: string }) => r.userId)).toEqual([a]);
+  });
+});

@@ -137,7 +137,10 @@ export class UserStore {
   /** Stores this side of an edge. Rows are kept after a friendship ends: their versions order later messages. */
   putEdge(other: string, edge: Edge, text: string | null, now: number): void {
     // No edge is no row (an unblock of someone never contacted used to leave the block in place).
-    if (edge.mine === "none" && edge.theirs === "none" && edge.myVersion === 0 && edge.theirVersion === 0) return this.forgetEdge(other);
+    if (edge.mine === "none" && edge.theirs === "none" && edge.myVersion === 0 && edge.theirVersion === 0) {
+      this.forgetEdge(other);
+      return;
+    }
     const state = deriveState(edge);
     this.sql.exec(
       `INSERT INTO friends (friend_id, state, mine, my_version, theirs, their_version, message, hidden, since)

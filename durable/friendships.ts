@@ -73,6 +73,7 @@ export class Friendships {
       this.lastReplies.set(target, reply);
       await this.applyEdge(target, onReply(this.host.store.edge(target), message, reply), "reply", null);
       if (announce && reply === "ok") await this.watching.watchNewFriend(target, Date.now());
+      if (reply !== "ok") this.forgetIfUntouched(target);
     });
   }
 
@@ -105,12 +106,15 @@ export class Friendships {
    * this one, or who never used the service, fails the same way
    * (`user_not_found`); an accept of a request withdrawn meanwhile fails too.
    */
-  outcome(other: string, op: LocalOp): Result<FriendshipChange, FriendshipRefusalCode> {
+  outcome(other: string, op: LocalOp, sent?: EdgeMessage | null): Result<FriendshipChange, FriendshipRefusalCode> {
     const { store } = this.host;
-    const final = deriveState(store.edge(other));
+    const edge = store.edge(other);
+    const final = deriveState(edge);
     const reply = this.lastReplies.get(other);
     this.lastReplies.delete(other);
-    if (op === "request" && final === "none") {
+    // This user moved on meanwhile (a cancel pipelined behind the request): report what they see now, not a refusal.
+    const movedOn = sent !== undefined && sent !== null && edge.myVersion > sent.version;
+    if (op === "request" && final === "none" && !movedOn) {
       return reply === "limit" ? refuse("request_limit", "that user cannot take more friend requests or friends") : refuse("user_not_found", "no such user");
     }
     if (op === "accept" && final !== "friends") return refuse("no_pending_request", "the request was withdrawn");
@@ -137,6 +141,21 @@ export class Friendships {
     }
     await this.outbox.deliver(now, targets);
     return ok({ pending: targets.filter((t) => store.hasPendingEdges(t)) });
+  }
+
+  /**
+   * Storage bound (issue #12, item 3): a first request that was refused (the
+   * target never used the service, or blocked this user, or is full) leaves
+   * no row here. Safe for the version order: the target recorded nothing from
+   * this user (no message of ours was ever accepted, none of theirs heard),
+   * so a later request may start again at version 1.
+   */
+  private forgetIfUntouched(target: string): void {
+    const { store } = this.host;
+    const edge = store.edge(target);
+    if (edge.mine === "none" && edge.theirs === "none" && edge.myVersion === 1 && edge.theirVersion === 0 && !store.hasPendingEdges(target, 1)) {
+      store.forgetEdge(target);
+    }
   }
 
   /** A change of intent from `from`'s object. Idempotent (duplicates are ignored by version). */

@@ -27,6 +27,8 @@ export interface Host {
    * itself goes on; its late result is ignored).
    */
   call<R>(userId: string, call: (stub: UserStub) => R): Promise<Awaited<R>>;
+  /** Calls to other users' objects made so far by this instance (stubs handed out): what the call budget charges. */
+  readonly calls: number;
 }
 
 /**
@@ -40,13 +42,21 @@ export function userIdOf(id: DurableObjectId): string {
 }
 
 export function createHost(id: DurableObjectId, store: UserStore, config: PresenceConfig, users: DurableObjectNamespace<UserPresence>): Host {
+  let calls = 0;
+  const stub = (userId: string) => {
+    calls++;
+    return users.getByName(userId);
+  };
   return {
     store,
     config,
     get userId() {
       return userIdOf(id);
     },
-    stub: (userId) => users.getByName(userId),
-    call: (userId, call) => withTimeout(Promise.resolve(call(users.getByName(userId))), config.rpcTimeoutMs),
+    get calls() {
+      return calls;
+    },
+    stub,
+    call: (userId, call) => withTimeout(Promise.resolve(call(stub(userId))), config.rpcTimeoutMs),
   };
 }

@@ -5,6 +5,12 @@
  * when it goes). Delivered now when possible, otherwise retried by the alarm
  * with exponential backoff (1 s … 5 min), forever, until acknowledged.
  * What a delivery does is the business of the part that queued it.
+ *
+ * Crash safety: a row is stored together with an armed alarm, in one
+ * synchronous step (one implicit transaction) before any delivery attempt,
+ * and its first retry time is set as if the attempt in flight will fail. A
+ * host that dies mid-delivery therefore leaves a row *and* an alarm that
+ * retries it within RPC_TIMEOUT_MS (issue #12).
  */
 import { inChunks } from "../src/presence/chunks";
 import { backoffMs, withTimeout } from "../src/presence/timers";
@@ -14,10 +20,16 @@ import type { OutboxKind, OutboxRow } from "./schema";
 /** Delivers one row; throws when the target's object did not acknowledge it. */
 export type Deliver = (row: OutboxRow) => Promise<void>;
 
+/** Makes sure the object's one alarm fires no later than `at` (synchronously: same transaction as the row). */
+export type Arm = (at: number) => void;
+
 export class Outbox {
   private readonly deliveries = new Map<OutboxKind, Deliver>();
 
-  constructor(private readonly host: Host) {}
+  constructor(
+    private readonly host: Host,
+    private readonly arm: Arm,
+  ) {}
 
   /** The part that queues rows of `kind` says how to deliver them. */
   handle(kind: OutboxKind, deliver: Deliver): void {
@@ -26,12 +38,20 @@ export class Outbox {
 
   /** A presence push or watch to retry; an existing row for the same target stays as it is. */
   retry(kind: "presence" | "watch", target: string, now: number): void {
-    this.host.store.enqueueKeyed(kind, target, now + backoffMs(0));
+    const at = now + backoffMs(0);
+    this.host.store.enqueueKeyed(kind, target, at);
+    this.arm(at);
   }
 
-  /** An edge message, after every earlier one to the same target. */
+  /**
+   * An edge message, after every earlier one to the same target. Its first
+   * retry is due when the delivery that normally follows at once would have
+   * timed out; the alarm is armed for it before this returns.
+   */
   enqueueEdge(target: string, payload: unknown, now: number): void {
-    this.host.store.enqueueEdge(target, JSON.stringify(payload), now);
+    const at = now + this.host.config.rpcTimeoutMs;
+    this.host.store.enqueueEdge(target, JSON.stringify(payload), at);
+    this.arm(at);
   }
 
   /**

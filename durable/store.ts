@@ -136,7 +136,11 @@ export class UserStore {
 
   /** Stores this side of an edge. Rows are kept after a friendship ends: their versions order later messages. */
   putEdge(other: string, edge: Edge, text: string | null, now: number): void {
-    if (edge.mine === "none" && edge.theirs === "none" && edge.myVersion === 0 && edge.theirVersion === 0) return;
+    // No edge is no row (an unblock of someone never contacted used to leave the block in place).
+    if (edge.mine === "none" && edge.theirs === "none" && edge.myVersion === 0 && edge.theirVersion === 0) {
+      this.forgetEdge(other);
+      return;
+    }
     const state = deriveState(edge);
     this.sql.exec(
       `INSERT INTO friends (friend_id, state, mine, my_version, theirs, their_version, message, hidden, since)
@@ -335,8 +339,14 @@ export class UserStore {
     }
   }
 
-  hasPendingEdges(target: string): boolean {
-    return this.sql.exec(`SELECT 1 FROM outbox WHERE kind = 'edge' AND target = ? LIMIT 1`, target).toArray().length > 0;
+  /** Whether edge messages to `target` are queued (more than `besides`: the one being delivered). */
+  hasPendingEdges(target: string, besides = 0): boolean {
+    return this.sql.exec(`SELECT 1 FROM outbox WHERE kind = 'edge' AND target = ? LIMIT 1 OFFSET ?`, target, besides).toArray().length > 0;
+  }
+
+  /** Drops the edge row of a user this one never had anything recorded with (see Friendships.forgetIfUntouched). */
+  forgetEdge(other: string): void {
+    this.sql.exec(`DELETE FROM friends WHERE friend_id = ?`, other);
   }
 
   /** When the outbox next needs the alarm: only the head of each target's edge queue counts (the rest wait for it). */

@@ -23,7 +23,7 @@ import { announcedHeartbeatMs, readConfig, type PresenceConfig } from "../src/pr
 import type { EdgeMessage, EdgeReply, FriendList, LocalOp } from "../src/presence/friendship";
 import { errorFrame } from "../src/presence/protocol";
 import { CloseCode, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION } from "../src/protocol";
-import { ok, refuse, type Result } from "../src/presence/result";
+import { ok, refuse, type Refusal, type Result } from "../src/presence/result";
 import { deviceKindSchema, FRIENDSHIP_OPS, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
 import { alarmTime, nextDeadline } from "../src/presence/timers";
 import type { DeviceKind, Presence, Transport } from "../src/presence/types";
@@ -32,6 +32,7 @@ import type { MatrixPresenceState } from "../src/matrix/mapping";
 import { serverNameOf } from "../src/matrix/routes";
 import { DCL_OBJECT_PATH } from "../src/dcl/worker";
 import { DclSockets } from "./dcl";
+import { CallBudget } from "./budget";
 import { Friendships, type FriendshipChange, type FriendshipRefusalCode } from "./friendships";
 import { createHost, type Host } from "./host";
 import { MATRIX_WAIT_HEADER, MatrixPart } from "./matrix";
@@ -44,6 +45,23 @@ import { Watchers } from "./watchers";
 import { Watching } from "./watching";
 
 const NOT_FOUND = "no such user among your friends";
+/** How old a friends-online answer may be when it is served because the call budget is spent. */
+const SNAPSHOT_MAX_AGE_MS = 30_000;
+/** Frames whose handling calls other users' objects: refused while the call budget is spent. */
+const CALLING_FRAMES = new Set<ClientMessage["type"]>([
+  "GetPresence",
+  "SendFriendRequest",
+  "CancelFriendRequest",
+  "AcceptFriendRequest",
+  "RejectFriendRequest",
+  "RemoveFriend",
+  "BlockUser",
+  "UnblockUser",
+  "SetPrivacy",
+  "HidePresence",
+]);
+
+type PrivacyChange = { shareLocation?: "all" | "none"; hide?: { userId: string; hidden: boolean } };
 
 export class UserPresence extends DurableObject<Env> {
   private readonly store: UserStore;
@@ -57,6 +75,9 @@ export class UserPresence extends DurableObject<Env> {
   private readonly friendships: Friendships;
   private readonly matrix: MatrixPart;
   private readonly dcl: DclSockets;
+  private readonly budget: CallBudget;
+  /** Last friends-online answer computed for an HTTP-only reader: served while the call budget is spent. */
+  private onlineSnapshot: { at: number; friends: Presence[] } | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -65,7 +86,7 @@ export class UserPresence extends DurableObject<Env> {
     this.config = readConfig(env);
     this.host = createHost(ctx.id, this.store, this.config, env.USER);
     this.sockets = new Sockets(ctx, this.config);
-    this.outbox = new Outbox(this.host);
+    this.outbox = new Outbox(this.host, (at) => this.armBy(at));
     this.watchers = new Watchers(this.host, this.outbox);
     this.watching = new Watching(this.host, this.sockets, this.outbox);
     this.presence = new OwnPresence(this.host, this.watchers);
@@ -80,12 +101,13 @@ export class UserPresence extends DurableObject<Env> {
       (now) => this.refresh(now),
     );
     this.dcl = new DclSockets(ctx, this.host, this.sockets, this.presence, {
-      friendList: () => this.friends(),
+      friendList: async () => this.friendList(),
       onlineFriends: () => this.watching.onlineFriends(),
       mutualFriends: (other) => this.host.call(other, (stub) => stub.friendsAmong(this.host.userId, this.store.friendIds())),
-      friendship: (other, op, text) => this.friendship(other, op, text),
+      friendship: (other, op, text) => this.friendshipOp(other, op, text),
       refresh: (now) => this.refresh(now),
     });
+    this.budget = new CallBudget(this.host);
     // Keep-alive pings are answered by the runtime without waking this object;
     // their timestamps are read back as a sign of life when the alarm runs.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
@@ -118,6 +140,12 @@ export class UserPresence extends DurableObject<Env> {
     const kind = deviceKindSchema.safeParse(request.headers.get("x-presence-kind") ?? "web");
     if (!kind.success) return Response.json({ error: { code: "invalid_request", message: "kind is desktop, mobile or web" } }, { status: 400 });
     const now = Date.now();
+    // A connect of a user not yet live watches every friend (and its close releases them): it needs the call budget.
+    const limited = this.admitHttp(now, !this.watching.live);
+    if (limited) {
+      const headers = { "Retry-After": String(Math.max(1, Math.ceil((limited.retryAfterMs ?? 1000) / 1000))) };
+      return Response.json({ error: { code: limited.code, message: limited.message } }, { status: 429, headers });
+    }
     const refusal = this.presence.deviceLimit(deviceId, now);
     if (refusal) return Response.json({ error: { code: refusal.code, message: refusal.message } }, { status: 429 });
 
@@ -163,6 +191,10 @@ export class UserPresence extends DurableObject<Env> {
   /** One valid client message: the same operations as the HTTP API, answered on the socket. */
   private async handle(ws: WebSocket, message: ClientMessage, now: number): Promise<void> {
     const reply = this.sockets.send.bind(this.sockets, ws);
+    if (CALLING_FRAMES.has(message.type)) {
+      const limited = this.budget.refusal(now);
+      if (limited) return this.sockets.reject(ws, now, errorFrame(limited.code, limited.message, message.id));
+    }
     switch (message.type) {
       case "PositionHeartbeat": {
         const { deviceId, kind } = this.sockets.attachment(ws);
@@ -178,7 +210,7 @@ export class UserPresence extends DurableObject<Env> {
         this.sockets.setSubscribed(ws, false);
         return reply({ type: "unsubscribed", id: message.id });
       case "GetPresence": {
-        const found = await this.lookup(message.userId);
+        const found = await this.lookupFor(message.userId);
         return reply(found.ok ? { type: "presence_result", id: message.id, presence: found.value } : errorFrame(found.code, found.message, message.id));
       }
       case "SendFriendRequest":
@@ -189,15 +221,15 @@ export class UserPresence extends DurableObject<Env> {
       case "BlockUser":
       case "UnblockUser": {
         const text = message.type === "SendFriendRequest" ? (message.message ?? null) : null;
-        const result = await this.friendship(message.userId, FRIENDSHIP_OPS[message.type], text);
+        const result = await this.friendshipOp(message.userId, FRIENDSHIP_OPS[message.type], text);
         return reply(result.ok ? { type: "friendship", id: message.id, ...result.value } : errorFrame(result.code, result.message, message.id));
       }
       case "ListFriends":
-        return reply({ type: "friends_list", id: message.id, ...(await this.friends()) });
+        return reply({ type: "friends_list", id: message.id, ...this.friendList() });
       case "SetPrivacy":
       case "HidePresence": {
         const change = message.type === "SetPrivacy" ? { shareLocation: message.shareLocation } : { hide: { userId: message.userId, hidden: message.hidden } };
-        const list = await this.setPrivacy(change);
+        const list = await this.privacyOp(change);
         return reply(list.ok ? { type: "friends_list", id: message.id, ...list.value } : errorFrame(list.code, list.message, message.id));
       }
     }
@@ -256,8 +288,25 @@ export class UserPresence extends DurableObject<Env> {
   /** One physical alarm: the earliest wake-up any part asks for. */
   private async scheduleAlarm(now: number): Promise<void> {
     const deadline = nextDeadline([...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp()]);
-    if (deadline === null) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(alarmTime(deadline, now));
+    this.armedAt = deadline === null ? null : alarmTime(deadline, now);
+    if (this.armedAt === null) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(this.armedAt);
+  }
+
+  /** When this instance last set the alarm (null: not known). */
+  private armedAt: number | null = null;
+
+  /**
+   * The alarm fires no later than `at`. Synchronous on purpose: called right
+   * after an outbox row is written, with no await in between, so the row and
+   * the alarm are committed together (a crash cannot keep one without the other).
+   */
+  private armBy(at: number): void {
+    const now = Date.now();
+    if (this.armedAt !== null && this.armedAt > now && this.armedAt <= at) return;
+    const deadline = nextDeadline([at, ...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp()]) ?? at;
+    this.armedAt = alarmTime(deadline, now);
+    this.ctx.storage.setAlarm(this.armedAt).catch((error) => console.error("setAlarm failed", error));
   }
 
   override async alarm(): Promise<void> {
@@ -313,8 +362,12 @@ export class UserPresence extends DurableObject<Env> {
   // ─── RPC: called by the worker ─────────────────────────────────────────────
 
   /** `GET /v1/presence/:userId` and `GetPresence`: self, or a friend's presence from their object; anyone else is not found. */
-  async lookup(target: string): Promise<Result<Presence, "not_found">> {
+  async lookup(target: string): Promise<Result<Presence, "not_found" | "rate_limited">> {
     this.register();
+    return this.admitHttp(Date.now(), target !== this.host.userId) ?? this.lookupFor(target);
+  }
+
+  private async lookupFor(target: string): Promise<Result<Presence, "not_found">> {
     if (target === this.host.userId) return ok(this.presence.selfView(Date.now()));
     if (!this.store.isFriend(target)) return refuse("not_found", NOT_FOUND);
     const seen = await this.host.stub(target).presenceFor(this.host.userId);
@@ -324,15 +377,44 @@ export class UserPresence extends DurableObject<Env> {
   async httpHeartbeat(deviceId: string, kind: DeviceKind, body: HeartbeatBody): Promise<Result<Presence, "rate_limited" | "too_many_devices">> {
     this.register();
     const now = Date.now();
-    if (!this.sockets.admitUser(now)) return refuse("rate_limited", `at most ${this.config.ratePerSecond * 2} requests per second per user`);
+    const limited = this.admitHttp(now, false);
+    if (limited) return limited;
     const refusal = this.presence.deviceLimit(deviceId, now);
     if (refusal) return refusal;
     return ok(await this.heartbeat(deviceId, kind, "http", body, now));
   }
 
-  async onlineFriends(): Promise<Presence[]> {
+  /**
+   * `GET /v1/friends/online`. A live user's answer comes from the cache (no
+   * calls); an HTTP-only reader's asks every friend's object, within the call
+   * budget: when it is spent, the last answer (at most SNAPSHOT_MAX_AGE_MS old,
+   * ex-friends filtered out) is served instead, else 429.
+   */
+  async onlineFriends(): Promise<Result<Presence[], "rate_limited">> {
     this.register();
-    return this.watching.onlineFriends();
+    const now = Date.now();
+    if (!this.sockets.admitUser(now)) return this.tooManyRequests();
+    if (this.watching.live) return ok(await this.watching.onlineFriends());
+    const limited = this.budget.refusal(now);
+    if (limited) {
+      const snapshot = this.onlineSnapshot;
+      if (snapshot && now - snapshot.at <= SNAPSHOT_MAX_AGE_MS) return ok(snapshot.friends.filter((p) => this.store.isFriend(p.userId)));
+      return limited;
+    }
+    const friends = await this.watching.onlineFriends();
+    this.onlineSnapshot = { at: now, friends };
+    return ok(friends);
+  }
+
+  /** One request's worth of the user's request bucket, then, for operations that call other objects, the call budget. */
+  private admitHttp(now: number, callsOthers: boolean): Refusal<"rate_limited"> | null {
+    if (!this.sockets.admitUser(now)) return this.tooManyRequests();
+    return callsOthers ? this.budget.refusal(now) : null;
+  }
+
+  private tooManyRequests(): Refusal<"rate_limited"> {
+    const perSecond = this.config.ratePerSecond * 2;
+    return { ...refuse("rate_limited", `at most ${perSecond} requests per second per user`), retryAfterMs: Math.ceil(1000 / perSecond) };
   }
 
   /**
@@ -341,14 +423,18 @@ export class UserPresence extends DurableObject<Env> {
    * outbox (delivered now, retried by the alarm until acknowledged) and its
    * reply is folded back in.
    */
-  async friendship(other: string, op: LocalOp, text?: string | null): Promise<Result<FriendshipChange, FriendshipRefusalCode>> {
+  async friendship(other: string, op: LocalOp, text?: string | null): Promise<Result<FriendshipChange, FriendshipRefusalCode | "rate_limited">> {
     this.register();
+    return this.admitHttp(Date.now(), true) ?? this.friendshipOp(other, op, text);
+  }
+
+  private async friendshipOp(other: string, op: LocalOp, text?: string | null): Promise<Result<FriendshipChange, FriendshipRefusalCode>> {
     const planned = this.friendships.plan(other, op);
     if (!planned.ok) return planned;
     const now = Date.now();
     await this.friendships.apply(planned.value, text ?? null, now);
     await this.scheduleAlarm(now);
-    return this.friendships.outcome(other, op);
+    return this.friendships.outcome(other, op, planned.value.send);
   }
 
   /** Admin: make each pair friends (or not) through the same path as users' own operations. */
@@ -360,14 +446,22 @@ export class UserPresence extends DurableObject<Env> {
     return result;
   }
 
-  async friends(): Promise<FriendList> {
+  async friends(): Promise<Result<FriendList, "rate_limited">> {
     this.register();
+    return this.admitHttp(Date.now(), false) ?? ok(this.friendList());
+  }
+
+  private friendList(): FriendList {
     return { ...this.friendships.list(), shareLocation: this.presence.shareLocation };
   }
 
   /** Privacy: share realm/position with all friends or none; hide presence from single friends. */
-  async setPrivacy(change: { shareLocation?: "all" | "none"; hide?: { userId: string; hidden: boolean } }): Promise<Result<FriendList, "not_found">> {
+  async setPrivacy(change: PrivacyChange): Promise<Result<FriendList, "not_found" | "rate_limited">> {
     this.register();
+    return this.admitHttp(Date.now(), true) ?? this.privacyOp(change);
+  }
+
+  private async privacyOp(change: PrivacyChange): Promise<Result<FriendList, "not_found">> {
     const now = Date.now();
     if (change.hide) {
       if (!this.store.isFriend(change.hide.userId)) return refuse("not_found", NOT_FOUND);
@@ -378,16 +472,17 @@ export class UserPresence extends DurableObject<Env> {
       await this.refresh(now);
     }
     await this.scheduleAlarm(now);
-    return ok(await this.friends());
+    return ok(this.friendList());
   }
 
   // ─── RPC: the Matrix API (called by the worker; src/matrix/object-backend.ts) ──
 
-  /** GET /presence/{target}/status: self or a friend; null for anyone else. */
-  async matrixPresence(target: string): Promise<Presence | null> {
+  /** GET /presence/{target}/status: self or a friend; null for anyone else; the user's request budget applies (issue #12). */
+  async matrixPresence(target: string): Promise<Presence | null | RateLimited> {
     this.register();
     const found = await this.lookup(target);
-    return found.ok ? found.value : null;
+    if (found.ok) return found.value;
+    return found.code === "rate_limited" ? { ok: false, code: "rate_limited", retryAfterMs: found.retryAfterMs ?? 1_000 } : null;
   }
 
   /** PUT /presence/{self}/status: the matrix device's status and text. */

@@ -12,13 +12,13 @@ import { dclUpgrade } from "./dcl/worker";
 import { offeredProtocols, requireAdmin, requireUser, type AuthVariables } from "./auth";
 import { mintToken } from "./dev-token.mjs";
 import type { Env } from "./env";
-import { ApiError, errorBody } from "./errors";
+import { ApiError, errorBody, refusalError } from "./errors";
 import { objectCounters } from "../durable/counters";
 import { createMatrixApp } from "./matrix/routes";
 import { objectBackend } from "./matrix/object-backend";
 import { inChunks } from "./presence/chunks";
 import { readConfig } from "./presence/config";
-import { PROTOCOL_VERSION } from "./protocol";
+import { PROTOCOL_VERSION, TOKEN_PROTOCOL_PREFIX } from "./protocol";
 import type { LocalOp } from "./presence/friendship";
 import { describeIssues, deviceIdSchema, deviceKindSchema, heartbeatBody, requestMessageSchema, shareLocationSchema, userIdSchema } from "./presence/schema";
 
@@ -51,7 +51,7 @@ function device(query: URLSearchParams) {
 export const app = new Hono<App>();
 
 app.onError((error, c) => {
-  if (error instanceof ApiError) return c.json(errorBody(error.code, error.message), error.status);
+  if (error instanceof ApiError) return c.json(errorBody(error.code, error.message), error.status, error.headers);
   if (error instanceof HTTPException) return c.json(errorBody("http_error", error.message || "request failed"), error.status);
   console.error("unhandled", error);
   return c.json(errorBody("internal", "the request failed; it is safe to retry"), 500);
@@ -88,8 +88,8 @@ app.get("/v1/connect", requireUser, async (c) => {
     throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
   }
   const { deviceId, kind } = device(new URL(c.req.url).searchParams);
-  const offered = offeredProtocols(c.req.raw);
-  // Browsers fail the handshake unless one offered protocol is echoed.
+  // Browsers fail the handshake unless one offered protocol is echoed; a token entry is never echoed (#12).
+  const offered = offeredProtocols(c.req.raw).filter((p) => !p.startsWith(TOKEN_PROTOCOL_PREFIX));
   const protocol = offered.includes(PROTOCOL_VERSION) ? PROTOCOL_VERSION : offered[0];
   const headers = new Headers(c.req.raw.headers);
   headers.set("x-presence-device", deviceId ?? crypto.randomUUID());
@@ -117,17 +117,20 @@ app.post("/v1/heartbeat", requireUser, async (c) => {
   const { deviceId, kind } = device(query);
   const body = parse(heartbeatBody, raw);
   const result = await c.env.USER.getByName(c.var.userId).httpHeartbeat(deviceId ?? "http", kind, body);
-  if (!result.ok) throw new ApiError(429, result.code, result.message);
+  if (!result.ok) throw refusalError(result, 429);
   return c.json({ presence: result.value });
 });
 
 app.get("/v1/friends/online", requireUser, async (c) => {
-  const friends = await c.env.USER.getByName(c.var.userId).onlineFriends();
-  return c.json({ friends });
+  const result = await c.env.USER.getByName(c.var.userId).onlineFriends();
+  if (!result.ok) throw refusalError(result, 429);
+  return c.json({ friends: result.value });
 });
 
 app.get("/v1/friends", requireUser, async (c) => {
-  return c.json(await c.env.USER.getByName(c.var.userId).friends());
+  const result = await c.env.USER.getByName(c.var.userId).friends();
+  if (!result.ok) throw refusalError(result, 429);
+  return c.json(result.value);
 });
 
 // ─── friendship lifecycle (docs/FRIENDSHIPS.md) ─────────────────────────────
@@ -147,7 +150,7 @@ const FRIENDSHIP_STATUS: Record<string, ContentfulStatusCode> = {
 async function friendship(c: Context<App>, other: string, op: LocalOp, text?: string | null) {
   const target = parse(userIdSchema, other);
   const result = await c.env.USER.getByName(c.var.userId).friendship(target, op, text);
-  if (!result.ok) throw new ApiError(FRIENDSHIP_STATUS[result.code] ?? 409, result.code, result.message);
+  if (!result.ok) throw refusalError(result, FRIENDSHIP_STATUS[result.code] ?? 409);
   const { userId, state, pending } = result.value;
   return c.json({ userId, state, pending }, pending ? 202 : 200);
 }
@@ -166,14 +169,14 @@ app.delete("/v1/blocks/:userId", requireUser, (c) => friendship(c, c.req.param("
 app.put("/v1/privacy", requireUser, async (c) => {
   const { shareLocation } = parse(z.object({ shareLocation: shareLocationSchema }), await jsonBody(c.req.raw));
   const list = await c.env.USER.getByName(c.var.userId).setPrivacy({ shareLocation });
-  if (!list.ok) throw new ApiError(404, list.code, list.message);
+  if (!list.ok) throw refusalError(list, 404);
   return c.json(list.value);
 });
 app.put("/v1/friends/:userId/privacy", requireUser, async (c) => {
   const userId = parse(userIdSchema, c.req.param("userId"));
   const { hidden } = parse(z.object({ hidden: z.boolean() }), await jsonBody(c.req.raw));
   const list = await c.env.USER.getByName(c.var.userId).setPrivacy({ hide: { userId, hidden } });
-  if (!list.ok) throw new ApiError(404, list.code, list.message);
+  if (!list.ok) throw refusalError(list, 404);
   return c.json(list.value);
 });
 
@@ -182,7 +185,7 @@ app.get("/v1/presence/:userId", requireUser, async (c) => {
   // Anyone who is not you or your friend is indistinguishable from nobody.
   if (!target.success) throw new ApiError(404, "not_found", "no such user among your friends");
   const found = await c.env.USER.getByName(c.var.userId).lookup(target.data);
-  if (!found.ok) throw new ApiError(404, found.code, found.message);
+  if (!found.ok) throw refusalError(found, 404);
   return c.json({ presence: found.value });
 });
 

@@ -11,11 +11,17 @@ import type { Env } from "../env";
 import { MATRIX_WAIT_HEADER } from "../../durable/matrix";
 import type { MatrixBackend, MatrixSyncResult, RateLimited } from "./backend";
 import type { Presence } from "../presence/types";
+import { rateLimited } from "./errors";
 
 export function objectBackend(env: Env): MatrixBackend {
   const object = (self: string) => env.USER.getByName(self);
   return {
-    presence: async (_self, target) => (await object(_self).matrixPresence(target)) as Presence | null,
+    presence: async (self, target) => {
+      const found = (await object(self).matrixPresence(target)) as Presence | null | RateLimited;
+      // The object's request budget (issue #12) answers M_LIMIT_EXCEEDED like the other Matrix routes.
+      if (found && "code" in found) throw rateLimited(found.retryAfterMs);
+      return found;
+    },
     setPresence: async (self, state, statusMsg) => (await object(self).matrixSetPresence(state, statusMsg)) as { ok: true } | RateLimited,
     sync: async (self, request) => (await object(self).matrixSync(request)) as MatrixSyncResult | RateLimited,
     waitForChange: (self, mark, timeoutMs, signal) => park(object(self), mark, timeoutMs, signal),

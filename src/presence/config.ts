@@ -27,6 +27,12 @@ export const TUNABLES = {
   rateBurst: { name: "RATE_BURST", default: 20, doc: "token bucket per socket: burst size; the user's bucket is twice that" },
   ratePerSecond: { name: "RATE_PER_SECOND", default: 5, doc: "token bucket per socket: refill per second; the user's bucket is twice that" },
   dclAuthTimeoutMs: { name: "DCL_AUTH_TIMEOUT_MS", default: 30_000, doc: "a Decentraland socket (`/dcl`) must send its signed auth frame within this; then 3004" },
+  callBudgetPerSecond: {
+    name: "CALL_BUDGET_PER_SECOND",
+    default: 1_000,
+    doc: "calls to other users' objects one user may cause per second (connects, snapshots, privacy, friendships, fan-out); requests that would call more get 429 `rate_limited`",
+  },
+  callBudgetBurst: { name: "CALL_BUDGET_BURST", default: 2_000, doc: "burst of `CALL_BUDGET_PER_SECOND` (one connect of a user with `MAX_FRIENDS` friends must fit)" },
 } as const satisfies Record<string, { name: string; default: number; doc: string }>;
 
 /** Auth and access, read where they are used (src/auth.ts, src/app.ts); `shown` is the default as the README states it. */

@@ -4,7 +4,13 @@
  * an HTTP status or an error frame. RPC results, not exceptions, so the code
  * survives the trip; an exception means "failed, retry", never "no".
  */
-export type Refusal<Code extends string = string> = { ok: false; code: Code; message: string };
+export type Refusal<Code extends string = string> = {
+  ok: false;
+  code: Code;
+  message: string;
+  /** `rate_limited` only: when a retry can succeed (HTTP answers it as Retry-After). */
+  retryAfterMs?: number;
+};
 export type Result<T, Code extends string = string> = { ok: true; value: T } | Refusal<Code>;
 
 export function ok<T>(value: T): { ok: true; value: T } {

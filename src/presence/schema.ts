@@ -25,7 +25,9 @@ export const userIdSchema = z
   .string()
   .min(1)
   .max(MAX_USER_ID_LENGTH)
-  .regex(/^[A-Za-z0-9_.@:-]+$/, "user ids are letters, digits and _ . @ : -");
+  .regex(/^[A-Za-z0-9_.@:-]+$/, "user ids are letters, digits and _ . @ : -")
+  // URL normalisation turns /v1/presence/.. into another path: such a user could not be addressed over HTTP (#12).
+  .refine((id) => id !== "." && id !== "..", "user ids . and .. are reserved");
 
 export const deviceIdSchema = z
   .string()

@@ -14,4 +14,7 @@ export const WORKER_TEST_BINDINGS = {
   RPC_TIMEOUT_MS: "1000",
   MAX_ERRORS_PER_WINDOW: "5",
   DCL_AUTH_TIMEOUT_MS: "1000",
+  // Small, so that test/workers/hardening-budget.test.ts can measure the bound.
+  CALL_BUDGET_PER_SECOND: "50",
+  CALL_BUDGET_BURST: "100",
 };

@@ -94,7 +94,8 @@ describe("the alarm is the TTL", () => {
     const after = await runInDurableObject(stubOf(a), async (_, state) => {
       const { UserPresence } = await import("../../durable/user-presence");
       const rebuilt = new UserPresence(state, (await import("cloudflare:workers")).env as never);
-      return { friends: (await rebuilt.friends()).friends, presence: await rebuilt.presenceFor(b) };
+      const list = await rebuilt.friends();
+      return { friends: list.ok ? list.value.friends : null, presence: await rebuilt.presenceFor(b) };
     });
     expect(after.friends).toEqual([b]);
     expect(after.presence).toEqual(before);

@@ -139,7 +139,8 @@ export const heartbeatBody = fc.record(
   { requiredKeys: ["position", "realm", "status"] },
 );
 
-const anyUserId = fc.stringMatching(/^[A-Za-z0-9_.@:-]{1,128}$/);
+/** A valid user id: the allowed characters, except `.` and `..`, which cannot be addressed over HTTP (#12). */
+const anyUserId = fc.stringMatching(/^[A-Za-z0-9_.@:-]{1,128}$/).filter((id) => id !== "." && id !== "..");
 
 export interface Targets {
   /** Whom GetPresence asks about. */
@@ -211,6 +212,8 @@ const badUserId = fc.oneof(
   fc.constant(undefined),
   fc.constant(""),
   fc.constant("../bob"),
+  fc.constant("."),
+  fc.constant(".."),
   fc.constant("a/b"),
   fc.constant("a b"),
   fc.constant("x".repeat(129)),

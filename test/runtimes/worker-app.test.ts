@@ -25,7 +25,7 @@ function fakeEnv(vars: Partial<Env> = {}) {
         },
         async onlineFriends(...args: unknown[]) {
           calls.push({ userId, method: `onlineFriends(${args.join(",")})` });
-          return [];
+          return { ok: true, value: [] };
         },
       };
     },

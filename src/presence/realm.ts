@@ -13,6 +13,8 @@
  */
 import type { Presence } from "./types";
 
+export type { RealmCount } from "../protocol";
+
 /** FNV-1a (32 bit) of a string's UTF-16 code units: stable, cheap, well spread for ids. */
 export function hash32(text: string): number {
   let h = 0x811c9dc5;
@@ -65,13 +67,4 @@ export function renewAt(now: number, leaseMs: number): number {
 export function batchSendAt(lastSentAt: number | null, now: number, batchMs: number): number {
   if (lastSentAt === null || now - lastSentAt >= batchMs) return now;
   return lastSentAt + batchMs;
-}
-
-/** One frame a realm subscriber receives: the batched total. */
-export interface RealmCount {
-  type: "realm_count";
-  realm: string;
-  count: number;
-  /** When the counter computed it (ms since epoch). */
-  at: number;
 }

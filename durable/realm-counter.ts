@@ -23,6 +23,7 @@ export class RealmCounter extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private lastPushAt: number | null = null;
   private pushed: number | null = null;
+  private armedAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -88,6 +89,7 @@ export class RealmCounter extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    this.armedAt = null;
     await this.pushIfDue(Date.now());
   }
 
@@ -99,7 +101,11 @@ export class RealmCounter extends DurableObject<Env> {
     if (frame.count === this.pushed) return;
     const at = batchSendAt(this.lastPushAt, now, this.config.realmBatchMs);
     if (at > now) {
-      if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(alarmTime(at, Date.now()));
+      // At most one row written per batch interval (each setAlarm is one).
+      if (this.armedAt !== at) {
+        this.armedAt = at;
+        await this.ctx.storage.setAlarm(alarmTime(at, Date.now()));
+      }
       return;
     }
     this.lastPushAt = now;

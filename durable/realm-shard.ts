@@ -92,23 +92,20 @@ export class RealmShard extends DurableObject<Env> {
   private async settle(now: number): Promise<number> {
     this.sql.exec("DELETE FROM members WHERE expires_at <= ?", now);
     const count = this.live(now);
-    let reportAt: number | null = null;
-    if (count !== this.reported) {
-      reportAt = batchSendAt(this.lastReportAt, now, this.config.realmBatchMs);
-      if (reportAt <= now) {
-        reportAt = null;
-        try {
-          const { realm, shard } = this.slice;
-          realmCounters.reports++;
-          this.lastReportAt = now;
-          await this.env.REALM_COUNTER.getByName(realm).report(shard, count, now);
-          this.sql.exec("INSERT INTO meta (key, value) VALUES ('reported', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", count);
-        } catch (error) {
-          console.error("realm count report failed; retried by the alarm", error);
-          reportAt = now + this.config.realmBatchMs;
-        }
+    if (count !== this.reported && batchSendAt(this.lastReportAt, now, this.config.realmBatchMs) <= now) {
+      const { realm, shard } = this.slice;
+      realmCounters.reports++;
+      this.lastReportAt = now;
+      try {
+        await this.env.REALM_COUNTER.getByName(realm).report(shard, count, now);
+        this.sql.exec("INSERT INTO meta (key, value) VALUES ('reported', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", count);
+      } catch (error) {
+        console.error("realm count report failed; retried by the alarm", error);
       }
     }
+    // Checked after the report's await: joins that came in meanwhile are reported by the alarm.
+    const after = Date.now();
+    const reportAt = this.live(after) !== this.reported ? batchSendAt(this.lastReportAt, after, this.config.realmBatchMs) : null;
     const nextExpiry = this.sql.exec<{ at: number | null }>("SELECT MIN(expires_at) AS at FROM members").one().at;
     const deadline = nextDeadline([reportAt, nextExpiry]);
     const armAt = deadline === null ? null : alarmTime(deadline, Date.now());

@@ -13,7 +13,7 @@ import { offeredProtocols, requireAdmin, requireUser, type AuthVariables } from 
 import { mintToken } from "./dev-token.mjs";
 import type { Env } from "./env";
 import { ApiError, errorBody, refusalError } from "./errors";
-import { objectCounters } from "../durable/counters";
+import { objectCounters, realmCounters } from "../durable/counters";
 import { createMatrixApp } from "./matrix/routes";
 import { objectBackend } from "./matrix/object-backend";
 import { inChunks } from "./presence/chunks";
@@ -80,7 +80,7 @@ app.route("/_matrix/client", createMatrixApp({ backend: objectBackend }));
 // Dev mode only: what this isolate's objects did (the benchmarks read the Matrix counters; wrangler dev runs objects in the worker's isolate).
 app.get("/dev/counters", (c) => {
   if (c.env.DEV_MODE !== "1") throw new ApiError(404, "not_found", "no such route");
-  return c.json(objectCounters);
+  return c.json({ ...objectCounters, realm: realmCounters });
 });
 
 // The WebSocket route comes before cors(): a 101 response's headers are immutable.

@@ -31,7 +31,7 @@ function realmOf(c: Context): string {
 }
 
 /** Counts read in this isolate, by realm: served for REALM_BATCH_MS. */
-const recent = new Map<string, { count: RealmCount; until: number }>();
+const recent = new Map<string, { count: Promise<RealmCount>; until: number }>();
 
 /** `GET /v1/realms/:realm` → `{realm, count, at}`. */
 export const realmCount = [
@@ -40,11 +40,13 @@ export const realmCount = [
     const realm = realmOf(c);
     const now = Date.now();
     const cached = recent.get(realm);
-    if (cached && cached.until > now) return c.json(strip(cached.count));
-    const count = await c.env.REALM_COUNTER.getByName(realm).count();
+    // Concurrent readers share one call in flight.
+    if (cached && cached.until > now) return c.json(strip(await cached.count));
+    const count = c.env.REALM_COUNTER.getByName(realm).count();
     if (recent.size > 10_000) recent.clear();
     recent.set(realm, { count, until: now + readConfig(c.env).realmBatchMs });
-    return c.json(strip(count));
+    count.catch(() => recent.delete(realm));
+    return c.json(strip(await count));
   },
 ] as const;
 

@@ -12,3 +12,11 @@ export const objectCounters = {
   matrixParks: 0,
   matrixWaitEvents: 0,
 };
+
+/** Realm population (durable/realm-shard.ts, realm-counter.ts): calls to shards, shard→counter reports, batched pushes, count reads that reached a counter. */
+export const realmCounters = {
+  shardCalls: 0,
+  reports: 0,
+  pushes: 0,
+  counterReads: 0,
+};

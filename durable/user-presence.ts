@@ -37,6 +37,7 @@ import { Friendships, type FriendshipChange, type FriendshipRefusalCode } from "
 import { createHost, type Host } from "./host";
 import { MATRIX_WAIT_HEADER, MatrixPart } from "./matrix";
 import { Outbox } from "./outbox";
+import { RealmMembership } from "./realms";
 import { OwnPresence } from "./presence";
 import { Sockets } from "./sockets";
 import { objectCounters } from "./counters";
@@ -76,6 +77,7 @@ export class UserPresence extends DurableObject<Env> {
   private readonly matrix: MatrixPart;
   private readonly dcl: DclSockets;
   private readonly budget: CallBudget;
+  private readonly realms: RealmMembership;
   /** Last friends-online answer computed for an HTTP-only reader: served while the call budget is spent. */
   private onlineSnapshot: { at: number; friends: Presence[] } | null = null;
 
@@ -108,6 +110,7 @@ export class UserPresence extends DurableObject<Env> {
       refresh: (now) => this.refresh(now),
     });
     this.budget = new CallBudget(this.host);
+    this.realms = new RealmMembership(ctx.storage, this.config, env.REALM_SHARD, () => this.host.userId);
     // Keep-alive pings are answered by the runtime without waking this object;
     // their timestamps are read back as a sign of life when the alarm runs.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
@@ -278,6 +281,7 @@ export class UserPresence extends DurableObject<Env> {
     const wasLive = this.watching.live;
     if (hasLiveDevice && !wasLive) await this.watching.start(now);
     await this.presence.publishChanges(view, now);
+    await this.realms.update(view, now);
     this.matrix.afterRefresh(view, now);
     if (!hasLiveDevice && wasLive) await this.watching.stop();
     if (hasLiveDevice) await this.watching.renewIfDue(now);
@@ -287,7 +291,7 @@ export class UserPresence extends DurableObject<Env> {
 
   /** One physical alarm: the earliest wake-up any part asks for. */
   private async scheduleAlarm(now: number): Promise<void> {
-    const deadline = nextDeadline([...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp()]);
+    const deadline = nextDeadline([...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp(), this.realms.nextWakeUp()]);
     this.armedAt = deadline === null ? null : alarmTime(deadline, now);
     if (this.armedAt === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(this.armedAt);
@@ -304,7 +308,8 @@ export class UserPresence extends DurableObject<Env> {
   private armBy(at: number): void {
     const now = Date.now();
     if (this.armedAt !== null && this.armedAt > now && this.armedAt <= at) return;
-    const deadline = nextDeadline([at, ...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp()]) ?? at;
+    const deadline =
+      nextDeadline([at, ...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp(), this.realms.nextWakeUp()]) ?? at;
     this.armedAt = alarmTime(deadline, now);
     this.ctx.storage.setAlarm(this.armedAt).catch((error) => console.error("setAlarm failed", error));
   }

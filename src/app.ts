@@ -13,10 +13,11 @@ import { offeredProtocols, requireAdmin, requireUser, type AuthVariables } from 
 import { mintToken } from "./dev-token.mjs";
 import type { Env } from "./env";
 import { ApiError, errorBody, refusalError } from "./errors";
-import { objectCounters } from "../durable/counters";
+import { objectCounters, realmCounters } from "../durable/counters";
 import { createMatrixApp } from "./matrix/routes";
 import { objectBackend } from "./matrix/object-backend";
 import { inChunks } from "./presence/chunks";
+import { realmAdmin, realmCount, realmLive } from "./realm-routes";
 import { readConfig } from "./presence/config";
 import { PROTOCOL_VERSION, TOKEN_PROTOCOL_PREFIX } from "./protocol";
 import type { LocalOp } from "./presence/friendship";
@@ -79,7 +80,7 @@ app.route("/_matrix/client", createMatrixApp({ backend: objectBackend }));
 // Dev mode only: what this isolate's objects did (the benchmarks read the Matrix counters; wrangler dev runs objects in the worker's isolate).
 app.get("/dev/counters", (c) => {
   if (c.env.DEV_MODE !== "1") throw new ApiError(404, "not_found", "no such route");
-  return c.json(objectCounters);
+  return c.json({ ...objectCounters, realm: realmCounters });
 });
 
 // The WebSocket route comes before cors(): a 101 response's headers are immutable.
@@ -97,6 +98,9 @@ app.get("/v1/connect", requireUser, async (c) => {
   if (protocol) headers.set("x-presence-protocol", protocol);
   return c.env.USER.getByName(c.var.userId).fetch(new Request(c.req.raw, { headers }));
 });
+
+// Realm population (issue #16): subscribers hold a socket to the realm's counter; before cors() like /v1/connect.
+app.get("/v1/realms/:realm/live", ...realmLive);
 
 // Decentraland clients (docs/DECENTRALAND.md): the signed auth chain comes in the socket's first frame.
 app.get("/dcl", (c) => dclUpgrade(c.req.raw, c.env));
@@ -132,6 +136,8 @@ app.get("/v1/friends", requireUser, async (c) => {
   if (!result.ok) throw refusalError(result, 429);
   return c.json(result.value);
 });
+
+app.get("/v1/realms/:realm", ...realmCount);
 
 // ─── friendship lifecycle (docs/FRIENDSHIPS.md) ─────────────────────────────
 
@@ -236,4 +242,5 @@ admin.post("/:action{friendships:import}", async (c) => {
   return c.json({ imported: pairs.length - refusals.length, pending, refusals }, refusals.length || pending.length ? 207 : 200);
 });
 
+app.route("/v1/admin/realms", realmAdmin);
 app.route("/v1/admin", admin);

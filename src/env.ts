@@ -1,3 +1,5 @@
+import type { RealmCounter } from "../durable/realm-counter";
+import type { RealmShard } from "../durable/realm-shard";
 import type { UserPresence } from "../durable/user-presence";
 import type { ConfigVars } from "./presence/config";
 
@@ -8,6 +10,8 @@ import type { ConfigVars } from "./presence/config";
  */
 export interface Env extends ConfigVars {
   USER: DurableObjectNamespace<UserPresence>;
+  REALM_SHARD: DurableObjectNamespace<RealmShard>;
+  REALM_COUNTER: DurableObjectNamespace<RealmCounter>;
 }
 
 // `import { env } from "cloudflare:workers"` (tests) sees the same bindings.

@@ -4,6 +4,7 @@
  * the reconnect schedule, the request/reply bookkeeping, and a FriendsState
  * that only ever moves forward in each friend's `seq`.
  */
+import { RealmSubscription } from "./realm.js";
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 import { Emitter } from "./emitter.js";
 import {
@@ -22,6 +23,7 @@ import {
   type RequestId,
   type ErrorCode,
   type ServerMessage,
+  type RealmCount,
 } from "../../src/protocol/index.js";
 import {
   clearTimer,
@@ -353,6 +355,26 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   /** Share realm and position with all friends, or with none (they still see your status). */
   async setShareLocation(shareLocation: "all" | "none"): Promise<FriendList> {
     return stripReply(await this.request({ type: "SetPrivacy", shareLocation }, "friends_list"));
+  }
+
+  /** How many users are online (visible, sharing location) in `realm` now; batched, at most a second old. */
+  async realmCount(realm: string): Promise<RealmCount> {
+    const body = (await this.http("GET", `/v1/realms/${encodeURIComponent(realm)}`)) as Omit<RealmCount, "type">;
+    return { type: "realm_count", ...body };
+  }
+
+  /** A live count of `realm`: `onCount` gets the count at once, then batched totals (at most one a second). Its own socket. */
+  subscribeRealm(realm: string, onCount: (count: RealmCount) => void): RealmSubscription {
+    const url = makeURL(this.connectUrl());
+    url.pathname = url.pathname.replace(/\/v1\/connect$/, `/v1/realms/${encodeURIComponent(realm)}/live`);
+    url.search = "";
+    return new RealmSubscription(
+      url.toString(),
+      () => this.token(),
+      this.WebSocketImpl,
+      onCount,
+      (error) => this.emit("error", new PresenceError("protocol", `realm subscription: ${String(error)}`)),
+    );
   }
 
   private async friendship(message: ClientMessage): Promise<FriendshipResult> {

@@ -11,6 +11,7 @@ export type {
   PresenceEvents,
   PresenceUpdate,
 } from "./client.js";
+export { RealmSubscription } from "./realm.js";
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 export { FriendsState, isNewer, transition, wentOffline, type StateChange } from "./state.js";
 // The whole wire vocabulary (types and constants), as the server defines it.

@@ -32,6 +32,13 @@ export const TUNABLES = {
     default: 1_000,
     doc: "calls to other users' objects one user may cause per second (connects, snapshots, privacy, friendships, fan-out); requests that would call more get 429 `rate_limited`",
   },
+  realmShards: {
+    name: "REALM_SHARDS",
+    default: 16,
+    doc: "shard objects per realm that count its members (a user's shard is a hash of its id); changing it moves members as their leases renew",
+  },
+  realmLeaseMs: { name: "REALM_LEASE_MS", default: 600_000, doc: "lease of a realm membership in its shard; the user's object renews it at half-life" },
+  realmBatchMs: { name: "REALM_BATCH_MS", default: 1_000, doc: "a realm shard reports its count, and a realm counter pushes the total to subscribers, at most once per interval" },
   callBudgetBurst: { name: "CALL_BUDGET_BURST", default: 2_000, doc: "burst of `CALL_BUDGET_PER_SECOND` (one connect of a user with `MAX_FRIENDS` friends must fit)" },
 } as const satisfies Record<string, { name: string; default: number; doc: string }>;
 

@@ -171,3 +171,15 @@ export type ServerMessage =
   | { type: "friendship"; id?: RequestId; userId: string; state: FriendshipState; pending: boolean }
   | ({ type: "friends_list"; id?: RequestId } & FriendList)
   | { type: "error"; id?: RequestId; code: ErrorCode; message: string };
+
+// ─── realm population (issue #16) ────────────────────────────────────────────
+
+/** `GET /v1/realms/:realm` answers this without `type`; `GET /v1/realms/:realm/live` pushes it. */
+export interface RealmCount {
+  type: "realm_count";
+  realm: string;
+  /** Users online, visible and sharing location in the realm (batched: at most REALM_BATCH_MS old). */
+  count: number;
+  /** When the realm's counter computed it (ms since epoch). */
+  at: number;
+}

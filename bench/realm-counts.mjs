@@ -93,11 +93,11 @@ try {
   }
   const c4 = await counters();
   const beat = (ws, n) => ws.send(JSON.stringify({ type: "PositionHeartbeat", id: n, position: { x: n, y: 0, z: 0 }, realm, status: "online" }));
-  real.forEach((ws) => beat(ws, 1));
+  for (const ws of real) beat(ws, 1);
   await waitAll(USERS / 2 + REAL_USERS);
   const c5 = await counters();
   for (let n = 2; n < 7; n++) {
-    real.forEach((ws) => beat(ws, n));
+    for (const ws of real) beat(ws, n);
     await sleep(300);
   }
   await sleep(1_500);

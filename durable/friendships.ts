@@ -102,9 +102,10 @@ export class Friendships {
   }
 
   /**
-   * What the caller is told after `apply`: a request to a user who blocked
-   * this one, or who never used the service, fails the same way
-   * (`user_not_found`); an accept of a request withdrawn meanwhile fails too.
+   * What the caller is told after `apply`: a request to a user who never
+   * used the service fails (`user_not_found`; one to a user who blocked this
+   * one is answered `ok` and looks like any pending request: shadow refusal,
+   * src/presence/friendship.ts); an accept of a request withdrawn meanwhile fails too.
    */
   outcome(other: string, op: LocalOp, sent?: EdgeMessage | null): Result<FriendshipChange, FriendshipRefusalCode> {
     const { store } = this.host;
@@ -145,7 +146,7 @@ export class Friendships {
 
   /**
    * Storage bound (issue #12, item 3): a first request that was refused (the
-   * target never used the service, or blocked this user, or is full) leaves
+   * target never used the service, or is full) leaves
    * no row here. Safe for the version order: the target recorded nothing from
    * this user (no message of ours was ever accepted, none of theirs heard),
    * so a later request may start again at version 1.

@@ -4,11 +4,14 @@
  * isolate by jose). `sub` is the user id; `exp` is required, `nbf` enforced,
  * `iss`/`aud` checked when configured. The algorithm list is fixed per key
  * type, so `alg: none` and HS/RS confusion are rejected by construction.
+ * A token may live at most MAX_TOKEN_LIFETIME_S (`exp − (iat ?? now)`), and
+ * its `iat` may be at most TOKEN_CLOCK_SKEW_S ahead of this clock.
  */
 import { createMiddleware } from "hono/factory";
 import { createRemoteJWKSet, decodeProtectedHeader, errors, type JWTPayload, jwtVerify, type JWTVerifyGetKey } from "jose";
 import type { Env } from "./env";
 import { ApiError } from "./errors";
+import { readConfig } from "./presence/config";
 import { userIdSchema } from "./presence/schema";
 import { TOKEN_PROTOCOL_PREFIX } from "./protocol";
 
@@ -19,6 +22,27 @@ import { TOKEN_PROTOCOL_PREFIX } from "./protocol";
  * read as a bad token (401).
  */
 class KeySetUnavailable extends Error {}
+
+/** How far ahead of this clock a token's `iat` may be (the issuer's clock may run a little fast). */
+export const TOKEN_CLOCK_SKEW_S = 60;
+
+/**
+ * Lifetime checks jose does not make: `iat` (when present) not in the future
+ * beyond the skew, and `exp − (iat ?? now)` at most MAX_TOKEN_LIFETIME_S. A
+ * signed token that lives for centuries is a stolen credential that never
+ * expires (issue #12).
+ */
+function checkLifetime(payload: JWTPayload, env: Env): void {
+  const now = Math.floor(Date.now() / 1000);
+  const { iat, exp } = payload;
+  if (typeof iat === "number" && iat > now + TOKEN_CLOCK_SKEW_S) {
+    throw new ApiError(401, "token_not_yet_valid", "claim iat failed: issued in the future");
+  }
+  const max = readConfig(env).maxTokenLifetimeS;
+  if (typeof exp === "number" && exp - (typeof iat === "number" ? iat : now) > max) {
+    throw new ApiError(401, "invalid_claims", `claim exp failed: the token lives longer than ${max} s (MAX_TOKEN_LIFETIME_S)`);
+  }
+}
 
 const jwksByUrl = new Map<string, JWTVerifyGetKey>();
 function jwks(url: string): JWTVerifyGetKey {
@@ -89,6 +113,7 @@ export async function verifyToken(token: string, env: Env): Promise<string> {
     } else {
       throw new ApiError(401, "invalid_token", `algorithm ${String(alg)} is not accepted`);
     }
+    checkLifetime(payload, env);
     const sub = userIdSchema.safeParse(payload.sub);
     if (!sub.success) throw new ApiError(401, "invalid_token", "the token's sub is not a valid user id");
     return sub.data;

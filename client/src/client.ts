@@ -319,7 +319,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
 
   // ─── friendships (docs/FRIENDSHIPS.md); each rejects with a PresenceError whose code says why ───
 
-  /** Asks `userId` to be friends (accepts, if they asked you first). `user_not_found` also covers users who blocked you. */
+  /** Asks `userId` to be friends (accepts, if they asked you first). `user_not_found`: no such user; to a user who blocked you it looks sent and stays pending (docs/FRIENDSHIPS.md). */
   sendFriendRequest(userId: string, message?: string): Promise<FriendshipResult> {
     return this.friendship({ type: "SendFriendRequest", userId, ...(message ? { message } : {}) });
   }

@@ -40,14 +40,23 @@ export const TUNABLES = {
   realmLeaseMs: { name: "REALM_LEASE_MS", default: 600_000, doc: "lease of a realm membership in its shard; the user's object renews it at half-life" },
   realmBatchMs: { name: "REALM_BATCH_MS", default: 1_000, doc: "a realm shard reports its count, and a realm counter pushes the total to subscribers, at most once per interval" },
   callBudgetBurst: { name: "CALL_BUDGET_BURST", default: 2_000, doc: "burst of `CALL_BUDGET_PER_SECOND` (one connect of a user with `MAX_FRIENDS` friends must fit)" },
+  maxTokenLifetimeS: {
+    name: "MAX_TOKEN_LIFETIME_S",
+    default: 86_400,
+    doc: "longest accepted token lifetime in seconds, `exp − (iat ?? now)`; longer → 401 `invalid_claims` (an `iat` more than 60 s ahead → 401 `token_not_yet_valid`)",
+  },
 } as const satisfies Record<string, { name: string; default: number; doc: string }>;
 
 /** Auth and access, read where they are used (src/auth.ts, src/app.ts); `shown` is the default as the README states it. */
 export const ACCESS = {
   JWT_SECRET: { kind: "secret", shown: "— (dev value in `.dev.vars.example`)", doc: "HS256 key for user tokens" },
   JWKS_URL: { kind: "var", shown: "empty (off)", doc: "JWKS endpoint for RS256/ES256 tokens (keys cached 10 min)" },
-  JWT_ISSUER: { kind: "var", shown: "empty (not checked)", doc: "required `iss` when set" },
-  JWT_AUDIENCE: { kind: "var", shown: "empty (not checked)", doc: "required `aud` when set" },
+  JWT_ISSUER: {
+    kind: "var",
+    shown: "empty (not checked)",
+    doc: "required `iss` when set; **set it in production** (unset: tokens of any issuer signed with the key are accepted)",
+  },
+  JWT_AUDIENCE: { kind: "var", shown: "empty (not checked)", doc: "required `aud` when set; **set it in production** (unset: tokens meant for any audience are accepted)" },
   ADMIN_TOKEN: { kind: "secret", shown: "— (admin API off → 503)", doc: "bearer token for `/v1/admin/*`" },
   SERVER_NAME: { kind: "var", shown: "empty (`localhost`)", doc: "Matrix server name: users are `@<localpart>:SERVER_NAME` (docs/MATRIX.md)" },
   DEV_MODE: { kind: "local", shown: "unset", doc: "`1` enables `POST /dev/token` for the demo; **never in production**" },

@@ -18,8 +18,13 @@
  *   - `refuse`: reject, remove and block also withdraw the other side's `want`
  *     at the version they saw, so a removed friend does not linger as "outgoing",
  *     while a newer request the refuser had not seen survives;
- *   - replies: a `want` to a user who blocked you or never used the service, or
- *     over a limit, is not recorded and the sender withdraws it (`refused`/`limit`);
+ *   - replies: a `want` to a user who never used the service, or over a limit,
+ *     is not recorded and the sender withdraws it (`refused`/`limit`);
+ *   - shadow refusal: a `want` to a user who blocked you is answered `ok` like
+ *     any request and kept silently (the blocker sees only `blocked`); the
+ *     sender sees a pending request that never completes. Unblocking withdraws
+ *     it (`refuse`, as a reject), so a block cannot be told from a user who
+ *     has not answered (yet), nor from a removal;
  *   - `force` (admin API): sets both intents on both sides.
  * docs/FRIENDSHIPS.md draws the states and transitions.
  */
@@ -106,12 +111,14 @@ export function planLocal(edge: Edge, op: LocalOp): LocalPlan {
       if (state !== "friends") return fail("not_friends", "you are not friends");
       return change(edge, "none", "none", refusing);
     case "block":
-      if (state === "blocked") return change(edge, "blocked", "none", null);
+      // Blocking again keeps a silently kept request (unblocking withdraws it).
+      if (state === "blocked") return change(edge, "blocked", edge.theirs, null);
       // The other side only learns that the edge is gone, never that it is blocked.
       return change(edge, "blocked", "none", state === "none" ? null : refusing);
     case "unblock":
       if (state !== "blocked") return fail("not_blocked", "this user is not blocked");
-      return change(edge, "none", "none", null);
+      // A request kept silently during the block is withdrawn now, as a reject would.
+      return change(edge, "none", "none", edge.theirs === "want" ? refusing : null);
     case "befriend":
       return change(edge, "want", "want", { intent: "want", refuse: null, force: true });
     case "unfriend":
@@ -121,7 +128,7 @@ export function planLocal(edge: Edge, op: LocalOp): LocalPlan {
 }
 
 export interface RemoteContext {
-  /** The receiver has used the service; a `want` to someone who has not is refused (as for a blocker). */
+  /** The receiver has used the service; a `want` to someone who has not is refused. */
   registered: boolean;
   /** Recording one more incoming request would exceed the receiver's pending limit. */
   pendingLimitReached: boolean;
@@ -136,7 +143,9 @@ export function applyRemote(edge: Edge, message: EdgeMessage, context: RemoteCon
   let next = { ...edge };
   if (message.refuse !== null && message.refuse === edge.myVersion && edge.mine === "want") next.mine = "none";
   if (message.intent === "want") {
-    if (next.mine === "blocked" || !context.registered) return { edge: next, reply: "refused" };
+    if (!context.registered) return { edge: next, reply: "refused" };
+    // Shadow refusal: kept silently, answered like any request (no limit applies: it is not an incoming request).
+    if (next.mine === "blocked") return { edge: { ...next, theirs: "want", theirVersion: message.version }, reply: "ok" };
     if (next.mine === "want" && next.theirs !== "want" && context.friendLimitReached) return { edge: next, reply: "limit" };
     if (next.mine !== "want" && next.theirs !== "want" && context.pendingLimitReached) return { edge: next, reply: "limit" };
   }

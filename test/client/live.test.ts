@@ -186,7 +186,9 @@ describe("SDK friendship operations against wrangler dev", () => {
     const removed = new Promise<string>((resolve) => e.once("friendRemoved", resolve));
     expect(await f.block(erin)).toMatchObject({ state: "blocked" });
     expect(await removed).toBe(finn);
-    await expect(e.sendFriendRequest(finn)).rejects.toMatchObject({ code: "user_not_found" });
+    // Shadow refusal: the request looks sent (as after a removal) and never completes.
+    expect(await e.sendFriendRequest(finn)).toMatchObject({ state: "outgoing" });
+    expect((await f.getFriendList()).incoming).toEqual([]);
     expect((await f.getFriendList()).blocked).toEqual([erin]);
   });
 

@@ -261,8 +261,10 @@ describe("blocking", () => {
     expect(await b.service.getBlockingStatus({})).toEqual({ blockedUsers: [], blockedByUsers: [] });
     expect((await a.service.getFriendshipStatus({ user: { address: bob.address } })).response).toMatchObject({ accepted: { status: FriendshipStatus.BLOCKED } });
     expect((await b.service.getFriendshipStatus({ user: { address: alice.address } })).response).toMatchObject({ accepted: { status: FriendshipStatus.NONE } });
-    // Bob cannot ask again; to him it looks like an unknown user.
-    expect((await b.service.upsertFriendship({ action: { $case: "request", request: { user: { address: alice.address } } } })).response?.$case).toBe("invalidFriendshipAction");
+    // Bob may ask again: it looks sent, as after a removal (shadow refusal), and alice sees nothing of it.
+    expect((await b.service.upsertFriendship({ action: { $case: "request", request: { user: { address: alice.address } } } })).response?.$case).toBe("accepted");
+    expect((await a.service.getFriendshipStatus({ user: { address: bob.address } })).response).toMatchObject({ accepted: { status: FriendshipStatus.BLOCKED } });
+    expect((await a.service.getPendingFriendshipRequests({})).response).toMatchObject({ requests: { requests: [] } });
 
     expect((await a.service.unblockUser({ user: { address: bob.address } })).response?.$case).toBe("ok");
     expect((await a.service.unblockUser({ user: { address: bob.address } })).response?.$case).toBe("ok"); // idempotent

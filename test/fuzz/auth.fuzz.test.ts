@@ -80,7 +80,11 @@ describe("HS256 tokens under fuzzing", () => {
     await fc.assert(
       fc.asyncProperty(
         fc.record({
-          exp: fc.option(fc.oneof(fc.integer({ min: 10, max: 86_400 }), fc.integer({ min: -86_400, max: -10 })), { nil: undefined }),
+          // Lifetimes up to centuries (MAX_TOKEN_LIFETIME_S is 86 400 by default); iat past, a little ahead (skew: 60 s) or far ahead.
+          exp: fc.option(fc.oneof(fc.integer({ min: 10, max: 86_400 }), fc.integer({ min: -86_400, max: -10 }), fc.integer({ min: 86_400, max: 300 * 365 * 86_400 })), {
+            nil: undefined,
+          }),
+          iat: fc.option(fc.oneof(fc.integer({ min: -86_400, max: 0 }), fc.integer({ min: 1, max: 50 }), fc.integer({ min: 70, max: 86_400 })), { nil: undefined }),
           nbf: fc.option(fc.oneof(fc.integer({ min: 10, max: 86_400 }), fc.integer({ min: -86_400, max: 0 })), { nil: undefined }),
           iss: fc.option(fc.constantFrom(issuer, "https://evil.example", ""), { nil: undefined }),
           aud: fc.option(fc.constantFrom(audience, "other", [audience, "other"], ["other"]), { nil: undefined }),
@@ -89,7 +93,11 @@ describe("HS256 tokens under fuzzing", () => {
         fc.boolean(),
         async (claims, checkIssuer) => {
           const payload: Record<string, unknown> = {};
+          // Stay clear of the lifetime boundary (a second may pass between signing and verifying).
+          const lifetime = claims.exp === undefined ? 0 : claims.exp - (claims.iat ?? 0);
+          fc.pre(Math.abs(lifetime - 86_400) > 5);
           if (claims.exp !== undefined) payload.exp = nowS() + claims.exp;
+          if (claims.iat !== undefined) payload.iat = nowS() + claims.iat;
           if (claims.nbf !== undefined) payload.nbf = nowS() + claims.nbf;
           if (claims.iss !== undefined) payload.iss = claims.iss;
           if (claims.aud !== undefined) payload.aud = claims.aud;
@@ -101,7 +109,8 @@ describe("HS256 tokens under fuzzing", () => {
           const subValid = typeof claims.sub === "string" && /^[A-Za-z0-9_.@:-]{1,128}$/.test(claims.sub);
           const audOk = claims.aud !== undefined && (Array.isArray(claims.aud) ? claims.aud.includes(audience) : claims.aud === audience);
           const issAud = !checkIssuer || (claims.iss === issuer && audOk);
-          const shouldAccept = claims.exp !== undefined && claims.exp > 0 && (claims.nbf === undefined || claims.nbf <= 0) && issAud && subValid;
+          const lifetimeOk = lifetime <= 86_400 && (claims.iat === undefined || claims.iat <= 60);
+          const shouldAccept = claims.exp !== undefined && claims.exp > 0 && (claims.nbf === undefined || claims.nbf <= 0) && issAud && subValid && lifetimeOk;
           if (shouldAccept) expect(result).toEqual({ sub: claims.sub });
           else {
             expect(result).toMatchObject({ status: 401 });
@@ -109,6 +118,8 @@ describe("HS256 tokens under fuzzing", () => {
             expect(REFUSALS).toContain(code);
             if (claims.exp !== undefined && claims.exp < 0 && issAud && claims.sub !== undefined && (claims.nbf === undefined || claims.nbf <= 0))
               expect(code).toBe("token_expired");
+            if (claims.exp !== undefined && claims.exp > 0 && (claims.nbf === undefined || claims.nbf <= 0) && issAud && claims.sub !== undefined && !lifetimeOk)
+              expect(code).toBe(claims.iat !== undefined && claims.iat > 60 ? "token_not_yet_valid" : "invalid_claims");
             if (claims.exp === undefined) expect(["invalid_claims", "token_not_yet_valid"]).toContain(code);
           }
         },

@@ -40,9 +40,30 @@ describe("planLocal", () => {
 
 describe("the receiving side", () => {
   const want: EdgeMessage = { intent: "want", version: 5, refuse: null, force: false };
-  it("refuses a request from a blocked user and to an unregistered user in the same way, recording nothing", () => {
-    expect(applyRemote(edgeIn("blocked"), want, OPEN)).toEqual({ edge: edgeIn("blocked"), reply: "refused" });
+  it("refuses a request to an unregistered user, recording nothing", () => {
     expect(applyRemote(NO_EDGE, want, { ...OPEN, registered: false })).toEqual({ edge: NO_EDGE, reply: "refused" });
+  });
+  it("shadow refusal: a blocker answers a request like anyone (ok, even when full) and keeps it silently; still blocked", () => {
+    for (const context of [OPEN, { ...OPEN, pendingLimitReached: true, friendLimitReached: true }]) {
+      const { edge, reply } = applyRemote(edgeIn("blocked"), want, context);
+      expect(reply).toBe(applyRemote(NO_EDGE, want, OPEN).reply);
+      expect(edge).toEqual({ ...edgeIn("blocked"), theirs: "want", theirVersion: 5 });
+      expect(deriveState(edge)).toBe("blocked");
+    }
+  });
+  it("shadow refusal: unblocking withdraws the kept request (as a reject); blocking again keeps it", () => {
+    const kept = applyRemote(edgeIn("blocked"), want, OPEN).edge;
+    const again = planLocal(kept, "block");
+    expect(again.ok && again.edge).toEqual(kept);
+    const unblock = planLocal(kept, "unblock");
+    if (!unblock.ok) throw new Error("plan");
+    expect(deriveState(unblock.edge)).toBe("none");
+    expect(unblock.send).toEqual({ intent: "none", version: 1, refuse: 5, force: false });
+    // The requester (who sent version 5) sees its request rejected.
+    const requester: Edge = { ...NO_EDGE, mine: "want", myVersion: 5 };
+    const after = applyRemote(requester, unblock.send!, OPEN).edge;
+    expect(deriveState(after)).toBe("none");
+    expect(transitionEvents("outgoing", "none", "remote")).toEqual([{ type: "friend_request_rejected", direction: "outgoing" }]);
   });
   it("limits answer `limit` and record nothing", () => {
     expect(applyRemote(NO_EDGE, want, { ...OPEN, pendingLimitReached: true }).reply).toBe("limit");
@@ -61,16 +82,24 @@ describe("the receiving side", () => {
   });
 });
 
-/** The two sides agree: friends ↔ friends, outgoing ↔ incoming, none/blocked ↔ none/blocked. */
-function consistent(a: EdgeState, b: EdgeState): boolean {
+/**
+ * The two sides agree: friends ↔ friends, outgoing ↔ incoming, none/blocked ↔
+ * none/blocked, and outgoing ↔ blocked exactly when the blocker keeps that
+ * request silently (shadow refusal). Checked on the intents too: each side
+ * has heard the other's current `want` or not-`want`.
+ */
+function consistent(ea: Edge, eb: Edge): boolean {
+  const a = deriveState(ea);
+  const b = deriveState(eb);
   const mirror: Record<EdgeState, EdgeState[]> = {
     friends: ["friends"],
-    outgoing: ["incoming"],
+    outgoing: ["incoming", "blocked"],
     incoming: ["outgoing"],
     none: ["none", "blocked"],
-    blocked: ["none", "blocked"],
+    blocked: ["none", "blocked", "outgoing"],
   };
-  return mirror[a].includes(b);
+  const heard = (x: Edge, y: Edge) => (x.mine === "want") === (y.theirs === "want");
+  return mirror[a].includes(b) && heard(ea, eb) && heard(eb, ea);
 }
 
 /** Every interleaving of two ordered queues. */
@@ -87,6 +116,8 @@ const STARTS: [Edge, Edge][] = [
   [edgeIn("friends"), edgeIn("friends")],
   [edgeIn("blocked"), NO_EDGE],
   [NO_EDGE, edgeIn("blocked")],
+  // B blocked A and keeps A's request silently (shadow refusal).
+  [edgeIn("outgoing"), { ...edgeIn("blocked"), theirs: "want", theirVersion: 1 }],
 ];
 const OPS: LocalOp[] = ["request", "cancel", "accept", "reject", "remove", "block", "unblock"];
 const SEQUENCES: LocalOp[][] = [
@@ -97,6 +128,9 @@ const SEQUENCES: LocalOp[][] = [
   ["request", "cancel"],
   ["block", "unblock"],
   ["block", "unblock", "request"],
+  ["request", "request"],
+  ["unblock", "request"],
+  ["block", "block", "unblock"],
 ];
 
 describe("convergence: concurrent operations from both sides, every delivery order", () => {
@@ -141,7 +175,7 @@ describe("convergence: concurrent operations from both sides, every delivery ord
               }
             }
             runs++;
-            if (!consistent(deriveState(ea), deriveState(eb))) {
+            if (!consistent(ea, eb)) {
               broken.push(`${deriveState(startA)}/${deriveState(startB)}: A ${seqA.join("+")} ‖ B ${seqB.join("+")} → ${deriveState(ea)}/${deriveState(eb)}`);
             }
           }

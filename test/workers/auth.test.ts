@@ -40,6 +40,27 @@ describe("authentication before any object is touched", () => {
     await expectError(await connect({ Authorization: `Bearer ${future}` }), 401, "token_not_yet_valid");
   });
 
+  it("a token living longer than MAX_TOKEN_LIFETIME_S (24 h) → 401 invalid_claims; an iat in the future → 401 token_not_yet_valid", async () => {
+    const key = new TextEncoder().encode("workers-test-secret-0123456789abcdef");
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (claims: { iat?: number; exp: number }) => {
+      const jwt = new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject(user()).setExpirationTime(claims.exp);
+      return (claims.iat === undefined ? jwt : jwt.setIssuedAt(claims.iat)).sign(key);
+    };
+    // exp centuries ahead, with and without iat.
+    await expectError(await connect({ Authorization: `Bearer ${await sign({ iat: now, exp: now + 300 * 365 * 86_400 })}` }), 401, "invalid_claims");
+    await expectError(await connect({ Authorization: `Bearer ${await sign({ exp: now + 300 * 365 * 86_400 })}` }), 401, "invalid_claims");
+    // 24 h + a minute, counted from iat (even when iat is in the past).
+    await expectError(await connect({ Authorization: `Bearer ${await sign({ iat: now - 3600, exp: now + 23 * 3600 + 60 })}` }), 401, "invalid_claims");
+    // Issued an hour from now.
+    await expectError(await connect({ Authorization: `Bearer ${await sign({ iat: now + 3600, exp: now + 7200 })}` }), 401, "token_not_yet_valid");
+    // Within the limits: 24 h exactly, and an iat a few seconds ahead (clock skew).
+    for (const claims of [{ iat: now, exp: now + 86_400 }, { iat: now + 10, exp: now + 3600 }, { exp: now + 3600 }]) {
+      const res = await worker().fetch("http://presence/v1/friends", { headers: { Authorization: `Bearer ${await sign(claims)}` } });
+      expect(res.status, JSON.stringify(claims)).toBe(200);
+    }
+  });
+
   it("alg none and a token without exp are refused", async () => {
     const none = new UnsecuredJWT({}).setSubject(user()).setExpirationTime("1h").encode();
     await expectError(await connect({ Authorization: `Bearer ${none}` }), 401, "invalid_token");

@@ -156,14 +156,75 @@ describe("item 3: storage a flood of requests can create", () => {
     expect(rows).toEqual({ friends: 0, outbox: 0 });
   });
 
-  it("a request refused by a blocker leaves no row either, and a later request still works after the unblock", async () => {
+  it("a request to a blocker is kept silently in the blocker's one row; after the unblock it is withdrawn and a new request arrives", async () => {
     const a = user("a");
     const b = user("b");
     expect((await api(b, `/v1/blocks/${a}`, { method: "PUT" })).status).toBe(200);
-    expect((await api(a, "/v1/friends/requests", { method: "POST", body: JSON.stringify({ userId: b }) })).status).toBe(404);
-    expect(await runInDurableObject(stubOf(a), (_, state) => Number(state.storage.sql.exec(`SELECT COUNT(*) AS n FROM friends`).one().n))).toBe(0);
+    expect((await api(a, "/v1/friends/requests", { method: "POST", body: JSON.stringify({ userId: b }) })).status).toBe(200);
+    expect((await api(a, "/v1/friends")).body.outgoing.map((r: { userId: string }) => r.userId)).toEqual([b]);
+    expect((await api(b, "/v1/friends")).body).toMatchObject({ incoming: [], blocked: [a] });
+    expect(await runInDurableObject(stubOf(b), (_, state) => Number(state.storage.sql.exec(`SELECT COUNT(*) AS n FROM friends`).one().n))).toBe(1);
     expect((await api(b, `/v1/blocks/${a}`, { method: "DELETE" })).status).toBe(200);
+    await until("a's request is withdrawn", async () => (await api(a, "/v1/friends")).body.outgoing.length === 0);
+    expect((await api(b, "/v1/friends")).body.incoming).toEqual([]);
     expect((await api(a, "/v1/friends/requests", { method: "POST", body: JSON.stringify({ userId: b }) })).status).toBe(200);
     expect((await api(b, "/v1/friends")).body.incoming.map((r: { userId: string }) => r.userId)).toEqual([a]);
+  });
+});
+
+describe("item 5c: a blocked ex-friend cannot tell the block from a removal", () => {
+  /** Two ex-friends of `requester`'s kind: one removed them, one blocked them. */
+  async function exFriends() {
+    const removedA = user("removed");
+    const remover = user("remover");
+    const blockedA = user("blocked");
+    const blocker = user("blocker");
+    expect((await befriend(removedA, remover)).status).toBe(200);
+    expect((await befriend(blockedA, blocker)).status).toBe(200);
+    expect((await api(remover, `/v1/friends/${removedA}`, { method: "DELETE" })).status).toBe(200);
+    expect((await api(blocker, `/v1/blocks/${blockedA}`, { method: "PUT" })).status).toBe(200);
+    return { removedA, remover, blockedA, blocker };
+  }
+
+  it("over HTTP: the same status and the same bytes (the other user's id aside); both see a pending request", async () => {
+    const { removedA, remover, blockedA, blocker } = await exFriends();
+    const ask = async (from: string, to: string) => {
+      const res = await worker().fetch("http://presence/v1/friends/requests", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${await token(from)}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ userId: to }),
+      });
+      return { status: res.status, headers: [...res.headers].filter(([k]) => k !== "date"), bytes: (await res.text()).replaceAll(to, "<them>") };
+    };
+    const afterRemoval = await ask(removedA, remover);
+    const afterBlock = await ask(blockedA, blocker);
+    expect(afterBlock).toEqual(afterRemoval);
+    expect(afterRemoval.status).toBe(200);
+    // What each requester sees afterwards is the same too: one pending outgoing request.
+    const seen = async (from: string, to: string) =>
+      JSON.stringify((await api(from, "/v1/friends")).body)
+        .replaceAll(to, "<them>")
+        .replace(/"since":\d+/g, "");
+    expect(await seen(blockedA, blocker)).toBe(await seen(removedA, remover));
+    // The blocker sees nothing of it; the remover sees an incoming request.
+    expect((await api(blocker, "/v1/friends")).body).toMatchObject({ incoming: [], blocked: [blockedA] });
+    expect((await api(remover, "/v1/friends")).body.incoming.map((r: { userId: string }) => r.userId)).toEqual([removedA]);
+  });
+
+  it("over the socket: the same reply frame and the same events", async () => {
+    const { removedA, remover, blockedA, blocker } = await exFriends();
+    const ask = async (from: string, to: string) => {
+      const client = await Client.connect(from);
+      client.frames.length = 0;
+      const reply = await client.request({ type: "SendFriendRequest", userId: to, message: "again?" });
+      await new Promise((r) => setTimeout(r, 300)); // any late event (a refusal would come here)
+      const frames = [{ ...reply, id: "<id>" }, ...client.frames].map((f) => JSON.stringify(f).replaceAll(to, "<them>"));
+      await client.close();
+      return frames;
+    };
+    const afterRemoval = await ask(removedA, remover);
+    const afterBlock = await ask(blockedA, blocker);
+    expect(afterBlock).toEqual(afterRemoval);
+    expect(afterRemoval.some((f) => f.includes('"state":"outgoing"'))).toBe(true);
   });
 });

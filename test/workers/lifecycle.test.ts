@@ -83,19 +83,19 @@ describe("friend requests", () => {
     expect((await list(b)).incoming).toEqual([]);
   });
 
-  it("a request to a user who never used the service and to one who blocked you fail the same way", async () => {
+  it("a request to a user who never used the service fails (404); one to a blocker looks sent and never completes", async () => {
     const a = await registered("a");
     const blocker = await registered("blocker");
     expect((await call(blocker, "PUT", `/v1/blocks/${a}`)).status).toBe(200);
     const toNobody = await call(a, "POST", "/v1/friends/requests", { userId: user("ghost") });
-    const toBlocker = await call(a, "POST", "/v1/friends/requests", { userId: blocker });
     expect(toNobody.status).toBe(404);
-    expect(toBlocker.status).toBe(toNobody.status);
-    expect(toBlocker.body).toEqual(toNobody.body);
-    expect(toBlocker.body.error.code).toBe("user_not_found");
-    // Nothing is left pending on either side, and the blocker got no event.
-    expect((await list(a)).outgoing).toEqual([]);
+    expect(toNobody.body.error.code).toBe("user_not_found");
+    // Shadow refusal: answered like any request (docs/FRIENDSHIPS.md), kept silently by the blocker.
+    const toBlocker = await call(a, "POST", "/v1/friends/requests", { userId: blocker });
+    expect(toBlocker).toEqual({ status: 200, body: { userId: blocker, state: "outgoing", pending: false } });
+    expect((await list(a)).outgoing.map((r: { userId: string }) => r.userId)).toEqual([blocker]);
     expect((await list(blocker)).incoming).toEqual([]);
+    expect((await list(blocker)).blocked).toEqual([a]);
   });
 
   it("cancel: the receiver sees it withdrawn; reject: the sender sees it rejected", async () => {
@@ -162,7 +162,7 @@ describe("removal and blocking", () => {
     expect((await call(b, "GET", `/v1/presence/${a}`)).status).toBe(404);
   });
 
-  it("block: the blocked friend sees only a removal, nothing more, and cannot ask again", async () => {
+  it("block: the blocked friend sees only a removal, nothing more, and a request that never completes", async () => {
     const a = await registered("a");
     const b = await registered("b");
     await call(a, "POST", "/v1/friends/requests", { userId: b });
@@ -175,11 +175,15 @@ describe("removal and blocking", () => {
     expect(await ca.next((f) => f.type === "friend_removed")).toEqual({ type: "friend_removed", userId: b });
     await cb.heartbeat({ status: "busy", realm: "hidden" });
     await ca.expectNone((f) => f.type === "presence" || f.type === "blocked");
-    expect(await ca.request({ type: "SendFriendRequest", userId: b })).toMatchObject({ type: "error", code: "user_not_found" });
-    expect((await list(b)).blocked).toEqual([a]);
-    // Unblock: a may ask again.
-    await cb.request({ type: "UnblockUser", userId: a });
+    // Asking again looks sent (as after a removal) and never completes: b sees nothing.
     expect(await ca.request({ type: "SendFriendRequest", userId: b })).toMatchObject({ type: "friendship", state: "outgoing" });
+    await cb.expectNone((f) => f.type === "friend_request");
+    expect((await list(b)).blocked).toEqual([a]);
+    // Unblock: a's request is withdrawn (as a reject), and a may ask again.
+    await cb.request({ type: "UnblockUser", userId: a });
+    expect(await ca.next((f) => f.type === "friend_request_rejected")).toEqual({ type: "friend_request_rejected", userId: b, direction: "outgoing" });
+    expect(await ca.request({ type: "SendFriendRequest", userId: b })).toMatchObject({ type: "friendship", state: "outgoing" });
+    expect(await cb.next((f) => f.type === "friend_request")).toMatchObject({ userId: a, direction: "incoming" });
   });
 });
 

@@ -6,13 +6,14 @@
 import { deriveState, NO_EDGE, type Edge, type EdgeState, type Intent } from "../src/presence/friendship";
 import { offlinePresence } from "../src/presence/protocol";
 import type { DeviceKind, DeviceState, DeviceStatus, Presence, Transport } from "../src/presence/types";
+import { meteredSql, type ObjectMeter } from "./meter";
 import { DECODE, type EdgeRow, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
 
 export class UserStore {
   private readonly sql: SqlStorage;
 
-  constructor(storage: DurableObjectStorage) {
-    this.sql = storage.sql;
+  constructor(storage: DurableObjectStorage, meter: ObjectMeter) {
+    this.sql = meteredSql(storage.sql, meter);
     // PRAGMA user_version is not allowed here; the schema version lives in its own table.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`);
     const version = Number(this.sql.exec(`SELECT MAX(version) AS v FROM schema_version`).one().v ?? 0);

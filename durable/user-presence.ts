@@ -33,6 +33,7 @@ import { Outbox } from "./outbox";
 import { OwnPresence } from "./presence";
 import { Sockets } from "./sockets";
 import { objectCounters } from "./counters";
+import { meterEntryPoints, ObjectMeter } from "./meter";
 import { UserStore } from "./store";
 import { Watchers } from "./watchers";
 import { Watching } from "./watching";
@@ -49,11 +50,13 @@ export class UserPresence extends DurableObject<Env> {
   private readonly watching: Watching;
   private readonly presence: OwnPresence;
   private readonly friendships: Friendships;
+  /** What the bill counts (durable/meter.ts); the entry points are wrapped at the end of this file. */
+  readonly meter = new ObjectMeter();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     objectCounters.instancesCreated++;
-    this.store = new UserStore(ctx.storage);
+    this.store = new UserStore(ctx.storage, this.meter);
     this.config = readConfig(env);
     this.host = createHost(ctx.id, this.store, this.config, env.USER);
     this.sockets = new Sockets(ctx, this.config);
@@ -223,8 +226,13 @@ export class UserPresence extends DurableObject<Env> {
   /** One physical alarm: the earliest wake-up any part asks for. */
   private async scheduleAlarm(now: number): Promise<void> {
     const deadline = nextDeadline([...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp()]);
-    if (deadline === null) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(alarmTime(deadline, now));
+    if (deadline === null) {
+      this.meter.alarmDeleted();
+      await this.ctx.storage.deleteAlarm();
+    } else {
+      this.meter.alarmSet();
+      await this.ctx.storage.setAlarm(alarmTime(deadline, now));
+    }
   }
 
   override async alarm(): Promise<void> {
@@ -342,3 +350,32 @@ export class UserPresence extends DurableObject<Env> {
     return ok(await this.friends());
   }
 }
+
+// Every entry point is a metered event: a billed request (RPC, fetch, alarm) or an incoming WebSocket message.
+const rpc = (kind: string) => ({ kind: `rpc:${kind}`, billed: "request" as const });
+meterEntryPoints(
+  UserPresence.prototype,
+  {
+    fetch: { kind: "fetch", billed: "request" },
+    webSocketMessage: {
+      kind: (_ws: WebSocket, frame: unknown) => (typeof frame === "string" && frame.includes('"PositionHeartbeat"') ? "ws:heartbeat" : "ws:other"),
+      billed: "ws",
+    },
+    webSocketClose: { kind: "ws:close", billed: "none" },
+    webSocketError: { kind: "ws:error", billed: "none" },
+    alarm: { kind: "alarm", billed: "request" },
+    watch: rpc("watch"),
+    unwatch: rpc("unwatch"),
+    receivePresence: rpc("receivePresence"),
+    presenceFor: rpc("presenceFor"),
+    receiveEdge: rpc("receiveEdge"),
+    lookup: rpc("lookup"),
+    httpHeartbeat: rpc("httpHeartbeat"),
+    onlineFriends: rpc("onlineFriends"),
+    friendship: rpc("friendship"),
+    setFriendships: rpc("setFriendships"),
+    friends: rpc("friends"),
+    setPrivacy: rpc("setPrivacy"),
+  },
+  (instance: UserPresence) => instance.meter,
+);

@@ -17,6 +17,7 @@ import { readConfig } from "./presence/config";
 import { PROTOCOL_VERSION } from "./protocol";
 import type { LocalOp } from "./presence/friendship";
 import { describeIssues, deviceIdSchema, deviceKindSchema, heartbeatBody, requestMessageSchema, shareLocationSchema, userIdSchema } from "./presence/schema";
+import { meterTotals, resetMeter } from "../durable/meter";
 
 type App = { Bindings: Env; Variables: AuthVariables };
 
@@ -217,6 +218,13 @@ admin.post("/:action{friendships:import}", async (c) => {
   const { pairs } = parse(z.object({ pairs: z.array(pairSchema).min(1).max(MAX_IMPORT_PAIRS) }), await jsonBody(c.req.raw));
   const { pending, refusals } = await setFriendships(c.env, pairs, "friends");
   return c.json({ imported: pairs.length - refusals.length, pending, refusals }, refusals.length || pending.length ? 207 : 200);
+});
+
+// Cost accounting for the bench (durable/meter.ts): what this isolate's objects did, summed; POST resets.
+admin.get("/stats", (c) => c.json(meterTotals()));
+admin.post("/stats/reset", (c) => {
+  resetMeter();
+  return c.json({ reset: true });
 });
 
 app.route("/v1/admin", admin);

@@ -26,6 +26,8 @@ export const MIGRATIONS: string[][] = [
     `CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE, target TEXT NOT NULL, kind TEXT NOT NULL,
        payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL)`,
   ],
+  // Issue #11: friends' presence lives in memory (rebuilt by a re-watch after a wake), not on disk.
+  [`DROP TABLE friend_presence`],
 ];
 
 export type OutboxKind = "edge" | "presence" | "watch";

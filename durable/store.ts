@@ -228,43 +228,37 @@ export class UserStore {
     return rows.map((r) => String(r.watcher_id));
   }
 
-  // ─── friend_presence: cache of watched friends ───────────────────────────
+  // ─── friends' presence: cache of watched friends, in memory only ─────────
+  //
+  // Not on disk (issue #11): a friend's presence received by a watcher is what
+  // its sockets were sent; after a wake the object rebuilds it from its friends
+  // (a re-watch, durable/watching.ts). A delivered update writes no row.
+
+  private readonly friendPresence = new Map<string, Presence>();
 
   cached(friend: string): Presence | null {
-    const row = this.sql.exec(`SELECT presence FROM friend_presence WHERE friend_id = ?`, friend).toArray()[0];
-    return row ? (JSON.parse(String(row.presence)) as Presence) : null;
+    return this.friendPresence.get(friend) ?? null;
   }
 
   cachedAll(): Presence[] {
-    return this.sql
-      .exec(`SELECT presence FROM friend_presence ORDER BY friend_id`)
-      .toArray()
-      .map((r) => JSON.parse(String(r.presence)) as Presence);
+    return [...this.friendPresence.values()].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
   }
 
   /**
-   * Stores a friend's presence if it is newer than the cached one (a higher
+   * Keeps a friend's presence if it is newer than the cached one (a higher
    * seq, or the cached one is an `unknown` placeholder), or always with
-   * `force`. One statement; returns whether it was stored.
+   * `force`; returns whether it was kept.
    */
   cacheIfNewer(presence: Presence, force: boolean): boolean {
-    return (
-      this.sql.exec(
-        `INSERT INTO friend_presence (friend_id, seq, presence, unknown) VALUES (?, ?, ?, ?)
-         ON CONFLICT(friend_id) DO UPDATE SET seq = excluded.seq, presence = excluded.presence, unknown = excluded.unknown
-         WHERE ? OR friend_presence.unknown = 1 OR excluded.seq > friend_presence.seq`,
-        presence.userId,
-        presence.seq,
-        JSON.stringify(presence),
-        presence.status === "unknown" ? 1 : 0,
-        force ? 1 : 0,
-      ).rowsWritten > 0
-    );
+    const held = this.friendPresence.get(presence.userId);
+    if (!force && held && held.status !== "unknown" && presence.seq <= held.seq) return false;
+    this.friendPresence.set(presence.userId, presence);
+    return true;
   }
 
   uncache(friend?: string): void {
-    if (friend === undefined) this.sql.exec(`DELETE FROM friend_presence`);
-    else this.sql.exec(`DELETE FROM friend_presence WHERE friend_id = ?`, friend);
+    if (friend === undefined) this.friendPresence.clear();
+    else this.friendPresence.delete(friend);
   }
 
   // ─── outbox ──────────────────────────────────────────────────────────────

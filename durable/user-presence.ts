@@ -254,7 +254,7 @@ export class UserPresence extends DurableObject<Env> {
     const granted = this.watchers.grant(watcher, leaseMs, Date.now());
     if (!granted.ok) return granted;
     // A friend this live user does not know the presence of yet: the friendship is new, watch back.
-    if (this.watching.live && !this.store.cached(watcher)) void this.watching.watchNewFriend(watcher, Date.now()).catch(() => undefined);
+    if (this.watching.live && !this.watching.knows(watcher)) void this.watching.watchNewFriend(watcher, Date.now()).catch(() => undefined);
     return ok(this.watchers.viewFor(watcher, await this.publishedNow()));
   }
 

@@ -5,6 +5,11 @@
  * renewed at half-life (which doubles as anti-entropy), and released when the
  * last device goes. A friend whose object cannot be reached shows `unknown`
  * (Matrix's "don't know") until a retry gets through.
+ *
+ * The cache is memory only (issue #11: a delivered update writes no row).
+ * After a wake it holds only what was pushed since; the first snapshot asked
+ * for (Subscribe, GetOnlineFriends) rebuilds it with one re-watch of every
+ * friend, which also renews the leases. Waking costs no fan-out by itself.
  */
 import { inChunks } from "../src/presence/chunks";
 import { offlinePresence } from "../src/presence/protocol";
@@ -20,6 +25,10 @@ const unknown = (presence: Presence): Presence => ({ ...presence, status: "unkno
 export class Watching {
   /** Friends whose friend_added is being announced right now (several paths may race to it). */
   private readonly announcing = new Set<string>();
+  /** The cache holds every friend (watched by this instance); false after a wake until a re-watch. */
+  private complete = false;
+  /** The re-watch under way, shared by the snapshots that wait for it. */
+  private rebuilding: Promise<void> | null = null;
 
   constructor(
     private readonly host: Host,
@@ -65,6 +74,7 @@ export class Watching {
     const { store, config } = this.host;
     const userId = this.host.userId;
     store.set("watch_renew_at", now + Math.floor(config.watchLeaseMs / 2));
+    this.complete = true;
     await inChunks(
       friends,
       FANOUT_CHUNK,
@@ -88,10 +98,29 @@ export class Watching {
     const friends = store.friendIds();
     store.set("live", null);
     store.set("watch_renew_at", null);
+    this.complete = false;
     store.uncache();
     store.dropQueued(["watch"]);
     // Best effort: a lease that is not released expires, and the next push is refused anyway.
     await inChunks(friends, FANOUT_CHUNK, (f) => this.host.stub(f).unwatch(userId));
+  }
+
+  /**
+   * Whether `friend`'s presence is known here, so a watch from them is not a
+   * new friendship to announce. After a wake, before the re-watch, every friend
+   * counts as known (the re-watch finds any that is not).
+   */
+  knows(friend: string): boolean {
+    return !this.complete || this.host.store.cached(friend) !== null;
+  }
+
+  /** After a wake: the first snapshot waits for one re-watch of every friend. */
+  private async ensureComplete(): Promise<void> {
+    if (this.complete || !this.live) return;
+    this.rebuilding ??= this.watch(this.host.store.friendIds(), Date.now()).finally(() => {
+      this.rebuilding = null;
+    });
+    await this.rebuilding;
   }
 
   /**
@@ -144,6 +173,7 @@ export class Watching {
    */
   async onlineFriends(): Promise<Presence[]> {
     const { store } = this.host;
+    await this.ensureComplete();
     if (this.live) return store.cachedAll().filter((p) => isShownOnline(p.status) || p.status === "unknown");
     const userId = this.host.userId;
     const online: Presence[] = [];

@@ -162,6 +162,58 @@ describe("an evicted object keeps its sockets", () => {
   });
 });
 
+describe("friends' presence lives in memory (issue #11): a woken watcher rebuilds it and misses nothing", () => {
+  it("after an eviction, the next snapshot re-watches every friend and shows each one's latest presence", async () => {
+    const w = user("w");
+    const friends = [user("f1"), user("f2"), user("f3")];
+    for (const f of friends) await befriend(w, f);
+    const cw = await Client.connect(w, { device: "w-pc" });
+    await cw.request({ type: "SubscribeFriendshipPresenceUpdates" });
+    const clients = [];
+    for (const [i, f] of friends.entries()) {
+      const c = await Client.connect(f);
+      await c.heartbeat({ realm: `start-${i}` });
+      await cw.presenceOf(f, (p) => p.realm === `start-${i}`);
+      clients.push(c);
+    }
+    // w sleeps; f1 moves on (its push wakes w and is forwarded); w sleeps again; f2 changes status.
+    await hibernate(w);
+    await clients[0]!.heartbeat({ realm: "moved" });
+    const moved = await cw.presenceOf(friends[0]!, (p) => p.realm === "moved");
+    await hibernate(w);
+    await clients[1]!.heartbeat({ realm: "start-1", status: "busy" });
+    const busy = await cw.presenceOf(friends[1]!, (p) => p.status === "busy");
+    await hibernate(w);
+    // A fresh instance: the snapshot is rebuilt from the friends' objects, not from disk.
+    const snapshot = (await cw.request({ type: "GetOnlineFriends" })).friends as Array<{ userId: string; realm: string; status: string; seq: number }>;
+    const byId = new Map(snapshot.map((p) => [p.userId, p]));
+    expect([...byId.keys()].sort()).toEqual([...friends].sort());
+    expect(byId.get(friends[0]!)).toMatchObject({ realm: "moved", seq: moved.seq });
+    expect(byId.get(friends[1]!)).toMatchObject({ status: "busy", seq: busy.seq });
+    expect(byId.get(friends[2]!)).toMatchObject({ realm: "start-2", status: "online" });
+    // And the leases are still in place: the next change still reaches w.
+    await clients[2]!.heartbeat({ realm: "after-rebuild" });
+    await cw.presenceOf(friends[2]!, (p) => p.realm === "after-rebuild");
+    // Nothing of the friends' presence is on disk.
+    const tables = await runInDurableObject(stubOf(w), (_, state) =>
+      state.storage.sql
+        .exec(`SELECT name FROM sqlite_master WHERE type = 'table'`)
+        .toArray()
+        .map((r) => String(r.name)),
+    );
+    expect(tables).not.toContain("friend_presence");
+  });
+
+  it("a friend gone offline while the watcher slept is not in the rebuilt snapshot", async () => {
+    const { a, b, ca, watcher } = await onlinePair();
+    await hibernate(b);
+    ca.close();
+    await watcher.presenceOf(a, (p) => p.status === "offline");
+    await hibernate(b);
+    expect((await watcher.request({ type: "GetOnlineFriends" })).friends).toEqual([]);
+  });
+});
+
 describe("abuse budgets across a wake (documented: in memory, start afresh after hibernation)", () => {
   it("invalid frames: the error budget counts again from zero after a wake, and still closes the socket when exceeded", async () => {
     const MAX_ERRORS = 5; // MAX_ERRORS_PER_WINDOW in test/workers/bindings.ts

@@ -55,9 +55,15 @@ export interface Meta {
   registered: true;
   /** The user has a live device: this object watches their friends. */
   live: true;
-  /** Sequence number of the last published presence; only grows. */
+  /** Sequence number of the last published presence (before issue #11; now `published.seq`). */
   seq: number;
-  /** What friends were last told. */
+  /**
+   * A seq reservation: position-only publishes are not written, so their seqs
+   * stay below this, written as seq + SEQ_RESERVATION when a publish crosses it.
+   * An object woken with no socket to tell it the last seq resumes here.
+   */
+  seq_ceiling: number;
+  /** What friends were last told (on disk: the last significant change; in memory: the latest). */
   published: Presence;
   published_at: number;
   /** A coalesced position-only publish is due at this time. */
@@ -76,6 +82,7 @@ export const DECODE: { [K in MetaKey]: (raw: string) => Meta[K] } = {
   registered: () => true,
   live: () => true,
   seq: Number,
+  seq_ceiling: Number,
   published: (raw) => JSON.parse(raw) as Presence,
   published_at: Number,
   publish_at: Number,

@@ -9,6 +9,9 @@ import type { DeviceKind, DeviceState, DeviceStatus, Presence, Transport } from 
 import { meteredSql, type ObjectMeter } from "./meter";
 import { DECODE, type EdgeRow, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
 
+/** The fields of a device row written when they change (what friends see of it). */
+const deviceShape = (d: DeviceState): string => JSON.stringify([d.kind, d.transport, d.status, d.statusText, d.realm, d.lastHeartbeatAt === null]);
+
 export class UserStore {
   private readonly sql: SqlStorage;
 
@@ -33,6 +36,8 @@ export class UserStore {
    * and a heartbeat reads a dozen meta values without a dozen SQL round trips.
    */
   private metaCache: Map<string, string> | null = null;
+  /** Keys whose value in memory differs from the row (see `remember`). */
+  private readonly unwritten = new Set<string>();
 
   private meta(): Map<string, string> {
     if (!this.metaCache) {
@@ -55,53 +60,88 @@ export class UserStore {
   set<K extends MetaKey>(key: K, value: Meta[K] | null): void {
     const meta = this.meta();
     if (value === null) {
-      if (!meta.has(key)) return;
+      if (!meta.has(key) && !this.unwritten.delete(key)) return;
+      this.unwritten.delete(key);
       meta.delete(key);
       this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
     } else {
       const raw = typeof value === "object" ? JSON.stringify(value) : value === true ? "1" : String(value);
-      if (meta.get(key) === raw) return;
+      if (meta.get(key) === raw && !this.unwritten.delete(key)) return;
+      this.unwritten.delete(key);
       meta.set(key, raw);
       this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, raw);
     }
   }
 
-  // ─── devices ─────────────────────────────────────────────────────────────
+  /**
+   * A value kept in memory only (this instance), never written: what can be
+   * rebuilt after a wake (the latest position-only publish, its time, the next
+   * coalesced publish, the last activity). Cleared by a later `set`.
+   */
+  remember<K extends MetaKey>(key: K, value: Meta[K] | null): void {
+    const meta = this.meta();
+    this.unwritten.add(key);
+    if (value === null) meta.delete(key);
+    else meta.set(key, typeof value === "object" ? JSON.stringify(value) : value === true ? "1" : String(value));
+  }
 
-  devices(): DeviceState[] {
-    return this.sql
+  // ─── devices ─────────────────────────────────────────────────────────────
+  //
+  // Held in memory and written only when a device appears or disappears, when
+  // what friends see of it changes (status, text, realm, kind, its first
+  // heartbeat), or on a checkpoint the caller asks for (issue #11: a no-op
+  // heartbeat writes nothing). A WebSocket device's latest state travels in its
+  // socket's attachment, which survives hibernation; `savedDevices` brings it
+  // back when the rows are read after a wake.
+
+  private deviceCache: Map<string, DeviceState> | null = null;
+  /** What the row on disk says, per device: its shape (the fields written on change) and last sign of life. */
+  private readonly onDisk = new Map<string, { shape: string; lastSeenAt: number }>();
+  /** Device states saved outside SQLite (socket attachments), newer than the rows when they say so. */
+  savedDevices: () => DeviceState[] = () => [];
+
+  private deviceMap(): Map<string, DeviceState> {
+    if (this.deviceCache) return this.deviceCache;
+    const rows = this.sql
       .exec(`SELECT * FROM devices`)
       .toArray()
-      .map((r) => ({
-        deviceId: String(r.device_id),
-        kind: r.kind as DeviceKind,
-        transport: r.transport as Transport,
-        status: (r.status as DeviceStatus | null) ?? null,
-        statusText: (r.status_text as string | null) ?? null,
-        realm: (r.realm as string | null) ?? null,
-        position: r.x === null ? null : { x: Number(r.x), y: Number(r.y), z: Number(r.z) },
-        lastHeartbeatAt: r.last_heartbeat_at === null ? null : Number(r.last_heartbeat_at),
-        lastSeenAt: Number(r.last_seen_at),
-      }));
+      .map(
+        (r): DeviceState => ({
+          deviceId: String(r.device_id),
+          kind: r.kind as DeviceKind,
+          transport: r.transport as Transport,
+          status: (r.status as DeviceStatus | null) ?? null,
+          statusText: (r.status_text as string | null) ?? null,
+          realm: (r.realm as string | null) ?? null,
+          position: r.x === null ? null : { x: Number(r.x), y: Number(r.y), z: Number(r.z) },
+          lastHeartbeatAt: r.last_heartbeat_at === null ? null : Number(r.last_heartbeat_at),
+          lastSeenAt: Number(r.last_seen_at),
+        }),
+      );
+    this.deviceCache = new Map(rows.map((d) => [d.deviceId, d]));
+    for (const d of rows) this.onDisk.set(d.deviceId, { shape: deviceShape(d), lastSeenAt: d.lastSeenAt });
+    for (const saved of this.savedDevices()) {
+      const row = this.deviceCache.get(saved.deviceId);
+      // A device with no row was removed (removal is written at once): the attachment is stale.
+      if (row && saved.lastSeenAt >= row.lastSeenAt) this.deviceCache.set(saved.deviceId, { ...saved, transport: row.transport });
+    }
+    return this.deviceCache;
   }
 
-  /** A socket connected: a new device is live but not shown; a known one keeps its last heartbeat. */
-  connectDevice(deviceId: string, kind: DeviceKind, now: number): void {
-    this.sql.exec(
-      `INSERT INTO devices (device_id, kind, transport, last_seen_at) VALUES (?, ?, 'ws', ?)
-       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, transport = 'ws', last_seen_at = excluded.last_seen_at`,
-      deviceId,
-      kind,
-      now,
-    );
+  devices(): DeviceState[] {
+    return [...this.deviceMap().values()];
   }
 
-  heartbeatDevice(device: Omit<DeviceState, "lastSeenAt" | "lastHeartbeatAt">, now: number): void {
+  device(deviceId: string): DeviceState | null {
+    return this.deviceMap().get(deviceId) ?? null;
+  }
+
+  private writeDevice(device: DeviceState): void {
     this.sql.exec(
       `INSERT INTO devices (device_id, kind, transport, status, status_text, realm, x, y, z, last_heartbeat_at, last_seen_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, status_text = excluded.status_text,
-         realm = excluded.realm, x = excluded.x, y = excluded.y, z = excluded.z,
+       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, transport = excluded.transport, status = excluded.status,
+         status_text = excluded.status_text, realm = excluded.realm, x = excluded.x, y = excluded.y, z = excluded.z,
          last_heartbeat_at = excluded.last_heartbeat_at, last_seen_at = excluded.last_seen_at`,
       device.deviceId,
       device.kind,
@@ -112,19 +152,70 @@ export class UserStore {
       device.position?.x ?? null,
       device.position?.y ?? null,
       device.position?.z ?? null,
-      now,
-      now,
+      device.lastHeartbeatAt,
+      device.lastSeenAt,
     );
+    this.onDisk.set(device.deviceId, { shape: deviceShape(device), lastSeenAt: device.lastSeenAt });
   }
 
-  /** Any sign of life (a frame, a ping answered by the runtime). */
+  /** A socket connected (a device appears: written): a new device is live but not shown; a known one keeps its last heartbeat. */
+  connectDevice(deviceId: string, kind: DeviceKind, now: number): void {
+    const known = this.deviceMap().get(deviceId);
+    const device: DeviceState = known
+      ? { ...known, kind, transport: "ws", lastSeenAt: now }
+      : { deviceId, kind, transport: "ws", status: null, statusText: null, realm: null, position: null, lastHeartbeatAt: null, lastSeenAt: now };
+    this.deviceMap().set(deviceId, device);
+    this.writeDevice(device);
+  }
+
+  /**
+   * A heartbeat: in memory; written when what friends see of the device changed,
+   * or when the row's last sign of life is older than `checkpointBefore`.
+   * Returns whether a row was written.
+   */
+  heartbeatDevice(device: Omit<DeviceState, "lastSeenAt" | "lastHeartbeatAt">, now: number, checkpointBefore = Number.NEGATIVE_INFINITY): boolean {
+    const next: DeviceState = { ...device, lastHeartbeatAt: now, lastSeenAt: now };
+    this.deviceMap().set(device.deviceId, next);
+    const disk = this.onDisk.get(device.deviceId);
+    if (disk && disk.shape === deviceShape(next) && disk.lastSeenAt >= checkpointBefore) return false;
+    this.writeDevice(next);
+    return true;
+  }
+
+  /** Any sign of life (a frame, a ping answered by the runtime): memory only. */
   touchDevice(deviceId: string, at: number): void {
-    this.sql.exec(`UPDATE devices SET last_seen_at = MAX(last_seen_at, ?) WHERE device_id = ?`, at, deviceId);
+    const device = this.deviceMap().get(deviceId);
+    if (device && at > device.lastSeenAt) this.deviceMap().set(deviceId, { ...device, lastSeenAt: at });
+  }
+
+  /** Writes the devices whose row is older than their state in memory (a checkpoint); returns how many. */
+  checkpointDevices(olderThan: number): number {
+    let written = 0;
+    for (const device of this.deviceMap().values()) {
+      const disk = this.onDisk.get(device.deviceId);
+      if (disk && disk.lastSeenAt >= olderThan) continue;
+      this.writeDevice(device);
+      written++;
+    }
+    return written;
   }
 
   removeDevice(deviceId: string, onlyTransport?: Transport): void {
-    if (onlyTransport) this.sql.exec(`DELETE FROM devices WHERE device_id = ? AND transport = ?`, deviceId, onlyTransport);
-    else this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, deviceId);
+    const device = this.deviceMap().get(deviceId);
+    if (!device || (onlyTransport && device.transport !== onlyTransport)) return;
+    this.deviceMap().delete(deviceId);
+    this.onDisk.delete(deviceId);
+    this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, deviceId);
+  }
+
+  /** Tests: moves the devices' (or one device's) signs of life through `shift`, in memory and on disk. */
+  ageDevices(shift: (t: number) => number, deviceId?: string): void {
+    for (const d of this.devices()) {
+      if (deviceId !== undefined && d.deviceId !== deviceId) continue;
+      const aged = { ...d, lastSeenAt: shift(d.lastSeenAt), lastHeartbeatAt: d.lastHeartbeatAt === null ? null : shift(d.lastHeartbeatAt) };
+      this.deviceMap().set(d.deviceId, aged);
+      this.writeDevice(aged);
+    }
   }
 
   // ─── friendship edges ────────────────────────────────────────────────────
@@ -347,6 +438,6 @@ export class UserStore {
 
   /** This user's presence as last published (what friends were told), or offline before the first. */
   published(userId: string): Presence {
-    return this.get("published") ?? offlinePresence(userId, this.get("last_active_at"), this.get("seq") ?? 0);
+    return this.get("published") ?? offlinePresence(userId, this.get("last_active_at"), Math.max(this.get("seq") ?? 0, this.get("seq_ceiling") ?? 0));
   }
 }

@@ -63,7 +63,9 @@ export class UserPresence extends DurableObject<Env> {
     this.outbox = new Outbox(this.host);
     this.watchers = new Watchers(this.host, this.outbox);
     this.watching = new Watching(this.host, this.sockets, this.outbox);
-    this.presence = new OwnPresence(this.host, this.watchers);
+    this.presence = new OwnPresence(this.host, this.watchers, this.sockets);
+    // A socket's device state rides in its attachment (a heartbeat writes no row): read back after a wake.
+    this.store.savedDevices = () => this.sockets.savedDevices();
     this.friendships = new Friendships(this.host, this.sockets, this.outbox, this.watching);
     // Keep-alive pings are answered by the runtime without waking this object;
     // their timestamps are read back as a sign of life when the alarm runs.
@@ -100,6 +102,7 @@ export class UserPresence extends DurableObject<Env> {
     const { client, server } = this.sockets.accept(deviceId, kind.data);
     // A reconnecting device keeps its last heartbeat (no flapping); a new one is "connected, not shown".
     this.store.connectDevice(deviceId, kind.data, now);
+    this.sockets.saveDevice(server, this.store.device(deviceId));
     this.sockets.send(server, {
       type: "welcome",
       userId,
@@ -118,7 +121,17 @@ export class UserPresence extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, frame: string | ArrayBuffer): Promise<void> {
     const now = Date.now();
-    this.store.touchDevice(this.sockets.attachment(ws).deviceId, now);
+    const { deviceId } = this.sockets.attachment(ws);
+    this.store.touchDevice(deviceId, now);
+    try {
+      await this.message(ws, frame, now);
+    } finally {
+      // The device's latest state (sign of life, heartbeat) stays with its socket: no row written.
+      this.sockets.saveDevice(ws, this.store.device(deviceId));
+    }
+  }
+
+  private async message(ws: WebSocket, frame: string | ArrayBuffer, now: number): Promise<void> {
     // Parsed first (bounded by the frame limit) so that even a rate_limited error names its request.
     const parsed = parseClientFrame(frame, this.config.maxFrameBytes);
     if (!this.sockets.admit(ws, now)) {
@@ -223,19 +236,36 @@ export class UserPresence extends DurableObject<Env> {
     await this.scheduleAlarm(now);
   }
 
-  /** One physical alarm: the earliest wake-up any part asks for. */
+  /**
+   * One physical alarm: the earliest wake-up any part asks for. Set only when
+   * that is earlier than the alarm already set (or none is): a setAlarm is a
+   * row written, and a heartbeat moves the TTL later every time. An alarm that
+   * fires early finds nothing due and is set again to the real deadline, about
+   * once per TTL while the user is online.
+   */
   private async scheduleAlarm(now: number): Promise<void> {
     const deadline = nextDeadline([...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp()]);
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (deadline === null) {
+      if (this.alarmAt === null) return;
+      this.alarmAt = null;
       this.meter.alarmDeleted();
       await this.ctx.storage.deleteAlarm();
-    } else {
-      this.meter.alarmSet();
-      await this.ctx.storage.setAlarm(alarmTime(deadline, now));
+      return;
     }
+    const at = alarmTime(deadline, now);
+    if (this.alarmAt !== null && this.alarmAt <= at && this.alarmAt > now) return;
+    this.alarmAt = at;
+    this.meter.alarmSet();
+    await this.ctx.storage.setAlarm(at);
   }
 
+  /** The alarm as this instance set it or read it (undefined: not read yet since the wake). */
+  private alarmAt: number | null | undefined;
+
   override async alarm(): Promise<void> {
+    // The alarm that fired is gone; refresh sets the next one.
+    this.alarmAt = null;
     await this.refresh(Date.now());
   }
 

@@ -14,7 +14,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { afterEach, describe, expect, it } from "vitest";
 import { objectCounters } from "../../durable/counters";
 import { UserPresence } from "../../durable/user-presence";
-import { api, befriend, Client, ownerOf, stubOf, user } from "./helpers";
+import { ageDevices, api, befriend, Client, ownerOf, stubOf, user } from "./helpers";
 
 const TTL = 120_000;
 
@@ -98,9 +98,7 @@ describe("an evicted object keeps its sockets", () => {
 
   it("the TTL alarm of an evicted object still expires a device that went silent", async () => {
     const { a, ca, watcher } = await onlinePair();
-    await runInDurableObject(stubOf(a), (_, state) => {
-      state.storage.sql.exec(`UPDATE devices SET last_seen_at = last_seen_at - ?, last_heartbeat_at = last_heartbeat_at - ?`, TTL + 1, TTL + 1);
-    });
+    await ageDevices(a, TTL + 1);
     await hibernate(a);
     expect(await runDurableObjectAlarm(stubOf(a))).toBe(true);
     const offline = await watcher.presenceOf(a, (p) => p.status === "offline");
@@ -117,9 +115,7 @@ describe("an evicted object keeps its sockets", () => {
       await ca.next((f) => f === "pong");
     });
     // The heartbeat is old, but the runtime recorded the ping while the object slept.
-    await runInDurableObject(stubOf(a), (_, state) => {
-      state.storage.sql.exec(`UPDATE devices SET last_seen_at = last_seen_at - ?, last_heartbeat_at = last_heartbeat_at - ?`, TTL + 1, TTL + 1);
-    });
+    await ageDevices(a, TTL + 1);
     await runDurableObjectAlarm(stubOf(a));
     await watcher.expectNone((f) => f.type === "presence" && f.presence.status === "offline");
     expect(ca.closed).toBeNull();

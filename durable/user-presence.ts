@@ -113,7 +113,9 @@ export class UserPresence extends DurableObject<Env> {
       maxFrameBytes: this.config.maxFrameBytes,
       ping: PING_FRAME,
     });
-    await this.refresh(now);
+    // Accept first (issue #11): the 101 goes back now; watching the friends (the fan-in) runs after it,
+    // and a Subscribe/GetOnlineFriends that arrives meanwhile waits for it (Watching.onlineFriends).
+    this.ctx.waitUntil(this.refresh(now).catch((error) => console.error("connect refresh failed", error)));
     const headers = new Headers();
     if (protocol) headers.set("Sec-WebSocket-Protocol", protocol);
     return new Response(null, { status: 101, webSocket: client, headers });
@@ -225,10 +227,11 @@ export class UserPresence extends DurableObject<Env> {
     for (const deviceId of this.presence.expireSilentDevices(now)) {
       this.sockets.closeDevice(deviceId, CloseCode.presenceExpired, "no sign of life within the TTL");
     }
+    const wasLive = this.watching.live;
+    if (!wasLive && this.presence.outwardView(now).hasLiveDevice) await this.watching.start(now);
+    // Computed after the fan-in: a connect's refresh runs after its 101, so other events may have moved presence meanwhile.
     const { view, hasLiveDevice } = this.presence.outwardView(now);
     this.presence.rememberLastActive(view);
-    const wasLive = this.watching.live;
-    if (hasLiveDevice && !wasLive) await this.watching.start(now);
     await this.presence.publishChanges(view, now);
     if (!hasLiveDevice && wasLive) await this.watching.stop();
     if (hasLiveDevice) await this.watching.renewIfDue(now);

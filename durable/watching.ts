@@ -52,7 +52,15 @@ export class Watching {
   /** The user's first device came: watch every friend. */
   async start(now: number): Promise<void> {
     this.host.store.set("live", true);
-    await this.watch(this.host.store.friendIds(), now);
+    await this.fanIn(now);
+  }
+
+  /** Watches every friend; a snapshot asked for meanwhile waits for this one instead of starting another. */
+  private fanIn(now: number): Promise<void> {
+    this.rebuilding ??= this.watch(this.host.store.friendIds(), now).finally(() => {
+      this.rebuilding = null;
+    });
+    return this.rebuilding;
   }
 
   /** While live: renew the leases when half of them has passed. */
@@ -74,6 +82,9 @@ export class Watching {
     const { store, config } = this.host;
     const userId = this.host.userId;
     store.set("watch_renew_at", now + Math.floor(config.watchLeaseMs / 2));
+    // A renewal that finds a newer presence repairs a lost push: show it. The first fan-in (or the
+    // rebuild after a wake) is answered by the snapshot that waits for it instead.
+    const repair = this.complete;
     this.complete = true;
     await inChunks(
       friends,
@@ -81,7 +92,7 @@ export class Watching {
       (f) => this.host.call(f, (stub) => stub.watch(userId, config.watchLeaseMs)),
       (friend, result) => {
         if (result.status === "fulfilled" && result.value.ok) {
-          if (store.cacheIfNewer(result.value.value, false)) this.sockets.broadcast({ type: "presence", presence: result.value.value });
+          if (store.cacheIfNewer(result.value.value, false) && repair) this.sockets.broadcast({ type: "presence", presence: result.value.value });
         } else if (result.status === "fulfilled") store.uncache(friend);
         else {
           store.cacheIfNewer(unknown(store.cached(friend) ?? offlinePresence(friend)), true);
@@ -114,13 +125,11 @@ export class Watching {
     return !this.complete || this.host.store.cached(friend) !== null;
   }
 
-  /** After a wake: the first snapshot waits for one re-watch of every friend. */
+  /** The snapshot waits for the fan-in under way (a connect's), or, after a wake, for one re-watch of every friend. */
   private async ensureComplete(): Promise<void> {
+    if (this.rebuilding !== null) await this.rebuilding;
     if (this.complete || !this.live) return;
-    this.rebuilding ??= this.watch(this.host.store.friendIds(), Date.now()).finally(() => {
-      this.rebuilding = null;
-    });
-    await this.rebuilding;
+    await this.fanIn(Date.now());
   }
 
   /**

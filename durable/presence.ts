@@ -163,7 +163,7 @@ export class OwnPresence {
     store.remember("published_at", now);
     store.remember("publish_at", null);
     this.sockets.savePublished(presence);
-    await this.watchers.push(presence, now, only);
+    await this.watchers.push(presence, now, only, !significant);
   }
 
   /**

@@ -4,7 +4,7 @@
  * durable/store.ts reads and writes them.
  */
 import type { EdgeState } from "../src/presence/friendship";
-import type { Presence } from "../src/presence/types";
+import type { PositionInterest, Presence } from "../src/presence/types";
 
 /** Append-only: a deployed object runs every migration it has not run yet. */
 export const MIGRATIONS: string[][] = [
@@ -28,6 +28,8 @@ export const MIGRATIONS: string[][] = [
   ],
   // Issue #11: friends' presence lives in memory (rebuilt by a re-watch after a wake), not on disk.
   [`DROP TABLE friend_presence`],
+  // Issue #11: a lease carries the watcher's position interest (null: all).
+  [`ALTER TABLE watchers ADD COLUMN positions TEXT`],
 ];
 
 export type OutboxKind = "edge" | "presence" | "watch";
@@ -39,6 +41,12 @@ export interface OutboxRow {
   payload: string;
   attempts: number;
   next_attempt_at: number;
+}
+
+/** A watcher with a valid lease, as fan-out sees it. */
+export interface Lease {
+  watcher: string;
+  positions: PositionInterest;
 }
 
 export interface EdgeRow {
@@ -72,6 +80,8 @@ export interface Meta {
   watch_renew_at: number;
   /** Last heartbeat of a visible device: "last seen" once offline. */
   last_active_at: number;
+  /** The position interest this user's leases on friends carry; absent: all. */
+  positions: "realm" | "none";
   /** Location shared with nobody; absent: with every friend. */
   share_location: "none";
 }
@@ -88,5 +98,6 @@ export const DECODE: { [K in MetaKey]: (raw: string) => Meta[K] } = {
   publish_at: Number,
   watch_renew_at: Number,
   last_active_at: Number,
+  positions: (raw) => (raw === "none" ? "none" : "realm"),
   share_location: () => "none",
 };

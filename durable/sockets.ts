@@ -8,7 +8,7 @@
 import type { PresenceConfig } from "../src/presence/config";
 import { CloseCode, type ServerMessage } from "../src/protocol";
 import { takeToken, type Bucket } from "../src/presence/timers";
-import type { DeviceKind, DeviceState, Presence } from "../src/presence/types";
+import type { DeviceKind, DeviceState, PositionInterest, Presence } from "../src/presence/types";
 
 /**
  * What a socket remembers across hibernation (at most 16 KB: ids, flags and two
@@ -21,6 +21,8 @@ export interface SocketAttachment {
   kind: DeviceKind;
   /** The client asked for friends' presence pushes. */
   subscribed: boolean;
+  /** Which friends' position-only moves the client wants (connect's `?positions=` or its Subscribe); absent: all. */
+  positions?: PositionInterest;
   /** This socket's device as of its last frame (newer than its row on disk). */
   device?: DeviceState;
   /** What friends were last told (its seq is the user's current seq). */
@@ -42,11 +44,11 @@ export class Sockets {
   ) {}
 
   /** Accepts a new socket for `deviceId`, replacing any older one of the same device; returns the client end. */
-  accept(deviceId: string, kind: DeviceKind): { client: WebSocket; server: WebSocket } {
+  accept(deviceId: string, kind: DeviceKind, positions?: PositionInterest): { client: WebSocket; server: WebSocket } {
     this.closeDevice(deviceId, CloseCode.replaced, "replaced by a newer connection of this device");
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [deviceId]);
-    this.setAttachment(server, { deviceId, kind, subscribed: false, ...(this.latestPublished ? { published: this.latestPublished } : {}) });
+    this.setAttachment(server, { deviceId, kind, subscribed: false, ...(positions ? { positions } : {}), ...(this.latestPublished ? { published: this.latestPublished } : {}) });
     return { client, server };
   }
 
@@ -54,8 +56,20 @@ export class Sockets {
     return ws.deserializeAttachment() as SocketAttachment;
   }
 
-  setSubscribed(ws: WebSocket, subscribed: boolean): void {
-    this.setAttachment(ws, { ...this.attachment(ws), subscribed });
+  setSubscribed(ws: WebSocket, subscribed: boolean, positions?: PositionInterest): void {
+    const { positions: before, ...rest } = this.attachment(ws);
+    const interest = positions ?? before;
+    this.setAttachment(ws, { ...rest, subscribed, ...(interest ? { positions: interest } : {}) });
+  }
+
+  /** The position interests of the sockets that subscribed or named one at connect (absent: all). */
+  positionInterests(): Array<PositionInterest | undefined> {
+    const interests: Array<PositionInterest | undefined> = [];
+    for (const ws of this.ctx.getWebSockets()) {
+      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+      if (attachment && (attachment.subscribed || attachment.positions)) interests.push(attachment.positions);
+    }
+    return interests;
   }
 
   private setAttachment(ws: WebSocket, attachment: SocketAttachment): void {

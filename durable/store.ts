@@ -5,9 +5,9 @@
  */
 import { deriveState, NO_EDGE, type Edge, type EdgeState, type Intent } from "../src/presence/friendship";
 import { offlinePresence } from "../src/presence/protocol";
-import type { DeviceKind, DeviceState, DeviceStatus, Presence, Transport } from "../src/presence/types";
+import type { DeviceKind, DeviceState, DeviceStatus, PositionInterest, Presence, Transport } from "../src/presence/types";
 import { meteredSql, type ObjectMeter } from "./meter";
-import { DECODE, type EdgeRow, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
+import { DECODE, type EdgeRow, type Lease, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
 
 /** The fields of a device row written when they change (what friends see of it). */
 const deviceShape = (d: DeviceState): string => JSON.stringify([d.kind, d.transport, d.status, d.statusText, d.realm, d.lastHeartbeatAt === null]);
@@ -297,12 +297,13 @@ export class UserStore {
 
   // ─── watchers: friends holding a lease on this user ──────────────────────
 
-  putWatcher(watcher: string, expiresAt: number): void {
+  putWatcher(watcher: string, expiresAt: number, positions: PositionInterest = "all"): void {
     this.sql.exec(
-      `INSERT INTO watchers (watcher_id, lease_expires_at) VALUES (?, ?)
-       ON CONFLICT(watcher_id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at`,
+      `INSERT INTO watchers (watcher_id, lease_expires_at, positions) VALUES (?, ?, ?)
+       ON CONFLICT(watcher_id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at, positions = excluded.positions`,
       watcher,
       expiresAt,
+      positions === "all" ? null : positions,
     );
   }
 
@@ -312,11 +313,16 @@ export class UserStore {
 
   /** Watchers with a valid lease (expired ones are dropped here: leases expire lazily), except those hidden from. */
   fanOutTargets(now: number, only?: string): string[] {
+    return this.fanOutLeases(now, only).map((l) => l.watcher);
+  }
+
+  /** The same, with each watcher's position interest. */
+  fanOutLeases(now: number, only?: string): Lease[] {
     this.sql.exec(`DELETE FROM watchers WHERE lease_expires_at <= ?`, now);
     const rows = only
-      ? this.sql.exec(`SELECT watcher_id FROM watchers WHERE watcher_id = ?`, only).toArray()
-      : this.sql.exec(`SELECT w.watcher_id FROM watchers w LEFT JOIN friends f ON f.friend_id = w.watcher_id WHERE COALESCE(f.hidden, 0) = 0`).toArray();
-    return rows.map((r) => String(r.watcher_id));
+      ? this.sql.exec(`SELECT watcher_id, positions FROM watchers WHERE watcher_id = ?`, only).toArray()
+      : this.sql.exec(`SELECT w.watcher_id, w.positions FROM watchers w LEFT JOIN friends f ON f.friend_id = w.watcher_id WHERE COALESCE(f.hidden, 0) = 0`).toArray();
+    return rows.map((r) => ({ watcher: String(r.watcher_id), positions: (r.positions as PositionInterest | null) ?? "all" }));
   }
 
   // ─── friends' presence: cache of watched friends, in memory only ─────────

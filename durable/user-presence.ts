@@ -24,9 +24,9 @@ import type { EdgeMessage, EdgeReply, FriendList, LocalOp } from "../src/presenc
 import { errorFrame } from "../src/presence/protocol";
 import { CloseCode, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION } from "../src/protocol";
 import { ok, refuse, type Result } from "../src/presence/result";
-import { deviceKindSchema, FRIENDSHIP_OPS, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
+import { deviceKindSchema, FRIENDSHIP_OPS, positionInterestSchema, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
 import { alarmTime, nextDeadline } from "../src/presence/timers";
-import type { DeviceKind, Presence, Transport } from "../src/presence/types";
+import type { DeviceKind, PositionInterest, Presence, Transport } from "../src/presence/types";
 import { Friendships, type FriendshipChange, type FriendshipRefusalCode } from "./friendships";
 import { createHost, type Host } from "./host";
 import { Outbox } from "./outbox";
@@ -99,7 +99,8 @@ export class UserPresence extends DurableObject<Env> {
     const refusal = this.presence.deviceLimit(deviceId, now);
     if (refusal) return Response.json({ error: { code: refusal.code, message: refusal.message } }, { status: 429 });
 
-    const { client, server } = this.sockets.accept(deviceId, kind.data);
+    const positions = positionInterestSchema.safeParse(new URL(request.url).searchParams.get("positions") ?? undefined);
+    const { client, server } = this.sockets.accept(deviceId, kind.data, positions.success ? positions.data : undefined);
     // A reconnecting device keeps its last heartbeat (no flapping); a new one is "connected, not shown".
     this.store.connectDevice(deviceId, kind.data, now);
     this.sockets.saveDevice(server, this.store.device(deviceId));
@@ -161,10 +162,12 @@ export class UserPresence extends DurableObject<Env> {
       case "GetOnlineFriends":
         return reply({ type: "online_friends", id: message.id, friends: await this.watching.onlineFriends() });
       case "SubscribeFriendshipPresenceUpdates":
-        this.sockets.setSubscribed(ws, true);
+        this.sockets.setSubscribed(ws, true, message.positions);
+        await this.watching.interestChanged(now);
         return reply({ type: "subscribed", id: message.id, friends: await this.watching.onlineFriends() });
       case "UnsubscribeFriendshipPresenceUpdates":
         this.sockets.setSubscribed(ws, false);
+        await this.watching.interestChanged(now);
         return reply({ type: "unsubscribed", id: message.id });
       case "GetPresence": {
         const found = await this.lookup(message.userId);
@@ -283,8 +286,8 @@ export class UserPresence extends DurableObject<Env> {
   // ─── RPC: called by friends' objects ───────────────────────────────────────
 
   /** A friend with a live client takes (or renews) a lease on this user, and gets this user's presence. */
-  async watch(watcher: string, leaseMs: number): Promise<Result<Presence, "not_friends">> {
-    const granted = this.watchers.grant(watcher, leaseMs, Date.now());
+  async watch(watcher: string, leaseMs: number, positions?: PositionInterest): Promise<Result<Presence, "not_friends">> {
+    const granted = this.watchers.grant(watcher, leaseMs, Date.now(), positions);
     if (!granted.ok) return granted;
     // A friend this live user does not know the presence of yet: the friendship is new, watch back.
     if (this.watching.live && !this.watching.knows(watcher)) void this.watching.watchNewFriend(watcher, Date.now()).catch(() => undefined);

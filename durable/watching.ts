@@ -15,7 +15,8 @@ import { inChunks } from "../src/presence/chunks";
 import { offlinePresence } from "../src/presence/protocol";
 import { isShownOnline } from "../src/protocol";
 import { ok, refuse, type Result } from "../src/presence/result";
-import type { Presence } from "../src/presence/types";
+import { combinedInterest } from "../src/presence/interest";
+import type { PositionInterest, Presence } from "../src/presence/types";
 import { FANOUT_CHUNK, type Host } from "./host";
 import type { Outbox } from "./outbox";
 import type { Sockets } from "./sockets";
@@ -38,7 +39,7 @@ export class Watching {
     outbox.handle("watch", async ({ target }) => {
       const { store } = this.host;
       if (!this.live || !store.isFriend(target)) return;
-      const watched = await this.host.stub(target).watch(this.host.userId, this.host.config.watchLeaseMs);
+      const watched = await this.host.stub(target).watch(this.host.userId, this.host.config.watchLeaseMs, this.interest());
       if (!watched.ok) store.uncache(target);
       else if (store.cacheIfNewer(watched.value, true)) this.sockets.broadcast({ type: "presence", presence: watched.value });
     });
@@ -47,6 +48,26 @@ export class Watching {
   /** The user has a live device, so this object watches their friends. */
   get live(): boolean {
     return this.host.store.get("live") === true;
+  }
+
+  /**
+   * The position interest the leases carry: the user's clients' (src/presence/interest.ts),
+   * or, before any has said, the last one asked for (clients usually ask the same each time).
+   */
+  interest(): PositionInterest {
+    const interests = this.sockets.positionInterests();
+    return interests.length > 0 ? combinedInterest(interests) : (this.host.store.get("positions") ?? "all");
+  }
+
+  /** A client (un)subscribed: if the interest the leases carry changed, renew every lease with it now. */
+  async interestChanged(now: number): Promise<void> {
+    const interest = this.interest();
+    if (interest === (this.host.store.get("positions") ?? "all")) return;
+    this.host.store.set("positions", interest === "all" ? null : interest);
+    if (this.live) {
+      if (this.rebuilding !== null) await this.rebuilding;
+      await this.watch(this.host.store.friendIds(), now);
+    }
   }
 
   /** The user's first device came: watch every friend. */
@@ -85,11 +106,12 @@ export class Watching {
     // A renewal that finds a newer presence repairs a lost push: show it. The first fan-in (or the
     // rebuild after a wake) is answered by the snapshot that waits for it instead.
     const repair = this.complete;
+    const positions = this.interest();
     this.complete = true;
     await inChunks(
       friends,
       FANOUT_CHUNK,
-      (f) => this.host.call(f, (stub) => stub.watch(userId, config.watchLeaseMs)),
+      (f) => this.host.call(f, (stub) => stub.watch(userId, config.watchLeaseMs, positions)),
       (friend, result) => {
         if (result.status === "fulfilled" && result.value.ok) {
           if (store.cacheIfNewer(result.value.value, false) && repair) this.sockets.broadcast({ type: "presence", presence: result.value.value });
@@ -145,7 +167,7 @@ export class Watching {
     try {
       let presence: Presence;
       try {
-        const watched = await this.host.call(other, (stub) => stub.watch(this.host.userId, config.watchLeaseMs));
+        const watched = await this.host.call(other, (stub) => stub.watch(this.host.userId, config.watchLeaseMs, this.interest()));
         // Refused: the other side has not recorded the friendship yet; its first watch of this user brings us back here.
         if (!watched.ok) return;
         presence = watched.value;

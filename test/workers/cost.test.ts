@@ -128,3 +128,39 @@ describe("the checkpoints keep the TTL and seq honest across a restart", () => {
     expect(store).toBeGreaterThan(last);
   });
 });
+
+describe("position-only moves go only to watchers who asked for them (issue #11)", () => {
+  it("positions: realm gets moves of friends in its own realm, none gets no moves, all (default) gets every move; status goes to everyone", async () => {
+    const a = user("a");
+    const [same, other, none, all] = [user("same"), user("other"), user("none"), user("all")];
+    for (const f of [same, other, none, all]) await befriend(a, f);
+    const watchers = new Map<string, Client>();
+    for (const [f, positions, realm] of [
+      [same, "realm", "lobby"],
+      [other, "realm", "elsewhere"],
+      [none, "none", "lobby"],
+      [all, undefined, "elsewhere"],
+    ] as const) {
+      const c = await Client.connect(f);
+      await c.request({ type: "SubscribeFriendshipPresenceUpdates", ...(positions ? { positions } : {}) });
+      await c.heartbeat({ realm });
+      watchers.set(f, c);
+    }
+    const ca = await Client.connect(a);
+    await ca.request({ type: "SubscribeFriendshipPresenceUpdates" });
+    await ca.heartbeat({ realm: "lobby" });
+    for (const c of watchers.values()) await c.presenceOf(a, (p) => p.status === "online");
+    const cost = await written(async () => {
+      await coalescingOver(a);
+      await ca.heartbeat({ realm: "lobby", position: { x: 7, y: 0, z: 0 } });
+      await watchers.get(same)!.presenceOf(a, (p) => p.position?.x === 7);
+      await watchers.get(all)!.presenceOf(a, (p) => p.position?.x === 7);
+    });
+    expect(cost.deliveries).toBe(2);
+    await watchers.get(other)!.expectNone((f) => f.type === "presence" && f.presence.userId === a, 200);
+    await watchers.get(none)!.expectNone((f) => f.type === "presence" && f.presence.userId === a, 50);
+    // A status change reaches every watcher, with the current position.
+    await ca.heartbeat({ realm: "lobby", position: { x: 7, y: 0, z: 0 }, status: "busy" });
+    for (const c of watchers.values()) expect((await c.presenceOf(a, (p) => p.status === "busy")).position).toEqual({ x: 7, y: 0, z: 0 });
+  });
+});

@@ -37,6 +37,13 @@ const { values: args } = parseArgs({
   },
 });
 
+/**
+ * The Node peers' equivalent of the bill (stated assumptions): a VM at $25 per
+ * vCPU-month with 2 GiB, run at 50 % CPU; memory priced at $5 per GiB-month;
+ * Redis on the same VM. So $/user-month = (cores × 2 × 25 + GiB × 5) / users.
+ */
+const PEER = { vcpuMonthUsd: 25, headroom: 2, gibMonthUsd: 5 };
+
 const HB = { hbIntervalMs: 5000, moveProb: 0.5, statusProb: 0.05 };
 /** connected = users × online; the offline scenario shortens the TTL (and says so). */
 const FULL = [
@@ -203,13 +210,6 @@ async function meterStats(baseUrl) {
   const res = await fetch(`${baseUrl}/v1/admin/stats`, { headers: { Authorization: `Bearer ${vars.ADMIN_TOKEN}` } });
   return res.ok ? res.json() : null;
 }
-
-/**
- * The Node peers' equivalent of the bill (stated assumptions): a VM at $25 per
- * vCPU-month with 2 GiB, run at 50 % CPU; memory priced at $5 per GiB-month;
- * Redis on the same VM. So $/user-month = (cores × 2 × 25 + GiB × 5) / users.
- */
-const PEER = { vcpuMonthUsd: 25, headroom: 2, gibMonthUsd: 5 };
 
 /** Billed counts in the steady window → per online user per second, and $ per online user-month. */
 function billing(serverName, s, load, steadyCpu) {

@@ -28,8 +28,8 @@ export const MIGRATIONS: string[][] = [
   ],
   // Issue #11: friends' presence lives in memory (rebuilt by a re-watch after a wake), not on disk.
   [`DROP TABLE friend_presence`],
-  // Issue #11: a lease carries the watcher's position interest (null: all).
-  [`ALTER TABLE watchers ADD COLUMN positions TEXT`],
+  // Issue #11: a lease carries the watcher's position interest (null: all) and its realm as last heard.
+  [`ALTER TABLE watchers ADD COLUMN positions TEXT`, `ALTER TABLE watchers ADD COLUMN realm TEXT`],
 ];
 
 export type OutboxKind = "edge" | "presence" | "watch";
@@ -47,6 +47,8 @@ export interface OutboxRow {
 export interface Lease {
   watcher: string;
   positions: PositionInterest;
+  /** The watcher's realm as this user last heard it (its watch, or its presence pushed here); null: unknown. */
+  realm: string | null;
 }
 
 export interface EdgeRow {

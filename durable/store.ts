@@ -297,14 +297,20 @@ export class UserStore {
 
   // ─── watchers: friends holding a lease on this user ──────────────────────
 
-  putWatcher(watcher: string, expiresAt: number, positions: PositionInterest = "all"): void {
+  putWatcher(watcher: string, expiresAt: number, positions: PositionInterest = "all", realm: string | null = null): void {
     this.sql.exec(
-      `INSERT INTO watchers (watcher_id, lease_expires_at, positions) VALUES (?, ?, ?)
-       ON CONFLICT(watcher_id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at, positions = excluded.positions`,
+      `INSERT INTO watchers (watcher_id, lease_expires_at, positions, realm) VALUES (?, ?, ?, ?)
+       ON CONFLICT(watcher_id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at, positions = excluded.positions, realm = excluded.realm`,
       watcher,
       expiresAt,
       positions === "all" ? null : positions,
+      realm,
     );
+  }
+
+  /** A watcher that wants positions of its own realm only moved to `realm`: one row written, only when it changed. */
+  watcherRealmSeen(watcher: string, realm: string | null): void {
+    this.sql.exec(`UPDATE watchers SET realm = ? WHERE watcher_id = ? AND positions = 'realm' AND realm IS NOT ?`, realm, watcher, realm);
   }
 
   removeWatcher(watcher: string): void {
@@ -320,9 +326,9 @@ export class UserStore {
   fanOutLeases(now: number, only?: string): Lease[] {
     this.sql.exec(`DELETE FROM watchers WHERE lease_expires_at <= ?`, now);
     const rows = only
-      ? this.sql.exec(`SELECT watcher_id, positions FROM watchers WHERE watcher_id = ?`, only).toArray()
-      : this.sql.exec(`SELECT w.watcher_id, w.positions FROM watchers w LEFT JOIN friends f ON f.friend_id = w.watcher_id WHERE COALESCE(f.hidden, 0) = 0`).toArray();
-    return rows.map((r) => ({ watcher: String(r.watcher_id), positions: (r.positions as PositionInterest | null) ?? "all" }));
+      ? this.sql.exec(`SELECT watcher_id, positions, realm FROM watchers WHERE watcher_id = ?`, only).toArray()
+      : this.sql.exec(`SELECT w.watcher_id, w.positions, w.realm FROM watchers w LEFT JOIN friends f ON f.friend_id = w.watcher_id WHERE COALESCE(f.hidden, 0) = 0`).toArray();
+    return rows.map((r) => ({ watcher: String(r.watcher_id), positions: (r.positions as PositionInterest | null) ?? "all", realm: (r.realm as string | null) ?? null }));
   }
 
   // ─── friends' presence: cache of watched friends, in memory only ─────────

@@ -286,8 +286,8 @@ export class UserPresence extends DurableObject<Env> {
   // ─── RPC: called by friends' objects ───────────────────────────────────────
 
   /** A friend with a live client takes (or renews) a lease on this user, and gets this user's presence. */
-  async watch(watcher: string, leaseMs: number, positions?: PositionInterest): Promise<Result<Presence, "not_friends">> {
-    const granted = this.watchers.grant(watcher, leaseMs, Date.now(), positions);
+  async watch(watcher: string, leaseMs: number, positions?: PositionInterest, realm?: string | null): Promise<Result<Presence, "not_friends">> {
+    const granted = this.watchers.grant(watcher, leaseMs, Date.now(), positions, realm ?? null);
     if (!granted.ok) return granted;
     // A friend this live user does not know the presence of yet: the friendship is new, watch back.
     if (this.watching.live && !this.watching.knows(watcher)) void this.watching.watchNewFriend(watcher, Date.now()).catch(() => undefined);

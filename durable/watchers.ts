@@ -33,9 +33,9 @@ export class Watchers {
   }
 
   /** A friend with a live client takes (or renews) a lease on this user. */
-  grant(watcher: string, leaseMs: number, now: number, positions: PositionInterest = "all"): Result<void, "not_friends"> {
+  grant(watcher: string, leaseMs: number, now: number, positions: PositionInterest = "all", realm: string | null = null): Result<void, "not_friends"> {
     if (!this.host.store.isFriend(watcher)) return refuse("not_friends", "only friends may watch");
-    this.host.store.putWatcher(watcher, now + Math.min(Math.max(leaseMs, LEASE_MS.min), LEASE_MS.max), positions);
+    this.host.store.putWatcher(watcher, now + Math.min(Math.max(leaseMs, LEASE_MS.min), LEASE_MS.max), positions, realm);
     return ok(undefined);
   }
 
@@ -57,10 +57,10 @@ export class Watchers {
   async push(presence: Presence, now: number, only?: string, positionOnly = false): Promise<void> {
     const { store } = this.host;
     const from = this.host.userId;
-    // A position-only move goes only to watchers who asked for it (the watcher's realm as this user last heard it).
+    // A position-only move goes only to watchers who asked for it (the watcher's realm as its lease says: it survives a wake).
     const leases = store.fanOutLeases(now, only);
     const targets = positionOnly
-      ? leases.filter((l) => wantsPosition(l.positions, store.cached(l.watcher)?.realm, presence.realm)).map((l) => l.watcher)
+      ? leases.filter((l) => wantsPosition(l.positions, l.realm ?? store.cached(l.watcher)?.realm, presence.realm)).map((l) => l.watcher)
       : leases.map((l) => l.watcher);
     this.inFlight++;
     try {

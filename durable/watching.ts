@@ -39,7 +39,7 @@ export class Watching {
     outbox.handle("watch", async ({ target }) => {
       const { store } = this.host;
       if (!this.live || !store.isFriend(target)) return;
-      const watched = await this.host.stub(target).watch(this.host.userId, this.host.config.watchLeaseMs, this.interest());
+      const watched = await this.host.stub(target).watch(this.host.userId, this.host.config.watchLeaseMs, this.interest(), this.ownRealm());
       if (!watched.ok) store.uncache(target);
       else if (store.cacheIfNewer(watched.value, true)) this.sockets.broadcast({ type: "presence", presence: watched.value });
     });
@@ -57,6 +57,11 @@ export class Watching {
   interest(): PositionInterest {
     const interests = this.sockets.positionInterests();
     return interests.length > 0 ? combinedInterest(interests) : (this.host.store.get("positions") ?? "all");
+  }
+
+  /** This user's realm as friends were last told (null when hidden, offline or not shared). */
+  private ownRealm(): string | null {
+    return this.host.store.published(this.host.userId).realm;
   }
 
   /** A client (un)subscribed: if the interest the leases carry changed, renew every lease with it now. */
@@ -107,14 +112,16 @@ export class Watching {
     // rebuild after a wake) is answered by the snapshot that waits for it instead.
     const repair = this.complete;
     const positions = this.interest();
+    const realm = this.ownRealm();
     this.complete = true;
     await inChunks(
       friends,
       FANOUT_CHUNK,
-      (f) => this.host.call(f, (stub) => stub.watch(userId, config.watchLeaseMs, positions)),
+      (f) => this.host.call(f, (stub) => stub.watch(userId, config.watchLeaseMs, positions, realm)),
       (friend, result) => {
         if (result.status === "fulfilled" && result.value.ok) {
           if (store.cacheIfNewer(result.value.value, false) && repair) this.sockets.broadcast({ type: "presence", presence: result.value.value });
+          store.watcherRealmSeen(friend, result.value.value.realm);
         } else if (result.status === "fulfilled") store.uncache(friend);
         else {
           store.cacheIfNewer(unknown(store.cached(friend) ?? offlinePresence(friend)), true);
@@ -193,7 +200,11 @@ export class Watching {
     if (!store.isFriend(from) || presence.userId !== from) return refuse("not_friends", "only friends' presence is taken");
     if (!this.live) return refuse("not_watching", "this user has no live client");
     const newer = store.cacheIfNewer(presence, false);
-    if (newer) this.sockets.broadcast({ type: "presence", presence });
+    if (newer) {
+      this.sockets.broadcast({ type: "presence", presence });
+      // If that friend watches this user for same-realm positions only, its lease follows its realm.
+      store.watcherRealmSeen(from, presence.realm);
+    }
     return ok(newer);
   }
 

@@ -150,6 +150,8 @@ describe("position-only moves go only to watchers who asked for them (issue #11)
     await ca.request({ type: "SubscribeFriendshipPresenceUpdates" });
     await ca.heartbeat({ realm: "lobby" });
     for (const c of watchers.values()) await c.presenceOf(a, (p) => p.status === "online");
+    // The sender sleeps in between (as every 30 s in production): the watchers' realms are in their leases, not in its memory.
+    await evictDurableObject(stubOf(a), { webSockets: "hibernate" });
     const cost = await written(async () => {
       await coalescingOver(a);
       await ca.heartbeat({ realm: "lobby", position: { x: 7, y: 0, z: 0 } });

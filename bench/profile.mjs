@@ -19,7 +19,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { readDevVars } from "../scripts/dev-vars.mjs";
+import { readDevVars } from "../scripts/lib/dev-vars.mjs";
 import { makeGraph } from "./lib/graph.mjs";
 import { importGraph, mintTokens, runLoad } from "./lib/loadgen.mjs";
 import { startServer } from "./lib/servers.mjs";

@@ -23,6 +23,7 @@ import { importGraph, mintTokens, runLoad, summarize } from "./lib/loadgen.mjs";
 import { sample } from "./lib/proc.mjs";
 import { edgeCommit, persistRoot, startServer, versions } from "./lib/servers.mjs";
 import { cdfPoints, lineChart } from "./lib/svg.mjs";
+import { costPerUserMonth, PRICES } from "../src/presence/cost.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -35,6 +36,13 @@ const { values: args } = parseArgs({
     report: { type: "boolean", default: false },
   },
 });
+
+/**
+ * The Node peers' equivalent of the bill (stated assumptions): a VM at $25 per
+ * vCPU-month with 2 GiB, run at 50 % CPU; memory priced at $5 per GiB-month;
+ * Redis on the same VM. So $/user-month = (cores × 2 × 25 + GiB × 5) / users.
+ */
+const PEER = { vcpuMonthUsd: 25, headroom: 2, gibMonthUsd: 5 };
 
 const HB = { hbIntervalMs: 5000, moveProb: 0.5, statusProb: 0.05 };
 /** connected = users × online; the offline scenario shortens the TTL (and says so). */
@@ -61,6 +69,26 @@ const FULL = [
   // Every heartbeat is a no-op for friends (nothing moves): the bare cost of a heartbeat, offered at 1,000/s.
   { name: "heartbeat-max-1000", users: 1250, friends: 20, online: 0.8, steadyMs: 10000, hbIntervalMs: 1000, moveProb: 0, statusProb: 0 },
   { name: "scale-1600", users: 2000, friends: 20, online: 0.8, churnPerSec: 10, steadyMs: 15000, idleMs: 20000, probeClean: 20, connectConcurrency: 48, ...HB },
+  // Issue #11's two cost workloads (25 friends × 80 % online ≈ 20 online friends each; the steady window spans a TTL so alarms count).
+  // (a) ADR-246: heartbeat every 30 s carrying a position that moves every time, a status change every 5 min on average,
+  //     clients want positions only of friends in their own realm (5 realms: about a fifth of friends share it).
+  { name: "adr246-1000", users: 1250, friends: 25, online: 0.8, hbIntervalMs: 30000, moveProb: 1, statusProb: 0.1, positions: "realm", realms: 5, steadyMs: 130000, pingMs: 20000 },
+  // (b) harsh: a change every 5 s (every heartbeat moves; 5 % of them change status), every watcher wants every position.
+  { name: "harsh-1000", users: 1250, friends: 25, online: 0.8, hbIntervalMs: 5000, moveProb: 1, statusProb: 0.05, steadyMs: 30000 },
+  // How many users one wrangler dev holds (issue #11 target 3,000+): 20 friends, a heartbeat every 30 s as in production.
+  {
+    name: "capacity-3000",
+    users: 3750,
+    friends: 20,
+    online: 0.8,
+    hbIntervalMs: 30000,
+    moveProb: 1,
+    statusProb: 0.1,
+    positions: "realm",
+    realms: 5,
+    steadyMs: 30000,
+    connectConcurrency: 64,
+  },
   { name: "scale-5000", users: 6250, friends: 20, online: 0.8, churnPerSec: 20, steadyMs: 15000, idleMs: 20000, probeClean: 20, connectConcurrency: 64, ...HB },
 ];
 const QUICK = [
@@ -135,23 +163,26 @@ for (const scenario of scenarios) {
     const server = await startServer(serverName, { ttlMs, secret: vars.JWT_SECRET, adminToken: vars.ADMIN_TOKEN, logDir, label: `${scenario.name}.${serverName}` });
     try {
       const samples = {};
-      const take = (name) =>
-        (samples[name] = {
+      const take = async (name) => {
+        samples[name] = {
           ...sample(server.pids()),
           parts: Object.fromEntries(Object.entries(server.parts()).map(([part, pid]) => [part, sample([pid])])),
           generatorCpu: process.cpuUsage(),
-        });
-      take("started");
+        };
+        // What the bill counts (edge only: durable/meter.ts, summed over the isolate's objects).
+        if (serverName === "edge" && (name === "steady-start" || name === "steady-end")) samples[name].meter = await meterStats(server.baseUrl);
+      };
+      await take("started");
       const importMs = await importGraph(server.baseUrl, vars.ADMIN_TOKEN, graph.pairs);
       log(`imported in ${(importMs / 1000).toFixed(1)} s`);
       await new Promise((r) => setTimeout(r, 500));
-      take("imported");
+      await take("imported");
       const load = await runLoad({
         wsUrl: server.wsUrl,
         graph,
         tokens,
         params: { ...scenario },
-        hooks: { phase: async (name) => void take(name) },
+        hooks: { phase: (name) => take(name) },
         log,
       });
       const result = figures(scenario, serverName, server, graph, importMs, load, samples, ttlMs);
@@ -174,6 +205,60 @@ writeFileSync(join(outDir, "summary.json"), JSON.stringify({ machine, wallSecond
 writeFileSync(join(outDir, "summary.md"), markdown(results));
 plots(results);
 console.log(`\n${markdown(results)}`);
+
+async function meterStats(baseUrl) {
+  const res = await fetch(`${baseUrl}/v1/admin/stats`, { headers: { Authorization: `Bearer ${vars.ADMIN_TOKEN}` } });
+  return res.ok ? res.json() : null;
+}
+
+/** Billed counts in the steady window → per online user per second, and $ per online user-month. */
+function billing(serverName, s, load, steadyCpu) {
+  const users = load.connected;
+  const seconds = load.steadySeconds;
+  if (serverName !== "edge") {
+    const cores = steadyCpu / seconds;
+    const gib = s["steady-end"].rss / 2 ** 30;
+    const usd = users ? (cores * PEER.headroom * PEER.vcpuMonthUsd + gib * PEER.gibMonthUsd) / users : null;
+    return { model: `VM: $${PEER.vcpuMonthUsd}/vCPU-month at ${100 / PEER.headroom} % load + $${PEER.gibMonthUsd}/GiB-month`, usdPerUserMonth: usd };
+  }
+  const a = s["steady-start"].meter;
+  const b = s["steady-end"].meter;
+  if (!a || !b) return null;
+  const d = (k) => b[k] - a[k];
+  const ev = (kind, k) => (b.byEvent[kind]?.[k] ?? 0) - (a.byEvent[kind]?.[k] ?? 0);
+  const runtimeCpu =
+    s["steady-end"].parts.workerdRuntime && s["steady-start"].parts.workerdRuntime
+      ? s["steady-end"].parts.workerdRuntime.cpu - s["steady-start"].parts.workerdRuntime.cpu
+      : steadyCpu;
+  // Duration is billed while an object handles events. Local wall time under-counts pure CPU (workerd's clock
+  // stands still while JS runs), so the larger of the objects' busy wall time and the runtime's CPU time is used.
+  const activeSeconds = Math.max(d("activeMs") / 1000, runtimeCpu);
+  const counts = { requests: d("requests"), wsMessagesIn: d("wsMessagesIn"), rowsRead: d("rowsRead"), rowsWritten: d("rowsWritten") + d("alarmsSet"), activeSeconds };
+  const cost = costPerUserMonth(counts, users, seconds);
+  const per = (x, n) => (n ? +(x / n).toFixed(3) : null);
+  const hb = ev("ws:heartbeat", "events");
+  const deliveries = ev("rpc:receivePresence", "events");
+  return {
+    window: { users, seconds: +seconds.toFixed(1) },
+    counts: { ...counts, alarmsSet: d("alarmsSet"), wallBusySeconds: +(d("activeMs") / 1000).toFixed(1), runtimeCpuSeconds: +runtimeCpu.toFixed(1), instances: d("instances") },
+    byEvent: Object.fromEntries(
+      Object.keys(b.byEvent).map((k) => [
+        k,
+        { events: ev(k, "events"), rowsWritten: ev(k, "rowsWritten") + ev(k, "alarmsSet"), rowsRead: ev(k, "rowsRead"), wallMs: ev(k, "wallMs") },
+      ]),
+    ),
+    rowsWrittenPerDelivery: per(ev("rpc:receivePresence", "rowsWritten") + ev("rpc:receivePresence", "alarmsSet"), deliveries),
+    rowsWrittenPerHeartbeatEvent: per(ev("ws:heartbeat", "rowsWritten") + ev("ws:heartbeat", "alarmsSet"), hb),
+    rowsWrittenPerHeartbeatAllIn: per(counts.rowsWritten, hb),
+    requestsPerUserSecond: +cost.requestsPerUserSecond.toFixed(4),
+    rowsWrittenPerUserSecond: +cost.rowsWrittenPerUserSecond.toFixed(4),
+    rowsReadPerUserSecond: +cost.rowsReadPerUserSecond.toFixed(3),
+    gbSecondsPerUserSecond: +cost.gbSecondsPerUserSecond.toFixed(6),
+    usd: Object.fromEntries(Object.entries(cost.usd).map(([k, v]) => [k, +v.toFixed(4)])),
+    usdPerUserMonth: +cost.usd.total.toFixed(4),
+    prices: PRICES,
+  };
+}
 
 function figures(scenario, serverName, server, graph, importMs, load, s, ttlMs) {
   const connected = load.connected;
@@ -229,6 +314,7 @@ function figures(scenario, serverName, server, graph, importMs, load, s, ttlMs) 
       ]),
     ),
     counts: load.counts,
+    billing: billing(serverName, s, load, steadyCpu),
     generatorEventLoopDelayMs: load.generatorEventLoopDelayMs,
     serverStartupMs: server.startupMs,
     serverReloads: server.reloads?.() ?? 0,
@@ -301,6 +387,34 @@ function markdown(rows) {
     );
   }
   for (const r of rows.filter((r) => r.failed)) lines.push(`| ${r.scenario} | ${r.server} | FAILED: ${r.failed.replace(/\|/g, "/").slice(0, 200)} |`);
+  // What the bill counts (issue #11), per online user, in the steady window.
+  const billed = ok.filter((r) => r.billing);
+  if (billed.length) {
+    lines.push(
+      "",
+      "| scenario | server | requests /user/s | rows written /user/s | rows read /user/s | GB-s /user/s | rows written per delivery / per heartbeat (event; all-in) | $ per online user-month (requests + rows + duration) |",
+      "|---|---|---|---|---|---|---|---|",
+    );
+    for (const r of billed) {
+      const b = r.billing;
+      if (r.server !== "edge") {
+        lines.push(`| ${r.scenario} | ${r.server} | - | - | - | - | - | ${b.usdPerUserMonth?.toFixed(4) ?? "-"} (${b.model}) |`);
+        continue;
+      }
+      lines.push(
+        `| ${[
+          r.scenario,
+          r.server,
+          b.requestsPerUserSecond,
+          b.rowsWrittenPerUserSecond,
+          b.rowsReadPerUserSecond,
+          b.gbSecondsPerUserSecond,
+          `${b.rowsWrittenPerDelivery ?? "-"} / ${b.rowsWrittenPerHeartbeatEvent ?? "-"}; ${b.rowsWrittenPerHeartbeatAllIn ?? "-"}`,
+          `${b.usdPerUserMonth} (${b.usd.requests} + ${b.usd.rowsWritten} + ${b.usd.duration})`,
+        ].join(" | ")} |`,
+      );
+    }
+  }
   return `${lines.join("\n")}\n`;
 }
 

@@ -92,7 +92,7 @@ export class DclSockets {
   async message(ws: WebSocket, frame: string | ArrayBuffer, now: number): Promise<void> {
     const attachment = this.attachment(ws);
     if (!attachment) return;
-    this.host.store.touchDevice(attachment.deviceId, now);
+    this.host.store.touchDeviceDurably(attachment.deviceId, now, now - this.host.config.ttlMs / 2);
     const bytes: ArrayBuffer = typeof frame === "string" ? (new TextEncoder().encode(frame).buffer as ArrayBuffer) : frame;
     const call = isCall(bytes);
     if (call && !this.sockets.admit(ws, now)) {
@@ -123,7 +123,7 @@ export class DclSockets {
       const friend = store.friendIds()[0];
       const hasStream = attachment.dcl.rpc.streams.some((s) => s.kind === "connectivity");
       if (!hasStream || friend === undefined) {
-        store.touchDevice(attachment.deviceId, now);
+        store.touchDeviceDurably(attachment.deviceId, now, now - config.ttlMs / 2);
         continue;
       }
       const presence = store.cached(friend) ?? offlinePresence(friend);

@@ -191,7 +191,7 @@ export class MatrixPart {
       const status = deviceStatusFor(request.setPresence);
       // A poll is a ping; only a change of set_presence is a status statement (the text stays).
       if (device === null || device.status !== status) this.state(status, device?.statusText ?? null, now);
-      else this.host.store.touchDevice(MATRIX_DEVICE_ID, now);
+      else this.host.store.touchDeviceDurably(MATRIX_DEVICE_ID, now, now - this.host.config.ttlMs / 2);
       await this.refresh(now);
     }
     const mark = this.mark();

@@ -6,6 +6,16 @@
  *   - outwardView: what friends would see right now (computed, no seq yet);
  *   - published:   what friends were last told (with its seq) — the only one
  *                  that ever leaves this object.
+ *
+ * What is written (issue #11): a device row when a device appears, disappears
+ * or changes what friends see of it; the published presence when that is a
+ * significant change (status, realm, text, devices). A heartbeat that changes
+ * nothing, and a position-only publish, write no row: the device's state and
+ * the published presence ride in the socket attachments (they survive
+ * hibernation), and seqs of unwritten publishes stay below a reservation
+ * (`seq_ceiling`), so seq only grows even across a restart. HTTP devices, which
+ * have no socket, checkpoint their last sign of life when the row's is older
+ * than half the TTL, so a restart never expires one that is still heartbeating.
  */
 import { aggregate, classifyChange, isLive, type Aggregate } from "../src/presence/aggregate";
 import { offlinePresence } from "../src/presence/protocol";
@@ -14,16 +24,44 @@ import type { HeartbeatBody } from "../src/presence/schema";
 import { deviceDeadline, positionPublishAt } from "../src/presence/timers";
 import type { DeviceKind, Presence, Transport } from "../src/presence/types";
 import type { Host } from "./host";
+import type { Sockets } from "./sockets";
 import type { Watchers } from "./watchers";
+
+/** Seqs reserved ahead of the written one: position-only publishes between two writes of `seq_ceiling`. */
+export const SEQ_RESERVATION = 1_000;
 
 export class OwnPresence {
   /** The status text of the offline shape (set by the Matrix part for its users; undefined: none, as before). */
   offlineText: () => string | null | undefined = () => undefined;
+  /** What a wake lost was brought back (from the sockets' attachments or the seq reservation). */
+  private loaded = false;
+  /** The lowest seq the next publish may build on (the reservation, after a wake with no socket to ask). */
+  private seqFloor = 0;
 
   constructor(
     private readonly host: Host,
     private readonly watchers: Watchers,
+    private readonly sockets: Sockets,
   ) {}
+
+  /** After a wake: the latest published presence from the sockets, or the reservation when none carries one. */
+  private load(): void {
+    if (this.loaded) return;
+    this.loaded = true;
+    const { store } = this.host;
+    const onDisk = store.get("published");
+    const saved = this.sockets.savedPublished();
+    if (saved && (!onDisk || saved.seq > onDisk.seq)) store.remember("published", saved);
+    if (!saved) this.seqFloor = store.get("seq_ceiling") ?? 0;
+    this.sockets.latestPublished = store.get("published");
+  }
+
+  /** The seq of the last publish (or more: never less). */
+  private seq(): number {
+    this.load();
+    const { store } = this.host;
+    return Math.max(store.get("published")?.seq ?? 0, store.get("seq") ?? 0, this.seqFloor);
+  }
 
   /** A new device beyond the per-user limit is refused; a known device may always come back. */
   deviceLimit(deviceId: string, now: number): Refusal<"too_many_devices"> | null {
@@ -34,7 +72,20 @@ export class OwnPresence {
   }
 
   recordHeartbeat(deviceId: string, kind: DeviceKind, transport: Transport, body: HeartbeatBody, now: number): void {
-    this.host.store.heartbeatDevice({ deviceId, kind, transport, status: body.status, statusText: body.statusText ?? null, realm: body.realm, position: body.position }, now);
+    // A socket's device rides in its attachment; an HTTP device checkpoints at half the TTL.
+    const checkpointBefore = transport === "http" ? now - this.host.config.ttlMs / 2 : Number.NEGATIVE_INFINITY;
+    this.host.store.heartbeatDevice(
+      { deviceId, kind, transport, status: body.status, statusText: body.statusText ?? null, realm: body.realm, position: body.position },
+      now,
+      checkpointBefore,
+    );
+  }
+
+  /** Tests: moves the devices' signs of life through `shift` (memory, disk and the sockets' attachments). */
+  ageSignsOfLife(shift: (t: number) => number, deviceId?: string): void {
+    const { store } = this.host;
+    store.ageDevices(shift, deviceId);
+    this.sockets.saveDevices((deviceId) => store.device(deviceId));
   }
 
   /** Removes the devices silent for longer than the TTL; returns their ids (their sockets are to be closed). */
@@ -47,9 +98,8 @@ export class OwnPresence {
 
   /** The user's own view: like friends', except invisible shows as such to themself. */
   selfView(now: number): Presence {
-    const { store } = this.host;
     const { view, invisible } = this.aggregate(now);
-    const seq = store.get("seq") ?? 0;
+    const seq = this.seq();
     return invisible ? { ...view, seq, invisible: true } : { ...view, seq };
   }
 
@@ -65,17 +115,19 @@ export class OwnPresence {
 
   /** Keeps the last time the user was seen active, for "last seen" once offline. */
   rememberLastActive(view: Omit<Presence, "seq">): void {
-    if (view.lastActiveAt !== null && view.status !== "offline") this.host.store.set("last_active_at", view.lastActiveAt);
+    if (view.lastActiveAt !== null && view.status !== "offline") this.host.store.remember("last_active_at", view.lastActiveAt);
   }
 
   /** What friends were last told, or offline before the first publish. */
   published(): Presence {
+    this.load();
     return this.host.store.published(this.host.userId);
   }
 
   private aggregate(now: number): Aggregate {
     const { store, config } = this.host;
-    const result = aggregate(this.host.userId, store.devices(), now, config.ttlMs, store.get("last_active_at"));
+    const lastActive = Math.max(store.get("last_active_at") ?? 0, this.published().lastActiveAt ?? 0);
+    const result = aggregate(this.host.userId, store.devices(), now, config.ttlMs, lastActive || null);
     const kept = result.view.status === "offline" ? this.offlineText() : undefined;
     return kept === undefined ? result : { ...result, view: { ...result.view, statusText: kept } };
   }
@@ -88,25 +140,34 @@ export class OwnPresence {
    */
   async publishChanges(view: Omit<Presence, "seq">, now: number): Promise<void> {
     const { store, config } = this.host;
+    this.load();
     const change = classifyChange(store.get("published") ?? offlinePresence(this.host.userId), view);
-    if (change === "significant") await this.publish(view, now);
+    if (change === "significant") await this.publish(view, now, true);
     else if (change === "position") {
       const at = positionPublishAt(store.get("published_at"), now, config.positionCoalesceMs);
-      if (at <= now && !this.watchers.busy) await this.publish(view, now);
-      else store.set("publish_at", Math.max(at, this.watchers.busy ? now + config.positionCoalesceMs : at));
-    } else store.set("publish_at", null);
+      if (at <= now && !this.watchers.busy) await this.publish(view, now, false);
+      else store.remember("publish_at", Math.max(at, this.watchers.busy ? now + config.positionCoalesceMs : at));
+    } else store.remember("publish_at", null);
   }
 
-  /** Bumps seq, stores what friends see, and pushes it: to every watcher, or `only` to one (a privacy toggle). */
-  private async publish(view: Omit<Presence, "seq">, now: number, only?: string): Promise<void> {
+  /**
+   * Bumps seq, keeps what friends see, and pushes it: to every watcher, or
+   * `only` to one (a privacy toggle). Written when `significant`; otherwise
+   * kept in memory and the sockets' attachments, its seq within the reservation.
+   */
+  private async publish(view: Omit<Presence, "seq">, now: number, significant: boolean, only?: string): Promise<void> {
     const { store } = this.host;
-    const seq = (store.get("seq") ?? 0) + 1;
+    const seq = this.seq() + 1;
     const presence: Presence = { ...view, seq };
-    store.set("seq", seq);
-    store.set("published", presence);
-    store.set("published_at", now);
-    store.set("publish_at", null);
-    await this.watchers.push(presence, now, only);
+    if (significant) store.set("published", presence);
+    else {
+      store.remember("published", presence);
+      if (seq > (store.get("seq_ceiling") ?? 0)) store.set("seq_ceiling", seq + SEQ_RESERVATION);
+    }
+    store.remember("published_at", now);
+    store.remember("publish_at", null);
+    this.sockets.savePublished(presence);
+    await this.watchers.push(presence, now, only, !significant);
   }
 
   /**
@@ -117,9 +178,9 @@ export class OwnPresence {
   async hideFrom(friend: string, hidden: boolean, now: number): Promise<void> {
     const { store } = this.host;
     const { view } = this.outwardView(now);
-    const frozen = offlinePresence(this.host.userId, view.lastActiveAt ?? store.get("last_active_at"), (store.get("seq") ?? 0) + 1);
+    const frozen = offlinePresence(this.host.userId, view.lastActiveAt ?? store.get("last_active_at"), this.seq() + 1);
     store.setHidden(friend, hidden ? frozen : null);
-    await this.publish(view, now, friend);
+    await this.publish(view, now, true, friend);
   }
 
   /** Realm and position shared with every friend, or with none. */

@@ -29,6 +29,8 @@ interface Membership {
 
 export class RealmMembership {
   private lastCallAt: number | null = null;
+  /** The realm (or null: none) of the calls in flight, while they are: a refresh meanwhile wanting the same needs nothing. */
+  private inFlight: { want: string | null } | null = null;
   /** A change held back by the per-user interval: when to apply it. */
   private heldUntil: number | null = null;
 
@@ -57,6 +59,7 @@ export class RealmMembership {
       return;
     }
     if (have === null && want === null) return;
+    if (this.inFlight && this.inFlight.want === want) return;
     if (this.lastCallAt !== null && now - this.lastCallAt < this.config.realmBatchMs) {
       this.heldUntil = this.lastCallAt + this.config.realmBatchMs;
       return;
@@ -68,7 +71,10 @@ export class RealmMembership {
     if (have && have.realm !== want) calls.push(this.shards.getByName(shardName(have.realm, have.shard)).leave([userId]));
     const shard = shardOf(userId, this.config.realmShards);
     if (want !== null) calls.push(this.shards.getByName(shardName(want, shard)).join([userId], this.config.realmLeaseMs));
-    const settled = await Promise.allSettled(calls);
+    this.inFlight = { want };
+    const settled = await Promise.allSettled(calls).finally(() => {
+      this.inFlight = null;
+    });
     const joined = want === null || settled[settled.length - 1]?.status === "fulfilled";
     // A failed leave is not retried: the old shard's lease runs out.
     if (want === null) this.current = null;

@@ -4,7 +4,7 @@
  * durable/store.ts reads and writes them.
  */
 import type { EdgeState } from "../src/presence/friendship";
-import type { Presence } from "../src/presence/types";
+import type { PositionInterest, Presence } from "../src/presence/types";
 
 /** Append-only: a deployed object runs every migration it has not run yet. */
 export const MIGRATIONS: string[][] = [
@@ -26,6 +26,10 @@ export const MIGRATIONS: string[][] = [
     `CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE, target TEXT NOT NULL, kind TEXT NOT NULL,
        payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL)`,
   ],
+  // Issue #11: friends' presence lives in memory (rebuilt by a re-watch after a wake), not on disk.
+  [`DROP TABLE friend_presence`],
+  // Issue #11: a lease carries the watcher's position interest (null: all) and its realm as last heard.
+  [`ALTER TABLE watchers ADD COLUMN positions TEXT`, `ALTER TABLE watchers ADD COLUMN realm TEXT`],
 ];
 
 export type OutboxKind = "edge" | "presence" | "watch";
@@ -37,6 +41,14 @@ export interface OutboxRow {
   payload: string;
   attempts: number;
   next_attempt_at: number;
+}
+
+/** A watcher with a valid lease, as fan-out sees it. */
+export interface Lease {
+  watcher: string;
+  positions: PositionInterest;
+  /** The watcher's realm as this user last heard it (its watch, or its presence pushed here); null: unknown. */
+  realm: string | null;
 }
 
 export interface EdgeRow {
@@ -53,9 +65,15 @@ export interface Meta {
   registered: true;
   /** The user has a live device: this object watches their friends. */
   live: true;
-  /** Sequence number of the last published presence; only grows. */
+  /** Sequence number of the last published presence (before issue #11; now `published.seq`). */
   seq: number;
-  /** What friends were last told. */
+  /**
+   * A seq reservation: position-only publishes are not written, so their seqs
+   * stay below this, written as seq + SEQ_RESERVATION when a publish crosses it.
+   * An object woken with no socket to tell it the last seq resumes here.
+   */
+  seq_ceiling: number;
+  /** What friends were last told (on disk: the last significant change; in memory: the latest). */
   published: Presence;
   published_at: number;
   /** A coalesced position-only publish is due at this time. */
@@ -64,6 +82,8 @@ export interface Meta {
   watch_renew_at: number;
   /** Last heartbeat of a visible device: "last seen" once offline. */
   last_active_at: number;
+  /** The position interest this user's leases on friends carry; absent: all. */
+  positions: "realm" | "none";
   /** Location shared with nobody; absent: with every friend. */
   share_location: "none";
 }
@@ -74,10 +94,12 @@ export const DECODE: { [K in MetaKey]: (raw: string) => Meta[K] } = {
   registered: () => true,
   live: () => true,
   seq: Number,
+  seq_ceiling: Number,
   published: (raw) => JSON.parse(raw) as Presence,
   published_at: Number,
   publish_at: Number,
   watch_renew_at: Number,
   last_active_at: Number,
+  positions: (raw) => (raw === "none" ? "none" : "realm"),
   share_location: () => "none",
 };

@@ -9,17 +9,28 @@ import type { PresenceConfig } from "../src/presence/config";
 import { CloseCode, type ServerMessage } from "../src/protocol";
 import { takeToken, type Bucket } from "../src/presence/timers";
 import type { EdgeState } from "../src/presence/friendship";
-import type { DeviceKind } from "../src/presence/types";
+import type { DeviceKind, DeviceState, PositionInterest, Presence } from "../src/presence/types";
 
 /** What other kinds of socket (durable/dcl.ts) hear: every broadcast, and every change of an edge with its cause. */
 export type SocketTap = { type: "broadcast"; message: ServerMessage } | { type: "edge"; userId: string; previous: EdgeState; next: EdgeState; cause: "local" | "remote" | "reply" };
 
-/** What a socket remembers across hibernation (at most 16 KB: ids and flags only). */
+/**
+ * What a socket remembers across hibernation (at most 16 KB: ids, flags and two
+ * small records). The device's latest state and the user's latest published
+ * presence ride here so that a heartbeat or a position-only publish writes no
+ * row and a woken object still knows them (issue #11).
+ */
 export interface SocketAttachment {
   deviceId: string;
   kind: DeviceKind;
   /** The client asked for friends' presence pushes. */
   subscribed: boolean;
+  /** Which friends' position-only moves the client wants (connect's `?positions=` or its Subscribe); absent: all. */
+  positions?: PositionInterest;
+  /** This socket's device as of its last frame (newer than its row on disk). */
+  device?: DeviceState;
+  /** What friends were last told (its seq is the user's current seq). */
+  published?: Presence;
 }
 
 export class Sockets {
@@ -29,6 +40,8 @@ export class Sockets {
   /** One bucket for the whole user (all sockets + HTTP), twice a socket's size: many tabs cannot multiply the rate. */
   private userBucket: Bucket | undefined;
   private readonly taps: Array<(event: SocketTap) => void> = [];
+  /** Set by the presence part: a new socket carries the current seq from the start. */
+  latestPublished: Presence | null = null;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -36,11 +49,11 @@ export class Sockets {
   ) {}
 
   /** Accepts a new socket for `deviceId`, replacing any older one of the same device; returns the client end. */
-  accept(deviceId: string, kind: DeviceKind): { client: WebSocket; server: WebSocket } {
+  accept(deviceId: string, kind: DeviceKind, positions?: PositionInterest): { client: WebSocket; server: WebSocket } {
     this.closeDevice(deviceId, CloseCode.replaced, "replaced by a newer connection of this device");
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [deviceId]);
-    this.setAttachment(server, { deviceId, kind, subscribed: false });
+    this.setAttachment(server, { deviceId, kind, subscribed: false, ...(positions ? { positions } : {}), ...(this.latestPublished ? { published: this.latestPublished } : {}) });
     return { client, server };
   }
 
@@ -48,12 +61,68 @@ export class Sockets {
     return ws.deserializeAttachment() as SocketAttachment;
   }
 
-  setSubscribed(ws: WebSocket, subscribed: boolean): void {
-    this.setAttachment(ws, { ...this.attachment(ws), subscribed });
+  setSubscribed(ws: WebSocket, subscribed: boolean, positions?: PositionInterest): void {
+    const { positions: before, ...rest } = this.attachment(ws);
+    const interest = positions ?? before;
+    this.setAttachment(ws, { ...rest, subscribed, ...(interest ? { positions: interest } : {}) });
+  }
+
+  /** The position interests of the sockets that subscribed or named one at connect (absent: all). */
+  positionInterests(): Array<PositionInterest | undefined> {
+    const interests: Array<PositionInterest | undefined> = [];
+    for (const ws of this.ctx.getWebSockets()) {
+      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+      if (attachment && (attachment.subscribed || attachment.positions)) interests.push(attachment.positions);
+    }
+    return interests;
   }
 
   private setAttachment(ws: WebSocket, attachment: SocketAttachment): void {
     ws.serializeAttachment(attachment);
+  }
+
+  /** Keeps the device's latest state with its socket (not a storage write). */
+  saveDevice(ws: WebSocket, device: DeviceState | null): void {
+    if (!device) return;
+    try {
+      this.setAttachment(ws, { ...this.attachment(ws), device });
+    } catch {
+      // The socket is closing; its device is handled by close/TTL.
+    }
+  }
+
+  /** The device states the sockets carry (read once after a wake). */
+  savedDevices(): DeviceState[] {
+    const saved: DeviceState[] = [];
+    for (const ws of this.ctx.getWebSockets()) {
+      const device = (ws.deserializeAttachment() as SocketAttachment | null)?.device;
+      if (device) saved.push(device);
+    }
+    return saved;
+  }
+
+  /** Tests: re-saves every socket's device from `lookup`. */
+  saveDevices(lookup: (deviceId: string) => DeviceState | null): void {
+    for (const ws of this.ctx.getWebSockets()) this.saveDevice(ws, lookup(this.attachment(ws).deviceId));
+  }
+
+  /** Keeps what friends were last told with every socket of the user. */
+  savePublished(published: Presence): void {
+    this.latestPublished = published;
+    for (const ws of this.ctx.getWebSockets()) {
+      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+      if (attachment) this.setAttachment(ws, { ...attachment, published });
+    }
+  }
+
+  /** The latest published presence any socket carries, or null when no socket does. */
+  savedPublished(): Presence | null {
+    let latest: Presence | null = null;
+    for (const ws of this.ctx.getWebSockets()) {
+      const published = (ws.deserializeAttachment() as SocketAttachment | null)?.published;
+      if (published && (!latest || published.seq > latest.seq)) latest = published;
+    }
+    return latest;
   }
 
   /** Whether another open socket still carries this socket's device. */

@@ -5,14 +5,18 @@
  */
 import { deriveState, NO_EDGE, type Edge, type EdgeState, type Intent } from "../src/presence/friendship";
 import { offlinePresence } from "../src/presence/protocol";
-import type { DeviceKind, DeviceState, DeviceStatus, Presence, Transport } from "../src/presence/types";
-import { DECODE, type EdgeRow, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
+import type { DeviceKind, DeviceState, DeviceStatus, PositionInterest, Presence, Transport } from "../src/presence/types";
+import { meteredSql, type ObjectMeter } from "./meter";
+import { DECODE, type EdgeRow, type Lease, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
+
+/** The fields of a device row written when they change (what friends see of it). */
+const deviceShape = (d: DeviceState): string => JSON.stringify([d.kind, d.transport, d.status, d.statusText, d.realm, d.lastHeartbeatAt === null]);
 
 export class UserStore {
   private readonly sql: SqlStorage;
 
-  constructor(storage: DurableObjectStorage) {
-    this.sql = storage.sql;
+  constructor(storage: DurableObjectStorage, meter: ObjectMeter) {
+    this.sql = meteredSql(storage.sql, meter);
     // PRAGMA user_version is not allowed here; the schema version lives in its own table.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`);
     const version = Number(this.sql.exec(`SELECT MAX(version) AS v FROM schema_version`).one().v ?? 0);
@@ -32,6 +36,8 @@ export class UserStore {
    * and a heartbeat reads a dozen meta values without a dozen SQL round trips.
    */
   private metaCache: Map<string, string> | null = null;
+  /** Keys whose value in memory differs from the row (see `remember`). */
+  private readonly unwritten = new Set<string>();
 
   private meta(): Map<string, string> {
     if (!this.metaCache) {
@@ -54,53 +60,88 @@ export class UserStore {
   set<K extends MetaKey>(key: K, value: Meta[K] | null): void {
     const meta = this.meta();
     if (value === null) {
-      if (!meta.has(key)) return;
+      if (!meta.has(key) && !this.unwritten.delete(key)) return;
+      this.unwritten.delete(key);
       meta.delete(key);
       this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
     } else {
       const raw = typeof value === "object" ? JSON.stringify(value) : value === true ? "1" : String(value);
-      if (meta.get(key) === raw) return;
+      if (meta.get(key) === raw && !this.unwritten.delete(key)) return;
+      this.unwritten.delete(key);
       meta.set(key, raw);
       this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, raw);
     }
   }
 
-  // ─── devices ─────────────────────────────────────────────────────────────
+  /**
+   * A value kept in memory only (this instance), never written: what can be
+   * rebuilt after a wake (the latest position-only publish, its time, the next
+   * coalesced publish, the last activity). Cleared by a later `set`.
+   */
+  remember<K extends MetaKey>(key: K, value: Meta[K] | null): void {
+    const meta = this.meta();
+    this.unwritten.add(key);
+    if (value === null) meta.delete(key);
+    else meta.set(key, typeof value === "object" ? JSON.stringify(value) : value === true ? "1" : String(value));
+  }
 
-  devices(): DeviceState[] {
-    return this.sql
+  // ─── devices ─────────────────────────────────────────────────────────────
+  //
+  // Held in memory and written only when a device appears or disappears, when
+  // what friends see of it changes (status, text, realm, kind, its first
+  // heartbeat), or on a checkpoint the caller asks for (issue #11: a no-op
+  // heartbeat writes nothing). A WebSocket device's latest state travels in its
+  // socket's attachment, which survives hibernation; `savedDevices` brings it
+  // back when the rows are read after a wake.
+
+  private deviceCache: Map<string, DeviceState> | null = null;
+  /** What the row on disk says, per device: its shape (the fields written on change) and last sign of life. */
+  private readonly onDisk = new Map<string, { shape: string; lastSeenAt: number }>();
+  /** Device states saved outside SQLite (socket attachments), newer than the rows when they say so. */
+  savedDevices: () => DeviceState[] = () => [];
+
+  private deviceMap(): Map<string, DeviceState> {
+    if (this.deviceCache) return this.deviceCache;
+    const rows = this.sql
       .exec(`SELECT * FROM devices`)
       .toArray()
-      .map((r) => ({
-        deviceId: String(r.device_id),
-        kind: r.kind as DeviceKind,
-        transport: r.transport as Transport,
-        status: (r.status as DeviceStatus | null) ?? null,
-        statusText: (r.status_text as string | null) ?? null,
-        realm: (r.realm as string | null) ?? null,
-        position: r.x === null ? null : { x: Number(r.x), y: Number(r.y), z: Number(r.z) },
-        lastHeartbeatAt: r.last_heartbeat_at === null ? null : Number(r.last_heartbeat_at),
-        lastSeenAt: Number(r.last_seen_at),
-      }));
+      .map(
+        (r): DeviceState => ({
+          deviceId: String(r.device_id),
+          kind: r.kind as DeviceKind,
+          transport: r.transport as Transport,
+          status: (r.status as DeviceStatus | null) ?? null,
+          statusText: (r.status_text as string | null) ?? null,
+          realm: (r.realm as string | null) ?? null,
+          position: r.x === null ? null : { x: Number(r.x), y: Number(r.y), z: Number(r.z) },
+          lastHeartbeatAt: r.last_heartbeat_at === null ? null : Number(r.last_heartbeat_at),
+          lastSeenAt: Number(r.last_seen_at),
+        }),
+      );
+    this.deviceCache = new Map(rows.map((d) => [d.deviceId, d]));
+    for (const d of rows) this.onDisk.set(d.deviceId, { shape: deviceShape(d), lastSeenAt: d.lastSeenAt });
+    for (const saved of this.savedDevices()) {
+      const row = this.deviceCache.get(saved.deviceId);
+      // A device with no row was removed (removal is written at once): the attachment is stale.
+      if (row && saved.lastSeenAt >= row.lastSeenAt) this.deviceCache.set(saved.deviceId, { ...saved, transport: row.transport });
+    }
+    return this.deviceCache;
   }
 
-  /** A socket connected: a new device is live but not shown; a known one keeps its last heartbeat. */
-  connectDevice(deviceId: string, kind: DeviceKind, now: number): void {
-    this.sql.exec(
-      `INSERT INTO devices (device_id, kind, transport, last_seen_at) VALUES (?, ?, 'ws', ?)
-       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, transport = 'ws', last_seen_at = excluded.last_seen_at`,
-      deviceId,
-      kind,
-      now,
-    );
+  devices(): DeviceState[] {
+    return [...this.deviceMap().values()];
   }
 
-  heartbeatDevice(device: Omit<DeviceState, "lastSeenAt" | "lastHeartbeatAt">, now: number): void {
+  device(deviceId: string): DeviceState | null {
+    return this.deviceMap().get(deviceId) ?? null;
+  }
+
+  private writeDevice(device: DeviceState): void {
     this.sql.exec(
       `INSERT INTO devices (device_id, kind, transport, status, status_text, realm, x, y, z, last_heartbeat_at, last_seen_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, status = excluded.status, status_text = excluded.status_text,
-         realm = excluded.realm, x = excluded.x, y = excluded.y, z = excluded.z,
+       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, transport = excluded.transport, status = excluded.status,
+         status_text = excluded.status_text, realm = excluded.realm, x = excluded.x, y = excluded.y, z = excluded.z,
          last_heartbeat_at = excluded.last_heartbeat_at, last_seen_at = excluded.last_seen_at`,
       device.deviceId,
       device.kind,
@@ -111,19 +152,83 @@ export class UserStore {
       device.position?.x ?? null,
       device.position?.y ?? null,
       device.position?.z ?? null,
-      now,
-      now,
+      device.lastHeartbeatAt,
+      device.lastSeenAt,
     );
+    this.onDisk.set(device.deviceId, { shape: deviceShape(device), lastSeenAt: device.lastSeenAt });
   }
 
-  /** Any sign of life (a frame, a ping answered by the runtime). */
+  /** A socket connected (a device appears: written): a new device is live but not shown; a known one keeps its last heartbeat. */
+  connectDevice(deviceId: string, kind: DeviceKind, now: number): void {
+    const known = this.deviceMap().get(deviceId);
+    const device: DeviceState = known
+      ? { ...known, kind, transport: "ws", lastSeenAt: now }
+      : { deviceId, kind, transport: "ws", status: null, statusText: null, realm: null, position: null, lastHeartbeatAt: null, lastSeenAt: now };
+    this.deviceMap().set(deviceId, device);
+    this.writeDevice(device);
+  }
+
+  /**
+   * A heartbeat: in memory; written when what friends see of the device changed,
+   * or when the row's last sign of life is older than `checkpointBefore`.
+   * Returns whether a row was written.
+   */
+  heartbeatDevice(device: Omit<DeviceState, "lastSeenAt" | "lastHeartbeatAt">, now: number, checkpointBefore = Number.NEGATIVE_INFINITY): boolean {
+    const next: DeviceState = { ...device, lastHeartbeatAt: now, lastSeenAt: now };
+    this.deviceMap().set(device.deviceId, next);
+    const disk = this.onDisk.get(device.deviceId);
+    if (disk && disk.shape === deviceShape(next) && disk.lastSeenAt >= checkpointBefore) return false;
+    this.writeDevice(next);
+    return true;
+  }
+
+  /** Any sign of life (a frame, a ping answered by the runtime): memory only. */
   touchDevice(deviceId: string, at: number): void {
-    this.sql.exec(`UPDATE devices SET last_seen_at = MAX(last_seen_at, ?) WHERE device_id = ?`, at, deviceId);
+    const device = this.deviceMap().get(deviceId);
+    if (device && at > device.lastSeenAt) this.deviceMap().set(deviceId, { ...device, lastSeenAt: at });
+  }
+
+  /**
+   * A sign of life of a device whose state no socket attachment carries across a
+   * wake (Matrix, Decentraland): in memory, and written when the row's is older
+   * than `checkpointBefore` (half the TTL ago), so that an evicted object does not
+   * expire a device that is still there. At most one row per half TTL per device.
+   */
+  touchDeviceDurably(deviceId: string, at: number, checkpointBefore: number): void {
+    this.touchDevice(deviceId, at);
+    const device = this.deviceMap().get(deviceId);
+    const disk = this.onDisk.get(deviceId);
+    if (device && (!disk || disk.lastSeenAt < checkpointBefore)) this.writeDevice(device);
+  }
+
+  /** Writes the devices whose row is older than their state in memory (a checkpoint); returns how many. */
+  checkpointDevices(olderThan: number): number {
+    let written = 0;
+    for (const device of this.deviceMap().values()) {
+      const disk = this.onDisk.get(device.deviceId);
+      if (disk && disk.lastSeenAt >= olderThan) continue;
+      this.writeDevice(device);
+      written++;
+    }
+    return written;
   }
 
   removeDevice(deviceId: string, onlyTransport?: Transport): void {
-    if (onlyTransport) this.sql.exec(`DELETE FROM devices WHERE device_id = ? AND transport = ?`, deviceId, onlyTransport);
-    else this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, deviceId);
+    const device = this.deviceMap().get(deviceId);
+    if (!device || (onlyTransport && device.transport !== onlyTransport)) return;
+    this.deviceMap().delete(deviceId);
+    this.onDisk.delete(deviceId);
+    this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, deviceId);
+  }
+
+  /** Tests: moves the devices' (or one device's) signs of life through `shift`, in memory and on disk. */
+  ageDevices(shift: (t: number) => number, deviceId?: string): void {
+    for (const d of this.devices()) {
+      if (deviceId !== undefined && d.deviceId !== deviceId) continue;
+      const aged = { ...d, lastSeenAt: shift(d.lastSeenAt), lastHeartbeatAt: d.lastHeartbeatAt === null ? null : shift(d.lastHeartbeatAt) };
+      this.deviceMap().set(d.deviceId, aged);
+      this.writeDevice(aged);
+    }
   }
 
   // ─── friendship edges ────────────────────────────────────────────────────
@@ -209,13 +314,20 @@ export class UserStore {
 
   // ─── watchers: friends holding a lease on this user ──────────────────────
 
-  putWatcher(watcher: string, expiresAt: number): void {
+  putWatcher(watcher: string, expiresAt: number, positions: PositionInterest = "all", realm: string | null = null): void {
     this.sql.exec(
-      `INSERT INTO watchers (watcher_id, lease_expires_at) VALUES (?, ?)
-       ON CONFLICT(watcher_id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at`,
+      `INSERT INTO watchers (watcher_id, lease_expires_at, positions, realm) VALUES (?, ?, ?, ?)
+       ON CONFLICT(watcher_id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at, positions = excluded.positions, realm = excluded.realm`,
       watcher,
       expiresAt,
+      positions === "all" ? null : positions,
+      realm,
     );
+  }
+
+  /** A watcher that wants positions of its own realm only moved to `realm`: one row written, only when it changed. */
+  watcherRealmSeen(watcher: string, realm: string | null): void {
+    this.sql.exec(`UPDATE watchers SET realm = ? WHERE watcher_id = ? AND positions = 'realm' AND realm IS NOT ?`, realm, watcher, realm);
   }
 
   removeWatcher(watcher: string): void {
@@ -224,50 +336,49 @@ export class UserStore {
 
   /** Watchers with a valid lease (expired ones are dropped here: leases expire lazily), except those hidden from. */
   fanOutTargets(now: number, only?: string): string[] {
-    this.sql.exec(`DELETE FROM watchers WHERE lease_expires_at <= ?`, now);
-    const rows = only
-      ? this.sql.exec(`SELECT watcher_id FROM watchers WHERE watcher_id = ?`, only).toArray()
-      : this.sql.exec(`SELECT w.watcher_id FROM watchers w LEFT JOIN friends f ON f.friend_id = w.watcher_id WHERE COALESCE(f.hidden, 0) = 0`).toArray();
-    return rows.map((r) => String(r.watcher_id));
+    return this.fanOutLeases(now, only).map((l) => l.watcher);
   }
 
-  // ─── friend_presence: cache of watched friends ───────────────────────────
+  /** The same, with each watcher's position interest. */
+  fanOutLeases(now: number, only?: string): Lease[] {
+    this.sql.exec(`DELETE FROM watchers WHERE lease_expires_at <= ?`, now);
+    const rows = only
+      ? this.sql.exec(`SELECT watcher_id, positions, realm FROM watchers WHERE watcher_id = ?`, only).toArray()
+      : this.sql.exec(`SELECT w.watcher_id, w.positions, w.realm FROM watchers w LEFT JOIN friends f ON f.friend_id = w.watcher_id WHERE COALESCE(f.hidden, 0) = 0`).toArray();
+    return rows.map((r) => ({ watcher: String(r.watcher_id), positions: (r.positions as PositionInterest | null) ?? "all", realm: (r.realm as string | null) ?? null }));
+  }
+
+  // ─── friends' presence: cache of watched friends, in memory only ─────────
+  //
+  // Not on disk (issue #11): a friend's presence received by a watcher is what
+  // its sockets were sent; after a wake the object rebuilds it from its friends
+  // (a re-watch, durable/watching.ts). A delivered update writes no row.
+
+  private readonly friendPresence = new Map<string, Presence>();
 
   cached(friend: string): Presence | null {
-    const row = this.sql.exec(`SELECT presence FROM friend_presence WHERE friend_id = ?`, friend).toArray()[0];
-    return row ? (JSON.parse(String(row.presence)) as Presence) : null;
+    return this.friendPresence.get(friend) ?? null;
   }
 
   cachedAll(): Presence[] {
-    return this.sql
-      .exec(`SELECT presence FROM friend_presence ORDER BY friend_id`)
-      .toArray()
-      .map((r) => JSON.parse(String(r.presence)) as Presence);
+    return [...this.friendPresence.values()].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
   }
 
   /**
-   * Stores a friend's presence if it is newer than the cached one (a higher
+   * Keeps a friend's presence if it is newer than the cached one (a higher
    * seq, or the cached one is an `unknown` placeholder), or always with
-   * `force`. One statement; returns whether it was stored.
+   * `force`; returns whether it was kept.
    */
   cacheIfNewer(presence: Presence, force: boolean): boolean {
-    return (
-      this.sql.exec(
-        `INSERT INTO friend_presence (friend_id, seq, presence, unknown) VALUES (?, ?, ?, ?)
-         ON CONFLICT(friend_id) DO UPDATE SET seq = excluded.seq, presence = excluded.presence, unknown = excluded.unknown
-         WHERE ? OR friend_presence.unknown = 1 OR excluded.seq > friend_presence.seq`,
-        presence.userId,
-        presence.seq,
-        JSON.stringify(presence),
-        presence.status === "unknown" ? 1 : 0,
-        force ? 1 : 0,
-      ).rowsWritten > 0
-    );
+    const held = this.friendPresence.get(presence.userId);
+    if (!force && held && held.status !== "unknown" && presence.seq <= held.seq) return false;
+    this.friendPresence.set(presence.userId, presence);
+    return true;
   }
 
   uncache(friend?: string): void {
-    if (friend === undefined) this.sql.exec(`DELETE FROM friend_presence`);
-    else this.sql.exec(`DELETE FROM friend_presence WHERE friend_id = ?`, friend);
+    if (friend === undefined) this.friendPresence.clear();
+    else this.friendPresence.delete(friend);
   }
 
   // ─── outbox ──────────────────────────────────────────────────────────────
@@ -362,6 +473,6 @@ export class UserStore {
 
   /** This user's presence as last published (what friends were told), or offline before the first. */
   published(userId: string): Presence {
-    return this.get("published") ?? offlinePresence(userId, this.get("last_active_at"), this.get("seq") ?? 0);
+    return this.get("published") ?? offlinePresence(userId, this.get("last_active_at"), Math.max(this.get("seq") ?? 0, this.get("seq_ceiling") ?? 0));
   }
 }

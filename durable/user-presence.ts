@@ -24,9 +24,9 @@ import type { EdgeMessage, EdgeReply, FriendList, LocalOp } from "../src/presenc
 import { errorFrame } from "../src/presence/protocol";
 import { CloseCode, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION } from "../src/protocol";
 import { ok, refuse, type Refusal, type Result } from "../src/presence/result";
-import { deviceKindSchema, FRIENDSHIP_OPS, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
+import { deviceKindSchema, FRIENDSHIP_OPS, positionInterestSchema, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
 import { alarmTime, nextDeadline } from "../src/presence/timers";
-import type { DeviceKind, Presence, Transport } from "../src/presence/types";
+import type { DeviceKind, PositionInterest, Presence, Transport } from "../src/presence/types";
 import type { MatrixSyncRequest, MatrixSyncResult, RateLimited } from "../src/matrix/backend";
 import type { MatrixPresenceState } from "../src/matrix/mapping";
 import { serverNameOf } from "../src/matrix/routes";
@@ -41,6 +41,7 @@ import { RealmMembership } from "./realms";
 import { OwnPresence } from "./presence";
 import { Sockets } from "./sockets";
 import { objectCounters } from "./counters";
+import { meterEntryPoints, ObjectMeter } from "./meter";
 import { UserStore } from "./store";
 import { Watchers } from "./watchers";
 import { Watching } from "./watching";
@@ -80,18 +81,22 @@ export class UserPresence extends DurableObject<Env> {
   private readonly realms: RealmMembership;
   /** Last friends-online answer computed for an HTTP-only reader: served while the call budget is spent. */
   private onlineSnapshot: { at: number; friends: Presence[] } | null = null;
+  /** What the bill counts (durable/meter.ts); the entry points are wrapped at the end of this file. */
+  readonly meter = new ObjectMeter();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     objectCounters.instancesCreated++;
-    this.store = new UserStore(ctx.storage);
+    this.store = new UserStore(ctx.storage, this.meter);
     this.config = readConfig(env);
     this.host = createHost(ctx.id, this.store, this.config, env.USER);
     this.sockets = new Sockets(ctx, this.config);
     this.outbox = new Outbox(this.host, (at) => this.armBy(at));
     this.watchers = new Watchers(this.host, this.outbox);
     this.watching = new Watching(this.host, this.sockets, this.outbox);
-    this.presence = new OwnPresence(this.host, this.watchers);
+    this.presence = new OwnPresence(this.host, this.watchers, this.sockets);
+    // A socket's device state rides in its attachment (a heartbeat writes no row): read back after a wake.
+    this.store.savedDevices = () => this.sockets.savedDevices();
     this.friendships = new Friendships(this.host, this.sockets, this.outbox, this.watching);
     this.matrix = new MatrixPart(
       ctx,
@@ -152,9 +157,11 @@ export class UserPresence extends DurableObject<Env> {
     const refusal = this.presence.deviceLimit(deviceId, now);
     if (refusal) return Response.json({ error: { code: refusal.code, message: refusal.message } }, { status: 429 });
 
-    const { client, server } = this.sockets.accept(deviceId, kind.data);
+    const positions = positionInterestSchema.safeParse(new URL(request.url).searchParams.get("positions") ?? undefined);
+    const { client, server } = this.sockets.accept(deviceId, kind.data, positions.success ? positions.data : undefined);
     // A reconnecting device keeps its last heartbeat (no flapping); a new one is "connected, not shown".
     this.store.connectDevice(deviceId, kind.data, now);
+    this.sockets.saveDevice(server, this.store.device(deviceId));
     this.sockets.send(server, {
       type: "welcome",
       userId,
@@ -165,7 +172,9 @@ export class UserPresence extends DurableObject<Env> {
       maxFrameBytes: this.config.maxFrameBytes,
       ping: PING_FRAME,
     });
-    await this.refresh(now);
+    // Accept first (issue #11): the 101 goes back now; watching the friends (the fan-in) runs after it,
+    // and a Subscribe/GetOnlineFriends that arrives meanwhile waits for it (Watching.onlineFriends).
+    this.ctx.waitUntil(this.refresh(now).catch((error) => console.error("connect refresh failed", error)));
     const headers = new Headers();
     if (protocol) headers.set("Sec-WebSocket-Protocol", protocol);
     return new Response(null, { status: 101, webSocket: client, headers });
@@ -175,7 +184,17 @@ export class UserPresence extends DurableObject<Env> {
     if (this.matrix.owns(ws)) return;
     const now = Date.now();
     if (this.dcl.owns(ws)) return this.dcl.message(ws, frame, now);
-    this.store.touchDevice(this.sockets.attachment(ws).deviceId, now);
+    const { deviceId } = this.sockets.attachment(ws);
+    this.store.touchDevice(deviceId, now);
+    try {
+      await this.message(ws, frame, now);
+    } finally {
+      // The device's latest state (sign of life, heartbeat) stays with its socket: no row written.
+      this.sockets.saveDevice(ws, this.store.device(deviceId));
+    }
+  }
+
+  private async message(ws: WebSocket, frame: string | ArrayBuffer, now: number): Promise<void> {
     // Parsed first (bounded by the frame limit) so that even a rate_limited error names its request.
     const parsed = parseClientFrame(frame, this.config.maxFrameBytes);
     if (!this.sockets.admit(ws, now)) {
@@ -207,10 +226,12 @@ export class UserPresence extends DurableObject<Env> {
       case "GetOnlineFriends":
         return reply({ type: "online_friends", id: message.id, friends: await this.watching.onlineFriends() });
       case "SubscribeFriendshipPresenceUpdates":
-        this.sockets.setSubscribed(ws, true);
+        this.sockets.setSubscribed(ws, true, message.positions);
+        await this.watching.interestChanged(now);
         return reply({ type: "subscribed", id: message.id, friends: await this.watching.onlineFriends() });
       case "UnsubscribeFriendshipPresenceUpdates":
         this.sockets.setSubscribed(ws, false);
+        await this.watching.interestChanged(now);
         return reply({ type: "unsubscribed", id: message.id });
       case "GetPresence": {
         const found = await this.lookupFor(message.userId);
@@ -276,10 +297,11 @@ export class UserPresence extends DurableObject<Env> {
     for (const deviceId of this.presence.expireSilentDevices(now)) {
       this.sockets.closeDevice(deviceId, CloseCode.presenceExpired, "no sign of life within the TTL");
     }
+    const wasLive = this.watching.live;
+    if (!wasLive && this.presence.outwardView(now).hasLiveDevice) await this.watching.start(now);
+    // Computed after the fan-in: a connect's refresh runs after its 101, so other events may have moved presence meanwhile.
     const { view, hasLiveDevice } = this.presence.outwardView(now);
     this.presence.rememberLastActive(view);
-    const wasLive = this.watching.live;
-    if (hasLiveDevice && !wasLive) await this.watching.start(now);
     await this.presence.publishChanges(view, now);
     await this.realms.update(view, now);
     this.matrix.afterRefresh(view, now);
@@ -289,16 +311,34 @@ export class UserPresence extends DurableObject<Env> {
     await this.scheduleAlarm(now);
   }
 
-  /** One physical alarm: the earliest wake-up any part asks for. */
+  /**
+   * One physical alarm: the earliest wake-up any part asks for. Set only when
+   * that is earlier than the alarm already set (or none is): a setAlarm is a
+   * row written, and a heartbeat moves the TTL later every time. An alarm that
+   * fires early finds nothing due and is set again to the real deadline, about
+   * once per TTL while the user is online.
+   */
   private async scheduleAlarm(now: number): Promise<void> {
-    const deadline = nextDeadline([...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp(), this.realms.nextWakeUp()]);
-    this.armedAt = deadline === null ? null : alarmTime(deadline, now);
-    if (this.armedAt === null) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(this.armedAt);
+    const deadline = nextDeadline(this.wakeUps());
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (deadline === null) {
+      if (this.alarmAt === null) return;
+      this.alarmAt = null;
+      this.meter.alarmDeleted();
+      await this.ctx.storage.deleteAlarm();
+      return;
+    }
+    const at = alarmTime(deadline, now);
+    if (this.alarmAt !== null && this.alarmAt <= at && this.alarmAt > now) return;
+    this.alarmAt = at;
+    this.meter.alarmSet();
+    await this.ctx.storage.setAlarm(at);
   }
 
-  /** When this instance last set the alarm (null: not known). */
-  private armedAt: number | null = null;
+  /** Every part's next wake-up (one physical alarm serves them all). */
+  private wakeUps(): Array<number | null> {
+    return [...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp(), this.realms.nextWakeUp()];
+  }
 
   /**
    * The alarm fires no later than `at`. Synchronous on purpose: called right
@@ -307,14 +347,18 @@ export class UserPresence extends DurableObject<Env> {
    */
   private armBy(at: number): void {
     const now = Date.now();
-    if (this.armedAt !== null && this.armedAt > now && this.armedAt <= at) return;
-    const deadline =
-      nextDeadline([at, ...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp(), this.realms.nextWakeUp()]) ?? at;
-    this.armedAt = alarmTime(deadline, now);
-    this.ctx.storage.setAlarm(this.armedAt).catch((error) => console.error("setAlarm failed", error));
+    if (this.alarmAt != null && this.alarmAt > now && this.alarmAt <= at) return;
+    this.alarmAt = alarmTime(nextDeadline([at, ...this.wakeUps()]) ?? at, now);
+    this.meter.alarmSet();
+    this.ctx.storage.setAlarm(this.alarmAt).catch((error) => console.error("setAlarm failed", error));
   }
 
+  /** The alarm as this instance set it or read it (undefined: not read yet since the wake). */
+  private alarmAt: number | null | undefined;
+
   override async alarm(): Promise<void> {
+    // The alarm that fired is gone; refresh sets the next one.
+    this.alarmAt = null;
     await this.refresh(Date.now());
   }
 
@@ -329,11 +373,11 @@ export class UserPresence extends DurableObject<Env> {
   // ─── RPC: called by friends' objects ───────────────────────────────────────
 
   /** A friend with a live client takes (or renews) a lease on this user, and gets this user's presence. */
-  async watch(watcher: string, leaseMs: number): Promise<Result<Presence, "not_friends">> {
-    const granted = this.watchers.grant(watcher, leaseMs, Date.now());
+  async watch(watcher: string, leaseMs: number, positions?: PositionInterest, realm?: string | null): Promise<Result<Presence, "not_friends">> {
+    const granted = this.watchers.grant(watcher, leaseMs, Date.now(), positions, realm ?? null);
     if (!granted.ok) return granted;
     // A friend this live user does not know the presence of yet: the friendship is new, watch back.
-    if (this.watching.live && !this.store.cached(watcher)) void this.watching.watchNewFriend(watcher, Date.now()).catch(() => undefined);
+    if (this.watching.live && !this.watching.knows(watcher)) void this.watching.watchNewFriend(watcher, Date.now()).catch(() => undefined);
     return ok(this.watchers.viewFor(watcher, await this.publishedNow()));
   }
 
@@ -502,3 +546,36 @@ export class UserPresence extends DurableObject<Env> {
     return this.matrix.sync(request, Date.now());
   }
 }
+
+// Every entry point is a metered event: a billed request (RPC, fetch, alarm) or an incoming WebSocket message.
+const rpc = (kind: string) => ({ kind: `rpc:${kind}`, billed: "request" as const });
+meterEntryPoints(
+  UserPresence.prototype,
+  {
+    fetch: { kind: "fetch", billed: "request" },
+    webSocketMessage: {
+      kind: (_ws: WebSocket, frame: unknown) => (typeof frame === "string" && frame.includes('"PositionHeartbeat"') ? "ws:heartbeat" : "ws:other"),
+      billed: "ws",
+    },
+    webSocketClose: { kind: "ws:close", billed: "none" },
+    webSocketError: { kind: "ws:error", billed: "none" },
+    alarm: { kind: "alarm", billed: "request" },
+    watch: rpc("watch"),
+    unwatch: rpc("unwatch"),
+    receivePresence: rpc("receivePresence"),
+    presenceFor: rpc("presenceFor"),
+    receiveEdge: rpc("receiveEdge"),
+    lookup: rpc("lookup"),
+    httpHeartbeat: rpc("httpHeartbeat"),
+    onlineFriends: rpc("onlineFriends"),
+    friendship: rpc("friendship"),
+    setFriendships: rpc("setFriendships"),
+    friends: rpc("friends"),
+    setPrivacy: rpc("setPrivacy"),
+    friendsAmong: rpc("friendsAmong"),
+    matrixPresence: rpc("matrixPresence"),
+    matrixSetPresence: rpc("matrixSetPresence"),
+    matrixSync: rpc("matrixSync"),
+  },
+  (instance: UserPresence) => instance.meter,
+);

@@ -3,10 +3,13 @@
  * live client, and the fan-out of this user's presence to them. Only watchers
  * are told anything: an offline friend's object is never woken by this user's
  * moves. A friend this user hides from sees the frozen offline shape instead.
+ * A lease carries the watcher's position interest: position-only moves go
+ * only to watchers that want them (issue #11); everything else to all.
  */
 import { inChunks } from "../src/presence/chunks";
 import { ok, refuse, type Result } from "../src/presence/result";
-import type { Presence } from "../src/presence/types";
+import { wantsPosition } from "../src/presence/interest";
+import type { PositionInterest, Presence } from "../src/presence/types";
 import { FANOUT_CHUNK, type Host } from "./host";
 import type { Outbox } from "./outbox";
 
@@ -30,9 +33,9 @@ export class Watchers {
   }
 
   /** A friend with a live client takes (or renews) a lease on this user. */
-  grant(watcher: string, leaseMs: number, now: number): Result<void, "not_friends"> {
+  grant(watcher: string, leaseMs: number, now: number, positions: PositionInterest = "all", realm: string | null = null): Result<void, "not_friends"> {
     if (!this.host.store.isFriend(watcher)) return refuse("not_friends", "only friends may watch");
-    this.host.store.putWatcher(watcher, now + Math.min(Math.max(leaseMs, LEASE_MS.min), LEASE_MS.max));
+    this.host.store.putWatcher(watcher, now + Math.min(Math.max(leaseMs, LEASE_MS.min), LEASE_MS.max), positions, realm);
     return ok(undefined);
   }
 
@@ -51,13 +54,18 @@ export class Watchers {
    * retried through the outbox with the latest presence; a watcher that says
    * it no longer watches loses its lease.
    */
-  async push(presence: Presence, now: number, only?: string): Promise<void> {
+  async push(presence: Presence, now: number, only?: string, positionOnly = false): Promise<void> {
     const { store } = this.host;
     const from = this.host.userId;
+    // A position-only move goes only to watchers who asked for it (the watcher's realm as its lease says: it survives a wake).
+    const leases = store.fanOutLeases(now, only);
+    const targets = positionOnly
+      ? leases.filter((l) => wantsPosition(l.positions, l.realm ?? store.cached(l.watcher)?.realm, presence.realm)).map((l) => l.watcher)
+      : leases.map((l) => l.watcher);
     this.inFlight++;
     try {
       await inChunks(
-        store.fanOutTargets(now, only),
+        targets,
         FANOUT_CHUNK,
         (w) => this.host.call(w, (stub) => stub.receivePresence(from, this.viewFor(w, presence))),
         (watcher, result) => {

@@ -5,12 +5,18 @@
  * renewed at half-life (which doubles as anti-entropy), and released when the
  * last device goes. A friend whose object cannot be reached shows `unknown`
  * (Matrix's "don't know") until a retry gets through.
+ *
+ * The cache is memory only (issue #11: a delivered update writes no row).
+ * After a wake it holds only what was pushed since; the first snapshot asked
+ * for (Subscribe, GetOnlineFriends) rebuilds it with one re-watch of every
+ * friend, which also renews the leases. Waking costs no fan-out by itself.
  */
 import { inChunks } from "../src/presence/chunks";
 import { offlinePresence } from "../src/presence/protocol";
 import { isShownOnline } from "../src/protocol";
 import { ok, refuse, type Result } from "../src/presence/result";
-import type { Presence } from "../src/presence/types";
+import { combinedInterest } from "../src/presence/interest";
+import type { PositionInterest, Presence } from "../src/presence/types";
 import { FANOUT_CHUNK, type Host } from "./host";
 import type { Outbox } from "./outbox";
 import type { Sockets } from "./sockets";
@@ -20,6 +26,10 @@ const unknown = (presence: Presence): Presence => ({ ...presence, status: "unkno
 export class Watching {
   /** Friends whose friend_added is being announced right now (several paths may race to it). */
   private readonly announcing = new Set<string>();
+  /** The cache holds every friend (watched by this instance); false after a wake until a re-watch. */
+  private complete = false;
+  /** The re-watch under way, shared by the snapshots that wait for it. */
+  private rebuilding: Promise<void> | null = null;
 
   constructor(
     private readonly host: Host,
@@ -29,7 +39,7 @@ export class Watching {
     outbox.handle("watch", async ({ target }) => {
       const { store } = this.host;
       if (!this.live || !store.isFriend(target)) return;
-      const watched = await this.host.stub(target).watch(this.host.userId, this.host.config.watchLeaseMs);
+      const watched = await this.host.stub(target).watch(this.host.userId, this.host.config.watchLeaseMs, this.interest(), this.ownRealm());
       if (!watched.ok) store.uncache(target);
       else if (store.cacheIfNewer(watched.value, true)) this.sockets.broadcast({ type: "presence", presence: watched.value });
     });
@@ -40,10 +50,43 @@ export class Watching {
     return this.host.store.get("live") === true;
   }
 
+  /**
+   * The position interest the leases carry: the user's clients' (src/presence/interest.ts),
+   * or, before any has said, the last one asked for (clients usually ask the same each time).
+   */
+  interest(): PositionInterest {
+    const interests = this.sockets.positionInterests();
+    return interests.length > 0 ? combinedInterest(interests) : (this.host.store.get("positions") ?? "all");
+  }
+
+  /** This user's realm as friends were last told (null when hidden, offline or not shared). */
+  private ownRealm(): string | null {
+    return this.host.store.published(this.host.userId).realm;
+  }
+
+  /** A client (un)subscribed: if the interest the leases carry changed, renew every lease with it now. */
+  async interestChanged(now: number): Promise<void> {
+    const interest = this.interest();
+    if (interest === (this.host.store.get("positions") ?? "all")) return;
+    this.host.store.set("positions", interest === "all" ? null : interest);
+    if (this.live) {
+      if (this.rebuilding !== null) await this.rebuilding;
+      await this.watch(this.host.store.friendIds(), now);
+    }
+  }
+
   /** The user's first device came: watch every friend. */
   async start(now: number): Promise<void> {
     this.host.store.set("live", true);
-    await this.watch(this.host.store.friendIds(), now);
+    await this.fanIn(now);
+  }
+
+  /** Watches every friend; a snapshot asked for meanwhile waits for this one instead of starting another. */
+  private fanIn(now: number): Promise<void> {
+    this.rebuilding ??= this.watch(this.host.store.friendIds(), now).finally(() => {
+      this.rebuilding = null;
+    });
+    return this.rebuilding;
   }
 
   /** While live: renew the leases when half of them has passed. */
@@ -65,13 +108,20 @@ export class Watching {
     const { store, config } = this.host;
     const userId = this.host.userId;
     store.set("watch_renew_at", now + Math.floor(config.watchLeaseMs / 2));
+    // A renewal that finds a newer presence repairs a lost push: show it. The first fan-in (or the
+    // rebuild after a wake) is answered by the snapshot that waits for it instead.
+    const repair = this.complete;
+    const positions = this.interest();
+    const realm = this.ownRealm();
+    this.complete = true;
     await inChunks(
       friends,
       FANOUT_CHUNK,
-      (f) => this.host.call(f, (stub) => stub.watch(userId, config.watchLeaseMs)),
+      (f) => this.host.call(f, (stub) => stub.watch(userId, config.watchLeaseMs, positions, realm)),
       (friend, result) => {
         if (result.status === "fulfilled" && result.value.ok) {
-          if (store.cacheIfNewer(result.value.value, false)) this.sockets.broadcast({ type: "presence", presence: result.value.value });
+          if (store.cacheIfNewer(result.value.value, false) && repair) this.sockets.broadcast({ type: "presence", presence: result.value.value });
+          store.watcherRealmSeen(friend, result.value.value.realm);
         } else if (result.status === "fulfilled") store.uncache(friend);
         else {
           store.cacheIfNewer(unknown(store.cached(friend) ?? offlinePresence(friend)), true);
@@ -88,10 +138,27 @@ export class Watching {
     const friends = store.friendIds();
     store.set("live", null);
     store.set("watch_renew_at", null);
+    this.complete = false;
     store.uncache();
     store.dropQueued(["watch"]);
     // Best effort: a lease that is not released expires, and the next push is refused anyway.
     await inChunks(friends, FANOUT_CHUNK, (f) => this.host.stub(f).unwatch(userId));
+  }
+
+  /**
+   * Whether `friend`'s presence is known here, so a watch from them is not a
+   * new friendship to announce. After a wake, before the re-watch, every friend
+   * counts as known (the re-watch finds any that is not).
+   */
+  knows(friend: string): boolean {
+    return !this.complete || this.host.store.cached(friend) !== null;
+  }
+
+  /** The snapshot waits for the fan-in under way (a connect's), or, after a wake, for one re-watch of every friend. */
+  private async ensureComplete(): Promise<void> {
+    if (this.rebuilding !== null) await this.rebuilding;
+    if (this.complete || !this.live) return;
+    await this.fanIn(Date.now());
   }
 
   /**
@@ -107,7 +174,7 @@ export class Watching {
     try {
       let presence: Presence;
       try {
-        const watched = await this.host.call(other, (stub) => stub.watch(this.host.userId, config.watchLeaseMs));
+        const watched = await this.host.call(other, (stub) => stub.watch(this.host.userId, config.watchLeaseMs, this.interest()));
         // Refused: the other side has not recorded the friendship yet; its first watch of this user brings us back here.
         if (!watched.ok) return;
         presence = watched.value;
@@ -133,7 +200,11 @@ export class Watching {
     if (!store.isFriend(from) || presence.userId !== from) return refuse("not_friends", "only friends' presence is taken");
     if (!this.live) return refuse("not_watching", "this user has no live client");
     const newer = store.cacheIfNewer(presence, false);
-    if (newer) this.sockets.broadcast({ type: "presence", presence });
+    if (newer) {
+      this.sockets.broadcast({ type: "presence", presence });
+      // If that friend watches this user for same-realm positions only, its lease follows its realm.
+      store.watcherRealmSeen(from, presence.realm);
+    }
     return ok(newer);
   }
 
@@ -165,6 +236,7 @@ export class Watching {
    */
   async onlineFriends(): Promise<Presence[]> {
     const { store } = this.host;
+    await this.ensureComplete();
     if (this.live) return store.cachedAll().filter((p) => isShownOnline(p.status) || p.status === "unknown");
     const userId = this.host.userId;
     const online: Presence[] = [];

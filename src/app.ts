@@ -22,6 +22,7 @@ import { readConfig } from "./presence/config";
 import { PROTOCOL_VERSION, TOKEN_PROTOCOL_PREFIX } from "./protocol";
 import type { LocalOp } from "./presence/friendship";
 import { describeIssues, deviceIdSchema, deviceKindSchema, heartbeatBody, requestMessageSchema, shareLocationSchema, userIdSchema } from "./presence/schema";
+import { meterTotals, resetMeter } from "../durable/meter";
 
 type App = { Bindings: Env; Variables: AuthVariables };
 
@@ -243,4 +244,11 @@ admin.post("/:action{friendships:import}", async (c) => {
 });
 
 app.route("/v1/admin/realms", realmAdmin);
+// Cost accounting for the bench (durable/meter.ts): what this isolate's objects did, summed; POST resets.
+admin.get("/stats", (c) => c.json(meterTotals()));
+admin.post("/stats/reset", (c) => {
+  resetMeter();
+  return c.json({ reset: true });
+});
+
 app.route("/v1/admin", admin);

@@ -75,6 +75,10 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
     ...params,
   };
   const random = rng(p.seed);
+  // Realms: user i is in realm i mod p.realms (one shared realm by default). Position interest: p.positions
+  // (all | realm | none; absent: the server's default, all). The peers ignore it and deliver every move.
+  const realmOf = (i) => ((p.realms ?? 1) > 1 ? `r${i % p.realms}` : "bench");
+  const wantsPosition = (w, u) => (p.positions === "none" ? false : p.positions === "realm" ? realmOf(w) === realmOf(u) : true);
   const runStarted = performance.now();
   const n = graph.ids.length;
   const now = () => performance.now();
@@ -126,6 +130,7 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
   function expect(u, marker, kind, t) {
     for (const w of graph.friends[u]) {
       if (!isWatching(w, t)) continue;
+      if (kind === "position" && !wantsPosition(w, u)) continue;
       let byFriend = pending.get(w);
       if (!byFriend) {
         byFriend = new Map();
@@ -199,7 +204,7 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
     if (change) markers[c.i]++;
     const id = ++c.requests;
     c.acks.set(id, t);
-    c.ws.send(JSON.stringify({ type: "PositionHeartbeat", id, position: { x: markers[c.i], y: 1, z: 2 }, realm: "bench", status: c.status }));
+    c.ws.send(JSON.stringify({ type: "PositionHeartbeat", id, position: { x: markers[c.i], y: 1, z: 2 }, realm: realmOf(c.i), status: c.status }));
     c.lastSignOfLife = t;
     counts.heartbeatsSent++;
     if (steady) steadyHeartbeats++;
@@ -210,7 +215,10 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
     return new Promise((resolve) => {
       const t0 = now();
       const id = graph.ids[i];
-      const ws = new WebSocket(`${wsUrl}?device=d-${id}&kind=desktop`, { headers: { Authorization: `Bearer ${tokens.get(id)}` }, perMessageDeflate: false });
+      const ws = new WebSocket(`${wsUrl}?device=d-${id}&kind=desktop${p.positions ? `&positions=${p.positions}` : ""}`, {
+        headers: { Authorization: `Bearer ${tokens.get(id)}` },
+        perMessageDeflate: false,
+      });
       const c = {
         i,
         ws,
@@ -249,7 +257,7 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
         connectOpen.push(now() - t0);
         counts.connects++;
         c.onlineAtSubscribe = graph.friends[i].filter((f) => clients[f]?.visibleAt != null && !clients[f].closing);
-        ws.send(JSON.stringify({ type: "SubscribeFriendshipPresenceUpdates", id: "sub" }));
+        ws.send(JSON.stringify({ type: "SubscribeFriendshipPresenceUpdates", id: "sub", ...(p.positions ? { positions: p.positions } : {}) }));
         sendHeartbeat(c, "online");
         const phase = random() * p.hbIntervalMs;
         c.timers.push(

@@ -19,6 +19,7 @@ import {
   type FriendList,
   type FriendshipState,
   type Position,
+  type PositionInterest,
   type Presence,
   type RequestId,
   type ErrorCode,
@@ -144,6 +145,13 @@ export interface ConnectOptions {
   /** Stable id of this device (e.g. stored per browser tab). Default: random per client. */
   device?: string;
   kind?: DeviceKind;
+  /**
+   * Which friends' position-only moves to receive: every friend's (`all`,
+   * default), only those in this user's own realm (`realm`), or none. Status,
+   * realm and text changes arrive from every friend regardless. Fewer pushes
+   * cost the service less (docs/PROTOCOL.md).
+   */
+  positions?: PositionInterest;
   /** WebSocket implementation; defaults to `globalThis.WebSocket` (pass `ws` in Node 20). */
   WebSocket?: WebSocketConstructor;
   /** fetch implementation for the HTTP helpers; defaults to `globalThis.fetch`. */
@@ -406,6 +414,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     if (!base.pathname.endsWith("/v1/connect")) base.pathname = `${base.pathname.replace(/\/$/, "")}/v1/connect`;
     base.searchParams.set("device", this.deviceId);
     base.searchParams.set("kind", this.options.kind ?? "web");
+    if (this.options.positions) base.searchParams.set("positions", this.options.positions);
     return base.toString();
   }
 
@@ -537,7 +546,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     const socket = this.socket;
     const generation = this.generation;
     // Subscribe first: the snapshot is taken after the subscription flag is set, so no push falls in between.
-    this.request({ type: "SubscribeFriendshipPresenceUpdates" }, "subscribed", { internal: true })
+    this.request({ type: "SubscribeFriendshipPresenceUpdates", ...(this.options.positions ? { positions: this.options.positions } : {}) }, "subscribed", { internal: true })
       .then((reply) => {
         if (generation !== this.generation) return;
         this.applyChanges(this.friendsState.applySnapshot(reply.friends, this.touched));

@@ -55,11 +55,12 @@ export type { HeartbeatBody } from "../protocol";
 export const MAX_REQUEST_MESSAGE_LENGTH = 280;
 export const requestMessageSchema = printable(MAX_REQUEST_MESSAGE_LENGTH).nullable().optional();
 export const shareLocationSchema = z.enum(["all", "none"]);
+export const positionInterestSchema = z.enum(["all", "realm", "none"]);
 
 export const clientMessageSchema = z.discriminatedUnion("type", [
   heartbeatBody.extend({ type: z.literal("PositionHeartbeat"), id: requestIdSchema.optional() }),
   z.object({ type: z.literal("GetOnlineFriends"), id: requestIdSchema.optional() }),
-  z.object({ type: z.literal("SubscribeFriendshipPresenceUpdates"), id: requestIdSchema.optional() }),
+  z.object({ type: z.literal("SubscribeFriendshipPresenceUpdates"), id: requestIdSchema.optional(), positions: positionInterestSchema.optional() }),
   z.object({ type: z.literal("UnsubscribeFriendshipPresenceUpdates"), id: requestIdSchema.optional() }),
   z.object({ type: z.literal("GetPresence"), id: requestIdSchema.optional(), userId: userIdSchema }),
   z.object({ type: z.literal("SendFriendRequest"), id: requestIdSchema.optional(), userId: userIdSchema, message: requestMessageSchema }),

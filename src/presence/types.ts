@@ -5,7 +5,7 @@
  */
 import type { DeviceKind, DeviceStatus, Position } from "../protocol";
 
-export type { DeviceKind, DeviceStatus, Position, Presence, PublicDevice, PublicStatus } from "../protocol";
+export type { DeviceKind, DeviceStatus, Position, PositionInterest, Presence, PublicDevice, PublicStatus } from "../protocol";
 
 /** `matrix`: the Matrix API's device (its /sync polls are its sign of life). */
 export type Transport = "ws" | "http" | "matrix";

@@ -104,10 +104,19 @@ export interface HeartbeatBody {
   statusText?: string | null;
 }
 
+/**
+ * Which friends' position-only moves a subscribing client wants pushed:
+ * every friend's (`all`, the default), only those of friends in the user's own
+ * realm (`realm`), or none (`none`). Status, realm, text and device changes are
+ * pushed to everyone whatever this says; a friend's position is then current
+ * again. When the user's clients disagree, the widest wins.
+ */
+export type PositionInterest = "all" | "realm" | "none";
+
 export type ClientMessage =
   | ({ type: "PositionHeartbeat"; id?: RequestId } & HeartbeatBody)
   | { type: "GetOnlineFriends"; id?: RequestId }
-  | { type: "SubscribeFriendshipPresenceUpdates"; id?: RequestId }
+  | { type: "SubscribeFriendshipPresenceUpdates"; id?: RequestId; positions?: PositionInterest }
   | { type: "UnsubscribeFriendshipPresenceUpdates"; id?: RequestId }
   | { type: "GetPresence"; id?: RequestId; userId: string }
   | { type: "SendFriendRequest"; id?: RequestId; userId: string; message?: string | null }

@@ -6,6 +6,8 @@
  * clients (JWT) of the same users connect to /v1/connect as usual.
  */
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import type { OwnPresence } from "../../durable/presence";
+import type { UserStore } from "../../durable/store";
 import { describe, expect, it } from "vitest";
 import { FriendshipStatus } from "@dcl/protocol/out-js/decentraland/social_service/v2/social_service_v2.gen";
 import { objectCounters } from "../../durable/counters";
@@ -24,17 +26,19 @@ async function friends(): Promise<[Identity, Identity]> {
 
 /** Moves the last sign of life of a user's DCL devices `ms` into the past. */
 async function ageDcl(address: string, ms: number) {
-  await runInDurableObject(stubOf(address), (_, state) => {
-    state.storage.sql.exec(`UPDATE devices SET last_seen_at = last_seen_at - ? WHERE kind = 'dcl'`, ms);
+  // Devices live in the object's memory (issue #11): aged there, not in SQL.
+  await runInDurableObject(stubOf(address), (instance) => {
+    const { presence, store } = instance as unknown as { presence: OwnPresence; store: UserStore };
+    for (const device of store.devices().filter((d) => d.kind === "dcl")) presence.ageSignsOfLife((t) => t - ms, device.deviceId);
   });
 }
 
 async function dclLastSeen(address: string): Promise<number[]> {
-  return runInDurableObject(stubOf(address), (_, state) =>
-    state.storage.sql
-      .exec(`SELECT last_seen_at FROM devices WHERE kind = 'dcl'`)
-      .toArray()
-      .map((r) => Number(r.last_seen_at)),
+  return runInDurableObject(stubOf(address), (instance) =>
+    (instance as unknown as { store: UserStore }).store
+      .devices()
+      .filter((d) => d.kind === "dcl")
+      .map((d) => d.lastSeenAt),
   );
 }
 

@@ -10,7 +10,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { UserPresence } from "../../durable/user-presence";
-import { befriend, Client, ownerOf, stubOf, user } from "./helpers";
+import { ageDevices, befriend, Client, ownerOf, stubOf, user } from "./helpers";
 
 const TTL = 120_000;
 const restores: Array<() => void> = [];
@@ -68,10 +68,7 @@ async function watchedBy(n: number) {
 }
 
 async function age(userId: string, ms: number, device?: string) {
-  await runInDurableObject(stubOf(userId), (_, state) => {
-    if (device) state.storage.sql.exec(`UPDATE devices SET last_seen_at = last_seen_at - ?, last_heartbeat_at = last_heartbeat_at - ? WHERE device_id = ?`, ms, ms, device);
-    else state.storage.sql.exec(`UPDATE devices SET last_seen_at = last_seen_at - ?, last_heartbeat_at = last_heartbeat_at - ?`, ms, ms);
-  });
+  await ageDevices(userId, ms, device);
 }
 
 describe("fault injection works the way the tests assume", () => {
@@ -217,10 +214,8 @@ describe("abrupt client death and the TTL boundary", () => {
 
   it("a device whose last sign of life is exactly TTL ago is expired (the boundary is exclusive)", async () => {
     const { a, watchers } = await watchedBy(1);
-    await runInDurableObject(stubOf(a), (_, state) => {
-      const now = Date.now();
-      state.storage.sql.exec(`UPDATE devices SET last_seen_at = ?, last_heartbeat_at = ?`, now - TTL, now - TTL);
-    });
+    const now = Date.now();
+    await ageDevices(a, () => now - TTL);
     await runDurableObjectAlarm(stubOf(a));
     expect(await watchers[0]!.presenceOf(a, (p) => p.status === "offline")).toMatchObject({ realm: null });
   });

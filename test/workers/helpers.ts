@@ -2,6 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { Meta, MetaKey } from "../../durable/schema";
+import type { OwnPresence } from "../../durable/presence";
 import type { UserStore } from "../../durable/store";
 import type { Presence } from "../../src/presence/types";
 import { befriend as adminBefriend } from "../../scripts/lib/admin.mjs";
@@ -97,4 +98,16 @@ export class Client extends FrameClient {
   async close(code = 1000) {
     this.ws.close(code, "bye");
   }
+}
+
+/**
+ * Moves a user's devices' signs of life into the past (`ms` earlier, or through
+ * `shift`), as if they had been silent: in the object's memory, on disk and in
+ * the sockets' attachments, where a heartbeat keeps them (issue #11).
+ */
+export async function ageDevices(userId: string, ms: number | ((t: number) => number), device?: string) {
+  await runInDurableObject(stubOf(userId), (instance) => {
+    const presence = (instance as unknown as { presence: OwnPresence }).presence;
+    presence.ageSignsOfLife(typeof ms === "number" ? (t) => t - ms : ms, device);
+  });
 }

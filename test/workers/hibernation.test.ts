@@ -14,7 +14,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { afterEach, describe, expect, it } from "vitest";
 import { objectCounters } from "../../durable/counters";
 import { UserPresence } from "../../durable/user-presence";
-import { api, befriend, Client, ownerOf, stubOf, user } from "./helpers";
+import { ageDevices, api, befriend, Client, ownerOf, stubOf, user } from "./helpers";
 
 const TTL = 120_000;
 
@@ -98,9 +98,7 @@ describe("an evicted object keeps its sockets", () => {
 
   it("the TTL alarm of an evicted object still expires a device that went silent", async () => {
     const { a, ca, watcher } = await onlinePair();
-    await runInDurableObject(stubOf(a), (_, state) => {
-      state.storage.sql.exec(`UPDATE devices SET last_seen_at = last_seen_at - ?, last_heartbeat_at = last_heartbeat_at - ?`, TTL + 1, TTL + 1);
-    });
+    await ageDevices(a, TTL + 1);
     await hibernate(a);
     expect(await runDurableObjectAlarm(stubOf(a))).toBe(true);
     const offline = await watcher.presenceOf(a, (p) => p.status === "offline");
@@ -117,9 +115,7 @@ describe("an evicted object keeps its sockets", () => {
       await ca.next((f) => f === "pong");
     });
     // The heartbeat is old, but the runtime recorded the ping while the object slept.
-    await runInDurableObject(stubOf(a), (_, state) => {
-      state.storage.sql.exec(`UPDATE devices SET last_seen_at = last_seen_at - ?, last_heartbeat_at = last_heartbeat_at - ?`, TTL + 1, TTL + 1);
-    });
+    await ageDevices(a, TTL + 1);
     await runDurableObjectAlarm(stubOf(a));
     await watcher.expectNone((f) => f.type === "presence" && f.presence.status === "offline");
     expect(ca.closed).toBeNull();
@@ -159,6 +155,58 @@ describe("an evicted object keeps its sockets", () => {
     }
     expect(seqs).toEqual(realms.map((_, i) => first.seq + i + 1));
     await watcher.expectNone((f) => f.type === "presence" && f.presence.userId === a, 300);
+  });
+});
+
+describe("friends' presence lives in memory (issue #11): a woken watcher rebuilds it and misses nothing", () => {
+  it("after an eviction, the next snapshot re-watches every friend and shows each one's latest presence", async () => {
+    const w = user("w");
+    const friends = [user("f1"), user("f2"), user("f3")];
+    for (const f of friends) await befriend(w, f);
+    const cw = await Client.connect(w, { device: "w-pc" });
+    await cw.request({ type: "SubscribeFriendshipPresenceUpdates" });
+    const clients = [];
+    for (const [i, f] of friends.entries()) {
+      const c = await Client.connect(f);
+      await c.heartbeat({ realm: `start-${i}` });
+      await cw.presenceOf(f, (p) => p.realm === `start-${i}`);
+      clients.push(c);
+    }
+    // w sleeps; f1 moves on (its push wakes w and is forwarded); w sleeps again; f2 changes status.
+    await hibernate(w);
+    await clients[0]!.heartbeat({ realm: "moved" });
+    const moved = await cw.presenceOf(friends[0]!, (p) => p.realm === "moved");
+    await hibernate(w);
+    await clients[1]!.heartbeat({ realm: "start-1", status: "busy" });
+    const busy = await cw.presenceOf(friends[1]!, (p) => p.status === "busy");
+    await hibernate(w);
+    // A fresh instance: the snapshot is rebuilt from the friends' objects, not from disk.
+    const snapshot = (await cw.request({ type: "GetOnlineFriends" })).friends as Array<{ userId: string; realm: string; status: string; seq: number }>;
+    const byId = new Map(snapshot.map((p) => [p.userId, p]));
+    expect([...byId.keys()].sort()).toEqual([...friends].sort());
+    expect(byId.get(friends[0]!)).toMatchObject({ realm: "moved", seq: moved.seq });
+    expect(byId.get(friends[1]!)).toMatchObject({ status: "busy", seq: busy.seq });
+    expect(byId.get(friends[2]!)).toMatchObject({ realm: "start-2", status: "online" });
+    // And the leases are still in place: the next change still reaches w.
+    await clients[2]!.heartbeat({ realm: "after-rebuild" });
+    await cw.presenceOf(friends[2]!, (p) => p.realm === "after-rebuild");
+    // Nothing of the friends' presence is on disk.
+    const tables = await runInDurableObject(stubOf(w), (_, state) =>
+      state.storage.sql
+        .exec(`SELECT name FROM sqlite_master WHERE type = 'table'`)
+        .toArray()
+        .map((r) => String(r.name)),
+    );
+    expect(tables).not.toContain("friend_presence");
+  });
+
+  it("a friend gone offline while the watcher slept is not in the rebuilt snapshot", async () => {
+    const { a, b, ca, watcher } = await onlinePair();
+    await hibernate(b);
+    ca.close();
+    await watcher.presenceOf(a, (p) => p.status === "offline");
+    await hibernate(b);
+    expect((await watcher.request({ type: "GetOnlineFriends" })).friends).toEqual([]);
   });
 });
 

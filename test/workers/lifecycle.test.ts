@@ -232,7 +232,9 @@ describe("consistency across objects", () => {
       await state.storage.getAlarm(),
       Number(state.storage.sql.exec(`SELECT next_attempt_at FROM outbox ORDER BY id LIMIT 1`).one().next_attempt_at),
     ]);
-    expect(alarm).toBe(head);
+    // (At most the head's time: a retry that failed again moved the head later, and the alarm is only ever moved earlier.)
+    expect(alarm).toBeLessThanOrEqual(head!);
+    expect(alarm).toBeGreaterThan(Date.now());
     await retryNow(a);
     // Removed first, then asked again: a request is pending, not a friendship.
     expect(await list(a)).toMatchObject({ friends: [], outgoing: [expect.objectContaining({ userId: b })] });

@@ -1,6 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { befriend, Client, ownerOf, setMeta, stubOf, token, user, worker } from "./helpers";
+import type { UserStore } from "../../durable/store";
+import { ageDevices, befriend, Client, ownerOf, setMeta, stubOf, token, user, worker } from "./helpers";
 
 async function pair() {
   const a = user("a");
@@ -72,9 +73,10 @@ describe("presence between two friends", () => {
     await ca.heartbeat({ position: { x: 3, y: 0, z: 0 } });
     // Within the coalescing interval (3 s here) nothing is pushed yet, and the alarm is armed for its end...
     await watcher.expectNone((f) => f.type === "presence", 100);
-    const [alarm, publishedAt] = await runInDurableObject(stubOf(a), async (_, state) => [
+    // (published_at lives in the object's memory: a position-only publish writes no row.)
+    const [alarm, publishedAt] = await runInDurableObject(stubOf(a), async (instance, state) => [
       await state.storage.getAlarm(),
-      Number(state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'published_at'`).one().value),
+      Number((instance as unknown as { store: UserStore }).store.get("published_at")),
     ]);
     expect(alarm).toBe(publishedAt! + 3_000);
     // ...when the interval has passed (moved back here instead of waiting), the alarm publishes the latest position once.
@@ -280,9 +282,7 @@ describe("watch leases", () => {
     // b now holds a lease on a.
     expect(await runInDurableObject(stubOf(a), (_, state) => state.storage.sql.exec(`SELECT watcher_id FROM watchers`).toArray())).toEqual([{ watcher_id: b }]);
     // b's object loses its client without telling a (simulate: b's rows vanish as after a crash + TTL).
-    await runInDurableObject(stubOf(b), (_, state) => {
-      state.storage.sql.exec(`UPDATE devices SET last_seen_at = 0`);
-    });
+    await ageDevices(b, () => 0);
     await setMeta(b, "live", () => null);
     const ca = await Client.connect(a);
     await ca.heartbeat();

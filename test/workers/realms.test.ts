@@ -7,7 +7,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ADMIN, api, Client, stubOf, token, user, worker } from "./helpers";
+import { ADMIN, ageDevices, api, Client, stubOf, token, user, worker } from "./helpers";
 
 const TTL = 120_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -98,9 +98,7 @@ describe("realm population", () => {
     const { id } = await member(realm);
     await member(realm);
     await countConverges(realm, 2);
-    await runInDurableObject(stubOf(id), (_, state) => {
-      state.storage.sql.exec("UPDATE devices SET last_seen_at = last_seen_at - ?, last_heartbeat_at = last_heartbeat_at - ?", TTL + 1, TTL + 1);
-    });
+    await ageDevices(id, TTL + 1);
     expect(await runDurableObjectAlarm(stubOf(id))).toBe(true);
     await countConverges(realm, 1);
   });

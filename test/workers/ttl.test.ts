@@ -1,7 +1,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { UserPresence } from "../../durable/user-presence";
-import { befriend, Client, setMeta, stubOf, user } from "./helpers";
+import type { UserStore } from "../../durable/store";
+import { ageDevices, befriend, Client, setMeta, stubOf, user } from "./helpers";
 
 const TTL = 120_000;
 
@@ -19,19 +20,22 @@ async function onlinePair() {
 
 /** Moves a device's last sign of life into the past, as if `ms` had passed in silence. */
 async function age(userId: string, ms: number) {
-  await runInDurableObject(stubOf(userId), (_, state) => {
-    state.storage.sql.exec(`UPDATE devices SET last_seen_at = last_seen_at - ?, last_heartbeat_at = last_heartbeat_at - ?`, ms, ms);
-  });
+  await ageDevices(userId, ms);
 }
 
 describe("the alarm is the TTL", () => {
-  it("after a heartbeat the alarm is set to last sign of life + TTL", async () => {
-    const { a } = await onlinePair();
-    const [alarm, seen] = await runInDurableObject(stubOf(a), async (_, state) => [
-      await state.storage.getAlarm(),
-      Number(state.storage.sql.exec(`SELECT last_seen_at FROM devices`).one().last_seen_at),
-    ]);
-    expect(alarm).toBe(seen! + TTL);
+  it("after a heartbeat the alarm is set to the device's TTL, and a later heartbeat does not move it (a setAlarm is a row written)", async () => {
+    const { a, ca } = await onlinePair();
+    const seen = async () =>
+      runInDurableObject(stubOf(a), async (instance, state) => [await state.storage.getAlarm(), (instance as unknown as { store: UserStore }).store.devices()[0]!.lastSeenAt]);
+    const [alarm, first] = await seen();
+    // Set when the device appeared (its connect), never later than its last sign of life + TTL.
+    expect(alarm).toBeLessThanOrEqual(first! + TTL);
+    expect(alarm).toBeGreaterThan(first! + TTL - 5_000);
+    await ca.heartbeat();
+    const [again, later] = await seen();
+    expect(later).toBeGreaterThanOrEqual(first!);
+    expect(again).toBe(alarm);
   });
 
   it("silent drop (no close frame): the alarm expires the device, the friend sees offline, the socket gets 4000", async () => {
@@ -81,7 +85,7 @@ describe("the alarm is the TTL", () => {
       await instance.alarm();
     });
     await watcher.expectNone((f) => f.type === "presence");
-    const seq = await runInDurableObject(stubOf(a), (_, state) => Number(state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'seq'`).one().value));
+    const seq = await runInDurableObject(stubOf(a), (_, state) => JSON.parse(String(state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'published'`).one().value)).seq);
     expect(seq).toBe(offline.seq);
   });
 

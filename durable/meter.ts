@@ -1,0 +1,161 @@
+/**
+ * Meter: counts what Cloudflare bills a user's object for, per event kind —
+ * requests (RPC calls, fetches, alarms), incoming WebSocket messages, SQLite
+ * rows read and written (from the cursors' own rowsRead/rowsWritten), alarms
+ * set (each one a row written on the bill) and the wall time objects were
+ * busy handling events. The bench reads the sums (`GET /v1/admin/stats`) and
+ * turns them into $ per online user-month (src/presence/cost.ts).
+ *
+ * The sums are per isolate (module state), over every object it ran, so an
+ * object evicted mid-run keeps its counts; in `wrangler dev` the worker and
+ * every object share one isolate. In production they are per isolate and
+ * reset when it restarts: a diagnostic, not an invoice.
+ *
+ * Events are found without touching the object's methods: `meterEntryPoints`
+ * wraps the entry points on the class prototype. A call made while another
+ * entry point of the same object is in its synchronous part (a socket message
+ * that calls `this.lookup`) is part of that event, not a new one. Rows are
+ * attributed to the object's most recently started event: exact totals,
+ * approximate split when events of one object interleave at an await.
+ */
+
+export interface MeterBucket {
+  events: number;
+  rowsRead: number;
+  rowsWritten: number;
+  alarmsSet: number;
+  /** Wall ms from the start to the end of the event (overlapping events of one object each count theirs). */
+  wallMs: number;
+}
+
+export interface MeterTotals {
+  /** Objects constructed (first use and every wake). */
+  instances: number;
+  /** Billed requests: RPC calls, fetches and alarms (WebSocket messages are separate). */
+  requests: number;
+  wsMessagesIn: number;
+  rowsRead: number;
+  /** Rows written by SQL, not counting alarms. */
+  rowsWritten: number;
+  alarmsSet: number;
+  alarmsDeleted: number;
+  /** Wall ms during which some event of an object was running, summed over objects (union per object). */
+  activeMs: number;
+  byEvent: Record<string, MeterBucket>;
+}
+
+const empty = (): MeterTotals => ({ instances: 0, requests: 0, wsMessagesIn: 0, rowsRead: 0, rowsWritten: 0, alarmsSet: 0, alarmsDeleted: 0, activeMs: 0, byEvent: {} });
+
+let totals = empty();
+const pending: Array<{ cursor: SqlStorageCursor<Record<string, SqlStorageValue>>; kind: string }> = [];
+
+function bucket(kind: string): MeterBucket {
+  totals.byEvent[kind] ??= { events: 0, rowsRead: 0, rowsWritten: 0, alarmsSet: 0, wallMs: 0 };
+  return totals.byEvent[kind];
+}
+
+/** Adds the rows of cursors run since the last settle (they are read fully by then: UserStore never leaves one open). */
+function settle(): void {
+  for (const { cursor, kind } of pending.splice(0)) {
+    const b = bucket(kind);
+    b.rowsRead += cursor.rowsRead;
+    b.rowsWritten += cursor.rowsWritten;
+    totals.rowsRead += cursor.rowsRead;
+    totals.rowsWritten += cursor.rowsWritten;
+  }
+}
+
+/** The sums so far (a copy). */
+export function meterTotals(): MeterTotals {
+  settle();
+  return structuredClone(totals);
+}
+
+export function resetMeter(): void {
+  settle();
+  totals = empty();
+}
+
+/** SQL whose cursors are counted, as rows of `meter`'s current event. */
+export function meteredSql(sql: SqlStorage, meter: ObjectMeter): SqlStorage {
+  const exec = sql.exec.bind(sql);
+  return new Proxy(sql, {
+    get(target, prop, receiver) {
+      if (prop !== "exec") return Reflect.get(target, prop, receiver);
+      return (query: string, ...bindings: unknown[]) => {
+        const cursor = exec(query, ...bindings);
+        pending.push({ cursor, kind: meter.kind });
+        return cursor;
+      };
+    },
+  });
+}
+
+/** One object's view of the meter: its busy time, and its alarms. */
+export class ObjectMeter {
+  private running = 0;
+  private busySince = 0;
+  /** Inside the synchronous part of an entry point: calls to other entry points are part of it. */
+  private inside = false;
+  /** The event most recently started (rows are attributed to it). */
+  kind = "construct";
+
+  constructor() {
+    totals.instances++;
+  }
+
+  alarmSet(): void {
+    totals.alarmsSet++;
+    bucket(this.kind).alarmsSet++;
+  }
+
+  alarmDeleted(): void {
+    totals.alarmsDeleted++;
+  }
+
+  /** Runs one entry point as an event of `kind` (nested calls count as part of the outer event). */
+  run<T>(kind: string, billed: "request" | "ws" | "none", body: () => T): T {
+    if (this.inside) return body();
+    settle();
+    this.kind = kind;
+    const b = bucket(kind);
+    b.events++;
+    if (billed === "request") totals.requests++;
+    else if (billed === "ws") totals.wsMessagesIn++;
+    const started = Date.now();
+    if (this.running++ === 0) this.busySince = started;
+    const done = () => {
+      const now = Date.now();
+      b.wallMs += now - started;
+      if (--this.running === 0) totals.activeMs += now - this.busySince;
+    };
+    let result: T;
+    try {
+      this.inside = true;
+      result = body();
+    } catch (error) {
+      done();
+      throw error;
+    } finally {
+      this.inside = false;
+    }
+    if (result instanceof Promise) return result.finally(done) as T;
+    done();
+    return result;
+  }
+}
+
+type EntryPoints = Record<string, { kind: string | ((...args: never[]) => string); billed: "request" | "ws" | "none" }>;
+
+/** Wraps the given methods of a Durable Object class so that each call is a metered event. */
+export function meterEntryPoints<T extends object>(proto: T, entryPoints: EntryPoints, meterOf: (instance: T) => ObjectMeter): void {
+  const methods = proto as Record<string, (...args: unknown[]) => unknown>;
+  for (const [name, { kind, billed }] of Object.entries(entryPoints)) {
+    const original = methods[name];
+    if (typeof original !== "function") throw new Error(`no entry point ${name} to meter`);
+    methods[name] = function (this: T, ...args: unknown[]) {
+      const label = typeof kind === "function" ? (kind as (...a: unknown[]) => string)(...args) : kind;
+      return meterOf(this).run(label, billed, () => original.apply(this, args));
+    };
+  }
+}

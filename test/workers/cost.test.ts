@@ -1,0 +1,168 @@
+/**
+ * Issue #11: what the bill counts, asserted. Rows written (setAlarm included)
+ * are counted by durable/meter.ts, which this test shares an isolate with:
+ * a heartbeat that changes nothing and a delivered update write nothing, a
+ * status change writes at most two rows; what is no longer written every
+ * time (a device's last sign of life, position-only publishes and their seq)
+ * still keeps the TTL and seq honest across a restart.
+ */
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { meterTotals } from "../../durable/meter";
+import type { UserStore } from "../../durable/store";
+import { ageDevices, api, befriend, Client, stubOf, user } from "./helpers";
+
+const TTL = 120_000;
+
+/** Rows written (SQL + setAlarm) by everything `during` causes, and by the receivers of pushes. */
+async function written(during: () => Promise<unknown>) {
+  const before = meterTotals();
+  await during();
+  const after = meterTotals();
+  const receive = (t: typeof before) => t.byEvent["rpc:receivePresence"] ?? { rowsWritten: 0, alarmsSet: 0, events: 0 };
+  return {
+    rows: after.rowsWritten - before.rowsWritten + after.alarmsSet - before.alarmsSet,
+    deliveries: receive(after).events - receive(before).events,
+    onDelivery: receive(after).rowsWritten - receive(before).rowsWritten + receive(after).alarmsSet - receive(before).alarmsSet,
+  };
+}
+
+/** The coalescing interval is over (moved back in memory, where published_at lives, without writing a row). */
+async function coalescingOver(userId: string) {
+  await runInDurableObject(stubOf(userId), (instance) => (instance as unknown as { store: UserStore }).store.remember("published_at", null));
+}
+
+async function watchedPair() {
+  const a = user("a");
+  const b = user("b");
+  await befriend(a, b);
+  const watcher = await Client.connect(b);
+  await watcher.request({ type: "SubscribeFriendshipPresenceUpdates" });
+  const ca = await Client.connect(a, { device: "a-pc" });
+  await ca.heartbeat({ realm: "lobby" });
+  const first = await watcher.presenceOf(a, (p) => p.status === "online");
+  return { a, b, ca, watcher, first };
+}
+
+describe("rows written (issue #11)", () => {
+  it("a heartbeat that changes nothing writes no row and sets no alarm", async () => {
+    const { ca } = await watchedPair();
+    const cost = await written(async () => {
+      for (let i = 0; i < 5; i++) await ca.heartbeat({ realm: "lobby" });
+    });
+    expect(cost.rows).toBe(0);
+  });
+
+  it("a status change writes at most two rows; its delivery writes none", async () => {
+    const { a, ca, watcher } = await watchedPair();
+    const cost = await written(async () => {
+      await ca.heartbeat({ realm: "lobby", status: "busy" });
+      await watcher.presenceOf(a, (p) => p.status === "busy");
+    });
+    expect(cost.deliveries).toBe(1);
+    expect(cost.onDelivery).toBe(0);
+    expect(cost.rows).toBeLessThanOrEqual(2);
+  });
+
+  it("a position-only update is delivered without a row written on either side (after the first seq reservation)", async () => {
+    const { a, ca, watcher } = await watchedPair();
+    const move = async (x: number) => {
+      await coalescingOver(a);
+      await ca.heartbeat({ realm: "lobby", position: { x, y: 0, z: 0 } });
+      await watcher.presenceOf(a, (p) => p.position?.x === x);
+    };
+    await move(1); // reserves seqs ahead (one row, once per SEQ_RESERVATION publishes)
+    const cost = await written(async () => {
+      for (let x = 2; x <= 4; x++) await move(x);
+    });
+    expect(cost.deliveries).toBe(3);
+    expect(cost.onDelivery).toBe(0);
+    expect(cost.rows).toBe(0);
+  });
+});
+
+describe("the checkpoints keep the TTL and seq honest across a restart", () => {
+  it("an HTTP device (no socket to carry it) checkpoints its sign of life at half the TTL and survives a restart", async () => {
+    const a = user("a");
+    const beat = () => api(a, "/v1/heartbeat?device=h", { method: "POST", body: JSON.stringify({ status: "online", realm: "r", position: { x: 1, y: 2, z: 3 } }) });
+    expect((await beat()).status).toBe(200);
+    expect((await written(beat)).rows).toBe(0);
+    // Half a TTL of silence later (moved back here), the next heartbeat writes the checkpoint.
+    await ageDevices(a, TTL / 2 + 1_000);
+    expect((await written(beat)).rows).toBe(1);
+    const onDisk = await runInDurableObject(stubOf(a), (_, state) => Number(state.storage.sql.exec(`SELECT last_seen_at FROM devices`).one().last_seen_at));
+    expect(onDisk).toBeGreaterThan(Date.now() - 5_000);
+    // A restart: a fresh instance from disk still has the device, online, its TTL intact.
+    await evictDurableObject(stubOf(a));
+    expect(await stubOf(a).lookup(a)).toMatchObject({ ok: true, value: { status: "online", realm: "r" } });
+    const alarm = await runInDurableObject(stubOf(a), (_, state) => state.storage.getAlarm());
+    expect(alarm).toBeGreaterThan(Date.now() + TTL / 2);
+    // And it still expires when it goes silent.
+    await ageDevices(a, TTL + 1);
+    await runDurableObjectAlarm(stubOf(a));
+    expect(await stubOf(a).lookup(a)).toMatchObject({ ok: true, value: { status: "offline" } });
+  });
+
+  it("a device whose socket is closed by a restart expires by the alarm (no ghost), and seq keeps growing past unwritten position publishes", async () => {
+    const { a, ca, watcher } = await watchedPair();
+    let last = 0;
+    for (let x = 1; x <= 3; x++) {
+      await coalescingOver(a);
+      await ca.heartbeat({ realm: "lobby", position: { x, y: 0, z: 0 } });
+      last = (await watcher.presenceOf(a, (p) => p.position?.x === x)).seq;
+    }
+    // The restart closes the sockets; the last position publishes were never written.
+    await evictDurableObject(stubOf(a), { webSockets: "close" });
+    const written = await runInDurableObject(stubOf(a), (_, state) => JSON.parse(String(state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'published'`).one().value)).seq);
+    expect(written).toBeLessThan(last);
+    // The device without its socket: the alarm finds it silent once the TTL has passed (moved back here).
+    await ageDevices(a, TTL + 1);
+    await runDurableObjectAlarm(stubOf(a));
+    const offline = await watcher.presenceOf(a, (p) => p.status === "offline");
+    expect(offline.seq).toBeGreaterThan(last);
+    // A new connection publishes with a seq above everything seen before.
+    const again = await Client.connect(a, { device: "a-pc" });
+    await again.heartbeat({ realm: "back" });
+    expect((await watcher.presenceOf(a, (p) => p.realm === "back")).seq).toBeGreaterThan(offline.seq);
+    const store = await runInDurableObject(stubOf(a), (instance) => (instance as unknown as { store: UserStore }).store.get("seq_ceiling"));
+    expect(store).toBeGreaterThan(last);
+  });
+});
+
+describe("position-only moves go only to watchers who asked for them (issue #11)", () => {
+  it("positions: realm gets moves of friends in its own realm, none gets no moves, all (default) gets every move; status goes to everyone", async () => {
+    const a = user("a");
+    const [same, other, none, all] = [user("same"), user("other"), user("none"), user("all")];
+    for (const f of [same, other, none, all]) await befriend(a, f);
+    const watchers = new Map<string, Client>();
+    for (const [f, positions, realm] of [
+      [same, "realm", "lobby"],
+      [other, "realm", "elsewhere"],
+      [none, "none", "lobby"],
+      [all, undefined, "elsewhere"],
+    ] as const) {
+      const c = await Client.connect(f);
+      await c.request({ type: "SubscribeFriendshipPresenceUpdates", ...(positions ? { positions } : {}) });
+      await c.heartbeat({ realm });
+      watchers.set(f, c);
+    }
+    const ca = await Client.connect(a);
+    await ca.request({ type: "SubscribeFriendshipPresenceUpdates" });
+    await ca.heartbeat({ realm: "lobby" });
+    for (const c of watchers.values()) await c.presenceOf(a, (p) => p.status === "online");
+    // The sender sleeps in between (as every 30 s in production): the watchers' realms are in their leases, not in its memory.
+    await evictDurableObject(stubOf(a), { webSockets: "hibernate" });
+    const cost = await written(async () => {
+      await coalescingOver(a);
+      await ca.heartbeat({ realm: "lobby", position: { x: 7, y: 0, z: 0 } });
+      await watchers.get(same)!.presenceOf(a, (p) => p.position?.x === 7);
+      await watchers.get(all)!.presenceOf(a, (p) => p.position?.x === 7);
+    });
+    expect(cost.deliveries).toBe(2);
+    await watchers.get(other)!.expectNone((f) => f.type === "presence" && f.presence.userId === a, 200);
+    await watchers.get(none)!.expectNone((f) => f.type === "presence" && f.presence.userId === a, 50);
+    // A status change reaches every watcher, with the current position.
+    await ca.heartbeat({ realm: "lobby", position: { x: 7, y: 0, z: 0 }, status: "busy" });
+    for (const c of watchers.values()) expect((await c.presenceOf(a, (p) => p.status === "busy")).position).toEqual({ x: 7, y: 0, z: 0 });
+  });
+});

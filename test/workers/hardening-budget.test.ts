@@ -7,28 +7,25 @@
  * burst of 40, and MAX_FRIENDS 20.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { UserPresence } from "../../durable/user-presence";
 import { WORKER_TEST_BINDINGS } from "./bindings";
-import { api, befriend, Client, ownerOf, user } from "./helpers";
+import { api, befriend, Client, patchObject, restorePatches, user } from "./helpers";
 
 const RATE = Number(WORKER_TEST_BINDINGS.CALL_BUDGET_PER_SECOND);
 const BURST = Number(WORKER_TEST_BINDINGS.CALL_BUDGET_BURST);
-const restores: Array<() => void> = [];
-afterEach(() => {
-  for (const restore of restores.splice(0)) restore();
-});
+afterEach(restorePatches);
 
 /** Counts calls of `method` arriving at any of `users`' objects. */
 function countCalls(method: "presenceFor" | "receivePresence", users: string[]): { readonly n: number } {
-  const proto = UserPresence.prototype as any;
-  const original = proto[method];
   const targets = new Set(users);
   const counter = { n: 0 };
-  proto[method] = function (this: UserPresence, ...args: unknown[]) {
-    if (targets.has(ownerOf(this) ?? "")) counter.n++;
-    return original.apply(this, args);
-  };
-  restores.push(() => (proto[method] = original));
+  patchObject(
+    (userId) => targets.has(userId),
+    method,
+    (original) => {
+      counter.n++;
+      return original();
+    },
+  );
   return counter;
 }
 

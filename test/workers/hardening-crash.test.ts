@@ -7,36 +7,16 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { UserPresence } from "../../durable/user-presence";
 import { until } from "../shared/util";
-import { ADMIN, api, ownerOf, stubOf, user, worker } from "./helpers";
+import { ADMIN, api, holdCalls, restorePatches, stubOf, user, worker } from "./helpers";
 import { WORKER_TEST_BINDINGS } from "./bindings";
 
 const RPC_TIMEOUT_MS = Number(WORKER_TEST_BINDINGS.RPC_TIMEOUT_MS);
-const restores: Array<() => void> = [];
-afterEach(() => {
-  for (const restore of restores.splice(0)) restore();
-});
+afterEach(restorePatches);
 
-/** Every receiveEdge addressed to `userId`'s object hangs (until the test ends); `reached` resolves when the first one arrives. */
+/** Every receiveEdge addressed to `userId`'s object hangs (until the test ends), then answers a caller that is gone: that delivery is lost, nothing was recorded. */
 function hangEdgesTo(userId: string): { reached: Promise<void> } {
-  const proto = UserPresence.prototype as any;
-  const original = proto.receiveEdge;
-  let signal!: () => void;
-  let release!: () => void;
-  const reached = new Promise<void>((resolve) => (signal = resolve));
-  const released = new Promise<void>((resolve) => (release = resolve));
-  proto.receiveEdge = async function (this: UserPresence, ...args: unknown[]) {
-    if (ownerOf(this) !== userId) return original.apply(this, args);
-    signal();
-    await released;
-    return "ok"; // to a caller that is gone: this delivery is lost, nothing was recorded
-  };
-  restores.push(() => {
-    proto.receiveEdge = original;
-    release();
-  });
-  return { reached };
+  return holdCalls(userId, "receiveEdge", { answer: "ok" });
 }
 
 /** Kills `userId`'s object as a crashed host would: in-memory state and in-flight calls are gone, storage stays. */
@@ -65,7 +45,7 @@ describe("a crash between storing an outbox row and its first delivery", () => {
     await reached;
     await crash(a); // the host dies with the delivery in flight
     await request;
-    for (const restore of restores.splice(0)) restore();
+    restorePatches();
 
     expect(await outboxRows(a)).toBe(1);
     const alarm = await alarmOf(a);
@@ -93,7 +73,7 @@ describe("a crash between storing an outbox row and its first delivery", () => {
     await reached;
     await crash(a);
     await put;
-    for (const restore of restores.splice(0)) restore();
+    restorePatches();
 
     // a's side is stored (a's object was called first; b's object may or may not have been reached).
     const alarm = await alarmOf(a);

@@ -9,46 +9,15 @@
  */
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { UserPresence } from "../../durable/user-presence";
-import { ageDevices, befriend, Client, ownerOf, stubOf, user } from "./helpers";
+import type { UserPresence } from "../../durable/user-presence";
+import { ageDevices, befriend, Client, holdCalls, patchObject, restorePatches, stubOf, user } from "./helpers";
 
 const TTL = 120_000;
-const restores: Array<() => void> = [];
-afterEach(() => {
-  for (const restore of restores.splice(0)) restore();
-});
-
-/** Replaces `method` for calls addressed to `userId`'s object only. */
-function inject(userId: string, method: "receivePresence" | "watch" | "presenceFor", impl: (original: () => Promise<unknown>) => Promise<unknown>) {
-  const proto = UserPresence.prototype as any;
-  const original = proto[method];
-  proto[method] = function (this: UserPresence, ...args: unknown[]) {
-    const call = () => original.apply(this, args);
-    return ownerOf(this) === userId ? impl(call) : call();
-  };
-  restores.push(() => (proto[method] = original));
-}
-
-/** Patches a private method of one user's object (prototype, filtered by the object's user). */
-function injectPrivate(userId: string, method: string, impl: (original: () => Promise<unknown>) => Promise<unknown>) {
-  const proto = UserPresence.prototype as any;
-  const original = proto[method];
-  proto[method] = function (this: any, ...args: unknown[]) {
-    const call = () => original.apply(this, args);
-    return ownerOf(this) === userId ? impl(call) : call();
-  };
-  restores.push(() => (proto[method] = original));
-}
+afterEach(restorePatches);
 
 /** Holds every push to `friend`'s object until the returned function releases them. */
 function hangPushesTo(friend: string): () => void {
-  let release!: () => void;
-  const hung = new Promise<void>((resolve) => (release = resolve));
-  inject(friend, "receivePresence", async (original) => {
-    await hung;
-    return original();
-  });
-  return release;
+  return holdCalls(friend, "receivePresence").release;
 }
 
 async function watchedBy(n: number) {
@@ -82,7 +51,7 @@ describe("fault injection works the way the tests assume", () => {
 
     // (Since workerd 2026-11, replacing the method on the live instance intercepts too;
     // the prototype is patched so that a fresh instance after eviction is covered as well.)
-    inject(friends[0]!, "receivePresence", async () => {
+    patchObject(friends[0]!, "receivePresence", async () => {
       throw new Error("boom");
     });
     await ca.heartbeat({ realm: "after-prototype-patch" });
@@ -94,7 +63,7 @@ describe("a friend's object failing during fan-out", () => {
   it("throwing: the other friends get the update at once; the failed one gets the latest on retry", async () => {
     const { a, friends, watchers, ca } = await watchedBy(4);
     let calls = 0;
-    inject(friends[1]!, "receivePresence", async () => {
+    patchObject(friends[1]!, "receivePresence", async () => {
       calls++;
       throw new Error("injected: friend object down");
     });
@@ -107,7 +76,7 @@ describe("a friend's object failing during fan-out", () => {
     // A second change while the friend is still down, then it recovers: the retry carries the latest state.
     await ca.heartbeat({ realm: "forest", status: "away" });
     for (const i of [0, 2, 3]) expect(await watchers[i]!.presenceOf(a)).toMatchObject({ status: "away", realm: "forest" });
-    for (const restore of restores.splice(0)) restore();
+    restorePatches();
     await runInDurableObject(stubOf(a), (_, state) => state.storage.sql.exec(`UPDATE outbox SET next_attempt_at = 0`));
     expect(await runDurableObjectAlarm(stubOf(a))).toBe(true);
     expect(await watchers[1]!.presenceOf(a)).toMatchObject({ status: "away", realm: "forest" });
@@ -120,7 +89,7 @@ describe("a friend's object failing during fan-out", () => {
     await befriend(a, up);
     await befriend(a, down);
     for (const f of [up, down]) await (await Client.connect(f)).heartbeat({ realm: `${f}-realm` });
-    inject(down, "watch", async () => {
+    patchObject(down, "watch", async () => {
       throw new Error("injected: watch failed");
     });
     const ca = await Client.connect(a);
@@ -169,7 +138,7 @@ describe("alarm handler failures", () => {
     let failures = 0;
     // The alarm handler itself fails first (refresh has other callers now: the socket's
     // fan-in and realm updates run in the background, and must not take the injected failure).
-    injectPrivate(a, "alarm", async (original) => {
+    patchObject(a, "alarm", async (original) => {
       if (failures++ === 0) throw new Error("injected: alarm failed");
       return original();
     });
@@ -189,7 +158,7 @@ describe("alarm handler failures", () => {
     const { a, watchers } = await watchedBy(1);
     await age(a, TTL + 1);
     let failures = 0;
-    injectPrivate(a, "refresh", async (original) => {
+    patchObject(a, "refresh", async (original) => {
       if (failures++ === 0) throw new Error("injected: alarm failed once");
       return original();
     });

@@ -7,14 +7,10 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { UserPresence } from "../../durable/user-presence";
 import { until } from "../shared/util";
-import { befriend, Client, ownerOf, stubOf, user } from "./helpers";
+import { befriend, Client, patchObject, restorePatches, stubOf, user } from "./helpers";
 
-const restores: Array<() => void> = [];
-afterEach(() => {
-  for (const restore of restores.splice(0)) restore();
-});
+afterEach(restorePatches);
 
 /** The `watchers` rows of `userId`'s object: who holds a lease, and until when. */
 function leases(userId: string): Promise<Array<{ watcher: string; expiresAt: number }>> {
@@ -29,13 +25,10 @@ function leases(userId: string): Promise<Array<{ watcher: string; expiresAt: num
 /** Counts receivePresence calls arriving at `userId`'s object. */
 function countPresenceCallsTo(userId: string): { count: () => number } {
   let calls = 0;
-  const proto = UserPresence.prototype as any;
-  const original = proto.receivePresence;
-  proto.receivePresence = function (this: UserPresence, ...args: unknown[]) {
-    if (ownerOf(this) === userId) calls++;
-    return original.apply(this, args);
-  };
-  restores.push(() => (proto.receivePresence = original));
+  patchObject(userId, "receivePresence", (original) => {
+    calls++;
+    return original();
+  });
   return { count: () => calls };
 }
 

@@ -5,35 +5,14 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { UserPresence } from "../../durable/user-presence";
 import { until } from "../shared/util";
-import { api, befriend, Client, ownerOf, stubOf, token, user, worker } from "./helpers";
+import { api, befriend, Client, holdCalls, patchObject, restorePatches, stubOf, token, user, worker } from "./helpers";
 
-const restores: Array<() => void> = [];
-afterEach(() => {
-  for (const restore of restores.splice(0)) restore();
-});
+afterEach(restorePatches);
 
 /** Holds receiveEdge calls addressed to `userId` until released; `reached` resolves at the first. */
 function holdEdgesTo(userId: string): { reached: Promise<void>; release: () => void } {
-  const proto = UserPresence.prototype as any;
-  const original = proto.receiveEdge;
-  let signal!: () => void;
-  let release!: () => void;
-  const reached = new Promise<void>((resolve) => (signal = resolve));
-  const released = new Promise<void>((resolve) => (release = resolve));
-  proto.receiveEdge = async function (this: UserPresence, ...args: unknown[]) {
-    if (ownerOf(this) === userId) {
-      signal();
-      await released;
-    }
-    return original.apply(this, args);
-  };
-  restores.push(() => {
-    proto.receiveEdge = original;
-    release();
-  });
-  return { reached, release };
+  return holdCalls(userId, "receiveEdge");
 }
 
 describe("item 5: smaller findings", () => {
@@ -125,13 +104,10 @@ describe("tests a mutation check showed missing", () => {
     expect(await leases(a)).toEqual([]);
     expect(await leases(b)).toEqual([]);
     let calls = 0;
-    const proto = UserPresence.prototype as any;
-    const original = proto.receivePresence;
-    proto.receivePresence = function (this: UserPresence, ...args: unknown[]) {
-      if (ownerOf(this) === b) calls++;
-      return original.apply(this, args);
-    };
-    restores.push(() => (proto.receivePresence = original));
+    patchObject(b, "receivePresence", (original) => {
+      calls++;
+      return original();
+    });
     await ca.heartbeat({ realm: "r2", status: "busy" });
     expect(calls).toBe(0);
     await ca.close();

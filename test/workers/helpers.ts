@@ -4,6 +4,7 @@ import { expect } from "vitest";
 import type { Meta, MetaKey } from "../../durable/schema";
 import type { OwnPresence } from "../../durable/presence";
 import type { UserStore } from "../../durable/store";
+import { UserPresence } from "../../durable/user-presence";
 import type { Presence } from "../../src/presence/types";
 import { befriend as adminBefriend } from "../../scripts/lib/admin.mjs";
 import { mintToken } from "../../src/dev-token.mjs";
@@ -42,6 +43,53 @@ export function befriend(a: string, b: string): Promise<Response> {
 /** Whose object an instance is (the name it was addressed by): fault injection filters on it. */
 export function ownerOf(instance: unknown): string | undefined {
   return (instance as { ctx: DurableObjectState }).ctx.id.name;
+}
+
+const patches: Array<() => void> = [];
+
+/**
+ * Fault injection: replaces `method` of UserPresence for calls that reach the
+ * objects `owner` names (a user id, or a test on the object's user id). RPC
+ * dispatches through the class prototype, so the prototype is patched: a live
+ * instance and one created after an eviction are both covered. `impl` gets the
+ * original call. Undone by `restorePatches()` (each file: `afterEach(restorePatches)`).
+ */
+export function patchObject(owner: string | ((userId: string) => boolean), method: string, impl: (original: () => unknown) => unknown): void {
+  const proto = UserPresence.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const original = proto[method]!;
+  const applies = typeof owner === "string" ? (userId: string) => userId === owner : owner;
+  proto[method] = function (this: unknown, ...args: unknown[]) {
+    const call = () => original.apply(this, args);
+    return applies(ownerOf(this) ?? "") ? impl(call) : call();
+  };
+  patches.push(() => {
+    proto[method] = original;
+  });
+}
+
+/**
+ * Holds the calls of `method` that reach `owner`'s object until `release()`
+ * (or the end of the test); `reached` resolves at the first. Released calls
+ * go through, unless `lost` gives the answer a caller that is gone would get
+ * (the call then records nothing).
+ */
+export function holdCalls(owner: string, method: string, lost?: { answer: unknown }): { reached: Promise<void>; release: () => void } {
+  let signal!: () => void;
+  let release!: () => void;
+  const reached = new Promise<void>((resolve) => (signal = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  patchObject(owner, method, async (original) => {
+    signal();
+    await released;
+    return lost ? lost.answer : original();
+  });
+  patches.push(release);
+  return { reached, release };
+}
+
+/** Undoes every patch of the test (and lets held calls go). */
+export function restorePatches(): void {
+  for (const restore of patches.splice(0).reverse()) restore();
 }
 
 export function stubOf(userId: string) {

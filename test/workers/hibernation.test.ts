@@ -13,8 +13,7 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { objectCounters } from "../../durable/counters";
-import { UserPresence } from "../../durable/user-presence";
-import { ageDevices, api, befriend, Client, ownerOf, stubOf, user } from "./helpers";
+import { ageDevices, api, befriend, Client, patchObject, restorePatches, stubOf, user } from "./helpers";
 
 const TTL = 120_000;
 
@@ -251,19 +250,13 @@ describe("abuse budgets across a wake (documented: in memory, start afresh after
   });
 });
 
-const restores: Array<() => void> = [];
-afterEach(() => {
-  for (const restore of restores.splice(0)) restore();
-});
+afterEach(restorePatches);
 
 /** The next edge delivery to `userId`'s object throws (the prototype is patched, so a woken instance is covered too). */
 function failNextEdge(userId: string) {
-  const proto = UserPresence.prototype as any;
-  const original = proto.receiveEdge;
   let left = 1;
-  proto.receiveEdge = async function (this: UserPresence, ...args: unknown[]) {
-    if (ownerOf(this) === userId && left-- > 0) throw new Error("injected failure");
-    return original.apply(this, args);
-  };
-  restores.push(() => (proto.receiveEdge = original));
+  patchObject(userId, "receiveEdge", async (original) => {
+    if (left-- > 0) throw new Error("injected failure");
+    return original();
+  });
 }

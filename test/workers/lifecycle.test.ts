@@ -1,7 +1,6 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { UserPresence } from "../../durable/user-presence";
-import { api, Client, ownerOf, stubOf, user } from "./helpers";
+import { api, Client, patchObject, restorePatches, stubOf, user } from "./helpers";
 
 function call(userId: string, method: string, path: string, body?: unknown) {
   return api(userId, path, { method, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -23,24 +22,14 @@ async function online(userId: string, realm = "lobby") {
   return client;
 }
 
-/**
- * Makes `method` throw for the next `times` RPC calls addressed to `userId`'s
- * object. RPC dispatches through the class prototype (instance properties are
- * not callable over RPC), so the prototype is patched and restored after each test.
- */
-const restores: Array<() => void> = [];
-afterEach(() => {
-  for (const restore of restores.splice(0)) restore();
-});
+/** Makes `method` throw for the next `times` RPC calls addressed to `userId`'s object (restored after each test). */
+afterEach(restorePatches);
 function failNext(userId: string, method: "receiveEdge" | "receivePresence", times = 1) {
-  const proto = UserPresence.prototype as any;
-  const original = proto[method];
   let left = times;
-  proto[method] = async function (this: UserPresence, ...args: unknown[]) {
-    if (ownerOf(this) === userId && left-- > 0) throw new Error("injected failure");
-    return original.apply(this, args);
-  };
-  restores.push(() => (proto[method] = original));
+  patchObject(userId, method, async (original) => {
+    if (left-- > 0) throw new Error("injected failure");
+    return original();
+  });
 }
 
 /** Makes every outbox row due (as if the backoff had elapsed) and runs the alarm. */

@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import type { UserStore } from "../../durable/store";
-import { ageDevices, befriend, Client, ownerOf, setMeta, stubOf, token, user, worker } from "./helpers";
+import { ageDevices, befriend, Client, holdCalls, restorePatches, setMeta, stubOf, token, user, worker } from "./helpers";
 
 async function pair() {
   const a = user("a");
@@ -313,13 +313,9 @@ describe("watch leases", () => {
 });
 
 describe("back-pressure", () => {
-  const restores: Array<() => void> = [];
-  afterEach(() => {
-    for (const restore of restores.splice(0)) restore();
-  });
+  afterEach(restorePatches);
 
   it("while a fan-out is still out, moves wait and the next publish carries only the latest position", async () => {
-    const { UserPresence } = await import("../../durable/user-presence");
     const a = user("a");
     const [fast, slow] = [user("fast"), user("slow")];
     await befriend(a, fast);
@@ -334,15 +330,7 @@ describe("back-pressure", () => {
     await ca.heartbeat({ position: { x: 0, y: 0, z: 0 } });
     await watchers[0]!.presenceOf(a);
     // The slow friend's object takes its time to answer pushes (within RPC_TIMEOUT_MS).
-    const proto = UserPresence.prototype as any;
-    const original = proto.receivePresence;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    proto.receivePresence = async function (this: unknown, ...args: unknown[]) {
-      if (ownerOf(this) === slow) await held;
-      return original.apply(this, args);
-    };
-    restores.push(() => (proto.receivePresence = original));
+    const { release } = holdCalls(slow, "receivePresence");
     // A status change goes out (never delayed) and stays in flight on the slow friend...
     ca.send({ type: "PositionHeartbeat", id: "busy", position: { x: 0, y: 0, z: 0 }, realm: "lobby", status: "busy" });
     await watchers[0]!.presenceOf(a, (p) => p.status === "busy");

@@ -50,18 +50,7 @@ const NOT_FOUND = "no such user among your friends";
 /** How old a friends-online answer may be when it is served because the call budget is spent. */
 const SNAPSHOT_MAX_AGE_MS = 30_000;
 /** Frames whose handling calls other users' objects: refused while the call budget is spent. */
-const CALLING_FRAMES = new Set<ClientMessage["type"]>([
-  "GetPresence",
-  "SendFriendRequest",
-  "CancelFriendRequest",
-  "AcceptFriendRequest",
-  "RejectFriendRequest",
-  "RemoveFriend",
-  "BlockUser",
-  "UnblockUser",
-  "SetPrivacy",
-  "HidePresence",
-]);
+const CALLING_FRAMES = new Set<ClientMessage["type"]>(["GetPresence", ...(Object.keys(FRIENDSHIP_OPS) as Array<keyof typeof FRIENDSHIP_OPS>), "SetPrivacy", "HidePresence"]);
 
 type PrivacyChange = { shareLocation?: "all" | "none"; hide?: { userId: string; hidden: boolean } };
 

@@ -13,8 +13,8 @@ import type { PositionInterest, Presence } from "../src/presence/types";
 import { FANOUT_CHUNK, type Host } from "./host";
 import type { Outbox } from "./outbox";
 
-/** Shortest and longest lease a watcher may ask for. */
-const LEASE_MS = { min: 1_000, max: 3_600_000 };
+/** Shortest and longest lease a watcher may ask for (a configured WATCH_LEASE_MS above 24 h raises the longest). */
+const LEASE_MS = { min: 1_000, max: 86_400_000 };
 
 export class Watchers {
   /** This user's fan-outs still waiting for friends' objects to answer. */
@@ -35,7 +35,7 @@ export class Watchers {
   /** A friend with a live client takes (or renews) a lease on this user. */
   grant(watcher: string, leaseMs: number, now: number, positions: PositionInterest = "all", realm: string | null = null): Result<void, "not_friends"> {
     if (!this.host.store.isFriend(watcher)) return refuse("not_friends", "only friends may watch");
-    this.host.store.putWatcher(watcher, now + Math.min(Math.max(leaseMs, LEASE_MS.min), LEASE_MS.max), positions, realm);
+    this.host.store.putWatcher(watcher, now + Math.min(Math.max(leaseMs, LEASE_MS.min), Math.max(LEASE_MS.max, this.host.config.watchLeaseMs)), positions, realm);
     return ok(undefined);
   }
 

@@ -173,7 +173,10 @@ for (const scenario of scenarios) {
           loadAvg: loadavg().map((v) => +v.toFixed(2)),
         };
         // What the bill counts (edge only: durable/meter.ts, summed over the isolate's objects).
-        if (serverName === "edge" && (name === "steady-start" || name === "steady-end")) samples[name].meter = await meterStats(server.baseUrl);
+        if (serverName === "edge" && (name === "steady-start" || name === "steady-end")) {
+          samples[name].meter = await meterStats(server.baseUrl);
+          samples[name].devCounters = await devCounters(server.baseUrl);
+        }
       };
       await take("started");
       const importMs = await importGraph(server.baseUrl, vars.ADMIN_TOKEN, graph.pairs);
@@ -212,6 +215,28 @@ console.log(`\n${markdown(results)}`);
 async function meterStats(baseUrl) {
   const res = await fetch(`${baseUrl}/v1/admin/stats`, { headers: { Authorization: `Bearer ${vars.ADMIN_TOKEN}` } });
   return res.ok ? res.json() : null;
+}
+
+/** The realm population's traffic (issue #16: shard calls, reports, pushes), which durable/meter.ts does not see. */
+async function devCounters(baseUrl) {
+  const res = await fetch(`${baseUrl}/dev/counters`);
+  return res.ok ? res.json() : null;
+}
+
+/**
+ * The realm population's share of the bill (issue #16), outside the meter: each
+ * shard call (a join, renewal or leave) is a request plus about two rows (the
+ * member's upsert at the shard and the user's own membership record in KV);
+ * each shard→counter report and counter push a request and a row. Approximate.
+ */
+function realmShare(s, users, seconds) {
+  const a = s["steady-start"].devCounters?.realm;
+  const b = s["steady-end"].devCounters?.realm;
+  if (!a || !b || !users) return null;
+  const calls = b.shardCalls - a.shardCalls;
+  const reports = b.reports - a.reports + (b.pushes - a.pushes);
+  const cost = costPerUserMonth({ requests: calls + reports, wsMessagesIn: 0, rowsRead: 0, rowsWritten: 2 * calls + reports, activeSeconds: 0 }, users, seconds);
+  return { shardCalls: calls, reportsAndPushes: reports, usdPerUserMonth: +cost.usd.total.toFixed(4) };
 }
 
 /** Billed counts in the steady window → per online user per second, and $ per online user-month. */
@@ -272,7 +297,8 @@ function billing(serverName, s, load, steadyCpu, meanFriends) {
     usdPerUserMonth: +cost.usd.total.toFixed(4),
     // The month's bill: the window's rate plus the lease renewals no window of minutes sees.
     leaseRenewals: leaseRenewals(meanFriends),
-    usdPerUserMonthWithRenewals: +(cost.usd.total + leaseRenewals(meanFriends).usdPerUserMonth).toFixed(4),
+    realmPopulation: realmShare(s, users, seconds),
+    usdPerUserMonthWithRenewals: +(cost.usd.total + leaseRenewals(meanFriends).usdPerUserMonth + (realmShare(s, users, seconds)?.usdPerUserMonth ?? 0)).toFixed(4),
     prices: PRICES,
   };
 }
@@ -351,7 +377,9 @@ function print(r) {
       ` | offline clean p50 ${r.offlineLatencyMs.clean.p50 ?? "-"} reset p50 ${r.offlineLatencyMs.reset.p50 ?? "-"} silent p50 ${r.offlineLatencyMs.silentFromLastSignOfLife.p50 ?? "-"}` +
       ` | RSS/user ${r.memory.perConnectedUserKiB} KiB | CPU ${r.cpu.serverCoresSteady} cores, ${r.cpu.serverCpuMsPer1000Delivered} ms/1k updates` +
       ` | load avg ${JSON.stringify(r.loadAvg?.["steady-start"])} → ${JSON.stringify(r.loadAvg?.["steady-end"])}` +
-      (r.billing?.usdPerUserMonth !== undefined ? ` | $/user-month ${r.billing.usdPerUserMonth} (with lease renewals ${r.billing.usdPerUserMonthWithRenewals ?? "-"})` : "") +
+      (r.billing?.usdPerUserMonth !== undefined
+        ? ` | $/user-month ${r.billing.usdPerUserMonth} (with watch lease renewals and realm population ${r.billing.usdPerUserMonthWithRenewals ?? "-"})`
+        : "") +
       ` | expected ${c.expected} exact ${c.exact} coalesced ${c.coalesced} lost ${c.lost} lostOffline ${c.lostOffline} errors ${JSON.stringify(c.errorFrames)} failures ${c.connectFailures} unexpectedCloses ${JSON.stringify(c.unexpectedCloseCodes)}`,
   );
 }
@@ -430,7 +458,7 @@ function markdown(rows) {
           b.rowsReadPerUserSecond,
           b.gbSecondsPerUserSecond,
           `${b.rowsWrittenPerDelivery ?? "-"} / ${b.rowsWrittenPerHeartbeatEvent ?? "-"}; ${b.rowsWrittenPerHeartbeatAllIn ?? "-"}`,
-          `${b.usdPerUserMonth} (${b.usd.requests} + ${b.usd.rowsWritten} + ${b.usd.duration}); with lease renewals ${b.usdPerUserMonthWithRenewals}`,
+          `${b.usdPerUserMonth} (${b.usd.requests} + ${b.usd.rowsWritten} + ${b.usd.duration}); with watch lease renewals and realm population ${b.usdPerUserMonthWithRenewals}`,
         ].join(" | ")} |`,
       );
     }

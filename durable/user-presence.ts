@@ -194,9 +194,22 @@ export class UserPresence extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(at);
   }
 
-  /** Every part's next wake-up (one physical alarm serves them all). */
+  /**
+   * Every part's next wake-up (one physical alarm serves them all). Lease
+   * renewals (watch leases, the realm membership) are due at half-life and may
+   * come up to a quarter of their lease late: when a deadline that cannot wait
+   * (a device's TTL, a publish, a retry) comes within that slack after one,
+   * that fire serves it too (the renewal is overdue by then), so a live user's
+   * renewals cost no alarm of their own (issue #11).
+   */
   private wakeUps(): Array<number | null> {
-    return [...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp(), this.realms.nextWakeUp()];
+    const { ttlMs, watchLeaseMs, realmLeaseMs } = this.config;
+    const renewal = this.realms.renewalWakeUp();
+    const realm = this.realms.nextWakeUp();
+    const firm = [...this.presence.nextWakeUps(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp(), realm === renewal ? null : realm];
+    const first = nextDeadline(firm);
+    const servedBy = (at: number | null, slackMs: number) => (at !== null && first !== null && first <= at + Math.min(ttlMs, slackMs) ? null : at);
+    return [...firm, servedBy(this.watching.nextWakeUp(), watchLeaseMs / 4), servedBy(renewal, realmLeaseMs / 4)];
   }
 
   /**

@@ -173,8 +173,8 @@ export class Friendships {
     return reply;
   }
 
-  /** This user's friendships, requests and blocks (the location setting is added by the caller). */
-  list(): Omit<FriendList, "shareLocation"> {
+  /** This user's friendships, requests and blocks (the privacy settings are added by the caller). */
+  list(): Omit<FriendList, "shareLocation" | "lastSeen" | "lastSeenShownTo"> {
     const rows = this.host.store.edges();
     const of = (state: EdgeState) => rows.filter((r) => r.state === state);
     const request = ({ userId, message, since }: EdgeRow) => ({ userId, message, since });

@@ -125,6 +125,20 @@ export class Sockets {
     return latest;
   }
 
+  /** Sockets whose end was handled (this instance). */
+  private readonly ended = new WeakSet<WebSocket>();
+
+  /**
+   * True the first time a socket's end is reported: the runtime may report it
+   * twice (an error and then a close, or the close frame that answers ours),
+   * and a drop's reconnect grace must not be undone by the second report.
+   */
+  firstEnd(ws: WebSocket): boolean {
+    if (this.ended.has(ws)) return false;
+    this.ended.add(ws);
+    return true;
+  }
+
   /** Whether another open socket still carries this socket's device. */
   deviceStillConnected(ws: WebSocket): boolean {
     return this.ctx.getWebSockets(this.attachment(ws).deviceId).some((s) => s !== ws && s.readyState === WebSocket.OPEN);
@@ -181,10 +195,15 @@ export class Sockets {
     this.tap({ type: "broadcast", message });
   }
 
-  /** Pings answered by the runtime leave a timestamp per socket: the last sign of life of each device. */
+  /**
+   * Pings answered by the runtime leave a timestamp per socket: the last sign
+   * of life of each device. Open sockets only: a socket that ended says
+   * nothing more (a dropped one's device is held for the reconnect grace).
+   */
   pings(): Array<{ deviceId: string; at: number }> {
     const pings: Array<{ deviceId: string; at: number }> = [];
     for (const ws of this.ctx.getWebSockets()) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
       const stamp = this.ctx.getWebSocketAutoResponseTimestamp(ws);
       if (stamp) pings.push({ deviceId: this.attachment(ws).deviceId, at: stamp.getTime() });
     }

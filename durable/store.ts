@@ -7,10 +7,10 @@ import { deriveState, NO_EDGE, type Edge, type EdgeState, type Intent } from "..
 import { offlinePresence } from "../src/presence/protocol";
 import type { DeviceKind, DeviceState, DeviceStatus, PositionInterest, Presence, Transport } from "../src/presence/types";
 import { meteredSql, type ObjectMeter } from "./meter";
-import { DECODE, type EdgeRow, type Lease, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
+import { type Audience, DECODE, type EdgeRow, type Lease, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
 
 /** The fields of a device row written when they change (what friends see of it). */
-const deviceShape = (d: DeviceState): string => JSON.stringify([d.kind, d.transport, d.status, d.statusText, d.realm, d.lastHeartbeatAt === null]);
+const deviceShape = (d: DeviceState): string => JSON.stringify([d.kind, d.transport, d.status, d.statusText, d.realm, d.lastHeartbeatAt === null, d.expiresAt ?? null]);
 
 export class UserStore {
   private readonly sql: SqlStorage;
@@ -116,6 +116,7 @@ export class UserStore {
           position: r.x === null ? null : { x: Number(r.x), y: Number(r.y), z: Number(r.z) },
           lastHeartbeatAt: r.last_heartbeat_at === null ? null : Number(r.last_heartbeat_at),
           lastSeenAt: Number(r.last_seen_at),
+          expiresAt: r.expires_at === null ? null : Number(r.expires_at),
         }),
       );
     this.deviceCache = new Map(rows.map((d) => [d.deviceId, d]));
@@ -138,11 +139,11 @@ export class UserStore {
 
   private writeDevice(device: DeviceState): void {
     this.sql.exec(
-      `INSERT INTO devices (device_id, kind, transport, status, status_text, realm, x, y, z, last_heartbeat_at, last_seen_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO devices (device_id, kind, transport, status, status_text, realm, x, y, z, last_heartbeat_at, last_seen_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, transport = excluded.transport, status = excluded.status,
          status_text = excluded.status_text, realm = excluded.realm, x = excluded.x, y = excluded.y, z = excluded.z,
-         last_heartbeat_at = excluded.last_heartbeat_at, last_seen_at = excluded.last_seen_at`,
+         last_heartbeat_at = excluded.last_heartbeat_at, last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at`,
       device.deviceId,
       device.kind,
       device.transport,
@@ -154,6 +155,7 @@ export class UserStore {
       device.position?.z ?? null,
       device.lastHeartbeatAt,
       device.lastSeenAt,
+      device.expiresAt ?? null,
     );
     this.onDisk.set(device.deviceId, { shape: deviceShape(device), lastSeenAt: device.lastSeenAt });
   }
@@ -221,6 +223,18 @@ export class UserStore {
     this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, deviceId);
   }
 
+  /**
+   * A WebSocket device whose socket dropped: its last sign of life is at most
+   * `lastSeenAt` from now on (so its TTL ends sooner), in memory and on disk.
+   */
+  holdDevice(deviceId: string, lastSeenAt: number): void {
+    const device = this.deviceMap().get(deviceId);
+    if (!device || device.transport !== "ws" || device.lastSeenAt <= lastSeenAt) return;
+    const held = { ...device, lastSeenAt };
+    this.deviceMap().set(deviceId, held);
+    this.writeDevice(held);
+  }
+
   /** Tests: moves the devices' (or one device's) signs of life through `shift`, in memory and on disk. */
   ageDevices(shift: (t: number) => number, deviceId?: string): void {
     for (const d of this.devices()) {
@@ -255,6 +269,7 @@ export class UserStore {
          message = CASE WHEN excluded.state IN ('incoming', 'outgoing') THEN COALESCE(excluded.message, message) ELSE NULL END,
          hidden = CASE WHEN excluded.state = 'friends' THEN hidden ELSE 0 END,
          hidden_view = CASE WHEN excluded.state = 'friends' THEN hidden_view ELSE NULL END,
+         last_seen = CASE WHEN excluded.state = 'friends' THEN last_seen ELSE 0 END,
          since = CASE WHEN excluded.state = state THEN since ELSE excluded.since END`,
       other,
       state,
@@ -302,14 +317,31 @@ export class UserStore {
     return counts;
   }
 
-  /** Hide from a friend with the frozen view they will see, or unhide (`view` null). */
-  setHidden(friend: string, view: Presence | null): void {
-    this.sql.exec(`UPDATE friends SET hidden = ?, hidden_view = ? WHERE friend_id = ?`, view ? 1 : 0, view ? JSON.stringify(view) : null, friend);
+  // ─── what one friend may see: hidden, seq numbering, last seen (issues #12, #16) ──
+
+  /** One row read per friend and push (as `hiddenView` was). A non-friend: nothing hidden, no offset. */
+  audience(friend: string): Audience {
+    const row = this.sql.exec(`SELECT hidden, hidden_view, seq_offset, last_seen FROM friends WHERE friend_id = ?`, friend).toArray()[0];
+    if (!row) return { hidden: null, seqOffset: 0, lastSeen: false };
+    const hidden = Number(row.hidden) === 1 && row.hidden_view ? (JSON.parse(String(row.hidden_view)) as Presence) : null;
+    return { hidden, seqOffset: Number(row.seq_offset), lastSeen: Number(row.last_seen) === 1 };
   }
 
-  hiddenView(friend: string): Presence | null {
-    const row = this.sql.exec(`SELECT hidden, hidden_view FROM friends WHERE friend_id = ?`, friend).toArray()[0];
-    return row && Number(row.hidden) === 1 && row.hidden_view ? (JSON.parse(String(row.hidden_view)) as Presence) : null;
+  /** Hides from a friend (the frozen view) or shows again, with the friend's seq offset from now on: one row. */
+  setAudience(friend: string, hidden: Presence | null, seqOffset: number): void {
+    this.sql.exec(`UPDATE friends SET hidden = ?, hidden_view = ?, seq_offset = ? WHERE friend_id = ?`, hidden ? 1 : 0, hidden ? JSON.stringify(hidden) : null, seqOffset, friend);
+  }
+
+  /** Chooses a friend to see "last seen" (or not). */
+  setLastSeenShown(friend: string, shown: boolean): void {
+    this.sql.exec(`UPDATE friends SET last_seen = ? WHERE friend_id = ? AND state = 'friends'`, shown ? 1 : 0, friend);
+  }
+
+  lastSeenShownTo(): string[] {
+    return this.sql
+      .exec(`SELECT friend_id FROM friends WHERE state = 'friends' AND last_seen = 1 ORDER BY friend_id`)
+      .toArray()
+      .map((r) => String(r.friend_id));
   }
 
   // ─── watchers: friends holding a lease on this user ──────────────────────

@@ -26,7 +26,7 @@ import { CloseCode, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION } from "../src/prot
 import { ok, refuse, type Refusal, type Result } from "../src/presence/result";
 import { deviceKindSchema, FRIENDSHIP_OPS, positionInterestSchema, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
 import { alarmTime, nextDeadline } from "../src/presence/timers";
-import type { DeviceKind, PositionInterest, Presence, Transport } from "../src/presence/types";
+import type { DeviceKind, LastSeenPrivacy, PositionInterest, Presence, Transport } from "../src/presence/types";
 import type { MatrixSyncRequest, MatrixSyncResult, RateLimited } from "../src/matrix/backend";
 import type { MatrixPresenceState } from "../src/matrix/mapping";
 import { serverNameOf } from "../src/matrix/routes";
@@ -52,7 +52,8 @@ const SNAPSHOT_MAX_AGE_MS = 30_000;
 /** Frames whose handling calls other users' objects: refused while the call budget is spent. */
 const CALLING_FRAMES = new Set<ClientMessage["type"]>(["GetPresence", ...(Object.keys(FRIENDSHIP_OPS) as Array<keyof typeof FRIENDSHIP_OPS>), "SetPrivacy", "HidePresence"]);
 
-type PrivacyChange = { shareLocation?: "all" | "none"; hide?: { userId: string; hidden: boolean } };
+/** A privacy change for all friends (`shareLocation`, `lastSeen`) and/or one `friend` (hidden from, chosen to see last seen). */
+type PrivacyChange = { shareLocation?: "all" | "none"; lastSeen?: LastSeenPrivacy; friend?: { userId: string; hidden?: boolean; lastSeen?: boolean } };
 
 export class UserPresence extends DurableObject<Env> {
   private readonly store: UserStore;
@@ -210,7 +211,8 @@ export class UserPresence extends DurableObject<Env> {
       case "PositionHeartbeat": {
         const { deviceId, kind } = this.sockets.attachment(ws);
         const presence = await this.heartbeat(deviceId, kind, "ws", message, now);
-        return reply({ type: "heartbeat_ack", id: message.id, presence, nextHeartbeatMs: announcedHeartbeatMs(this.config) });
+        const expiresAt = this.presence.expiryOf(deviceId, now);
+        return reply({ type: "heartbeat_ack", id: message.id, presence, nextHeartbeatMs: announcedHeartbeatMs(this.config), ...(expiresAt ? { expiresAt } : {}) });
       }
       case "GetOnlineFriends":
         return reply({ type: "online_friends", id: message.id, friends: await this.watching.onlineFriends() });
@@ -241,29 +243,34 @@ export class UserPresence extends DurableObject<Env> {
         return reply({ type: "friends_list", id: message.id, ...this.friendList() });
       case "SetPrivacy":
       case "HidePresence": {
-        const change = message.type === "SetPrivacy" ? { shareLocation: message.shareLocation } : { hide: { userId: message.userId, hidden: message.hidden } };
+        const change: PrivacyChange =
+          message.type === "SetPrivacy"
+            ? { shareLocation: message.shareLocation, lastSeen: message.lastSeen }
+            : { friend: { userId: message.userId, hidden: message.hidden, lastSeen: message.lastSeen } };
         const list = await this.privacyOp(change);
         return reply(list.ok ? { type: "friends_list", id: message.id, ...list.value } : errorFrame(list.code, list.message, message.id));
       }
     }
   }
 
-  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+  override async webSocketClose(ws: WebSocket, code: number, reason: string, wasClean?: boolean): Promise<void> {
     if (this.matrix.owns(ws)) return this.matrix.released(ws);
     // Reciprocate, or the client sees 1006. 1005/1006 are not sendable codes.
     this.sockets.close(ws, code === 1005 || code === 1006 ? CloseCode.normal : code, reason);
-    await this.dropSocket(ws);
+    await this.dropSocket(ws, code === 1006 || wasClean === false);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
     if (this.matrix.owns(ws)) return;
-    await this.dropSocket(ws);
+    await this.dropSocket(ws, true);
   }
 
-  /** A socket ended: its device goes away at once unless another socket carries it. */
-  private async dropSocket(ws: WebSocket): Promise<void> {
-    if (!this.sockets.deviceStillConnected(ws)) this.store.removeDevice(this.sockets.attachment(ws).deviceId, "ws");
-    await this.refresh(Date.now());
+  /** A socket ended: its device goes away (after the reconnect grace if it dropped without a close frame) unless another socket carries it. */
+  private async dropSocket(ws: WebSocket, unclean: boolean): Promise<void> {
+    const now = Date.now();
+    if (!this.sockets.firstEnd(ws)) return;
+    if (!this.sockets.deviceStillConnected(ws)) this.presence.socketGone(this.sockets.attachment(ws).deviceId, unclean, now);
+    await this.refresh(now);
   }
 
   // ─── the state machine and the alarm ───────────────────────────────────────
@@ -490,10 +497,10 @@ export class UserPresence extends DurableObject<Env> {
   }
 
   private friendList(): FriendList {
-    return { ...this.friendships.list(), shareLocation: this.presence.shareLocation };
+    return { ...this.friendships.list(), shareLocation: this.presence.shareLocation, lastSeen: this.presence.lastSeen, lastSeenShownTo: this.store.lastSeenShownTo() };
   }
 
-  /** Privacy: share realm/position with all friends or none; hide presence from single friends. */
+  /** Privacy: share realm/position with all friends or none; who sees "last seen"; hide presence from single friends. */
   async setPrivacy(change: PrivacyChange): Promise<Result<FriendList, "not_found" | "rate_limited">> {
     this.register();
     return this.admitHttp(Date.now(), true) ?? this.privacyOp(change);
@@ -501,10 +508,13 @@ export class UserPresence extends DurableObject<Env> {
 
   private async privacyOp(change: PrivacyChange): Promise<Result<FriendList, "not_found">> {
     const now = Date.now();
-    if (change.hide) {
-      if (!this.store.isFriend(change.hide.userId)) return refuse("not_found", NOT_FOUND);
-      await this.presence.hideFrom(change.hide.userId, change.hide.hidden, now);
+    const { friend } = change;
+    if (friend) {
+      if (!this.store.isFriend(friend.userId)) return refuse("not_found", NOT_FOUND);
+      if (friend.lastSeen !== undefined) this.presence.showLastSeenTo(friend.userId, friend.lastSeen);
+      if (friend.hidden !== undefined) await this.presence.hideFrom(friend.userId, friend.hidden, now);
     }
+    if (change.lastSeen) this.presence.lastSeen = change.lastSeen;
     if (change.shareLocation) {
       this.presence.shareLocation = change.shareLocation;
       await this.refresh(now);

@@ -21,7 +21,7 @@ import { realmAdmin, realmCount, realmLive } from "./realm-routes";
 import { readConfig } from "./presence/config";
 import { PROTOCOL_VERSION, TOKEN_PROTOCOL_PREFIX } from "./protocol";
 import type { LocalOp } from "./presence/friendship";
-import { describeIssues, deviceIdSchema, deviceKindSchema, heartbeatBody, requestMessageSchema, shareLocationSchema, userIdSchema } from "./presence/schema";
+import { describeIssues, deviceIdSchema, deviceKindSchema, friendPrivacyBody, heartbeatBody, privacyBody, requestMessageSchema, userIdSchema } from "./presence/schema";
 import { meterTotals, resetMeter } from "../durable/meter";
 
 type App = { Bindings: Env; Variables: AuthVariables };
@@ -174,15 +174,13 @@ app.put("/v1/blocks/:userId", requireUser, (c) => friendship(c, c.req.param("use
 app.delete("/v1/blocks/:userId", requireUser, (c) => friendship(c, c.req.param("userId"), "unblock"));
 
 app.put("/v1/privacy", requireUser, async (c) => {
-  const { shareLocation } = parse(z.object({ shareLocation: shareLocationSchema }), await jsonBody(c.req.raw));
-  const list = await c.env.USER.getByName(c.var.userId).setPrivacy({ shareLocation });
+  const list = await c.env.USER.getByName(c.var.userId).setPrivacy(parse(privacyBody, await jsonBody(c.req.raw)));
   if (!list.ok) throw refusalError(list, 404);
   return c.json(list.value);
 });
 app.put("/v1/friends/:userId/privacy", requireUser, async (c) => {
   const userId = parse(userIdSchema, c.req.param("userId"));
-  const { hidden } = parse(z.object({ hidden: z.boolean() }), await jsonBody(c.req.raw));
-  const list = await c.env.USER.getByName(c.var.userId).setPrivacy({ hide: { userId, hidden } });
+  const list = await c.env.USER.getByName(c.var.userId).setPrivacy({ friend: { userId, ...parse(friendPrivacyBody, await jsonBody(c.req.raw)) } });
   if (!list.ok) throw refusalError(list, 404);
   return c.json(list.value);
 });

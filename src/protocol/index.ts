@@ -90,7 +90,15 @@ export interface FriendList {
   blocked: string[];
   hiddenFrom: string[];
   shareLocation: "all" | "none";
+  /** Who sees your `lastActiveAt` ("last seen"): every friend, only `lastSeenShownTo`, or nobody. */
+  lastSeen: LastSeenPrivacy;
+  /** The friends chosen to see it when `lastSeen` is `chosen`. */
+  lastSeenShownTo: string[];
 }
+
+/** Who sees a user's `lastActiveAt`: every friend (default), the friends they chose, or nobody (then it is `null`). */
+export type LastSeenPrivacy = "all" | "chosen" | "none";
+export const LAST_SEEN_PRIVACY = ["all", "chosen", "none"] as const;
 
 // ─── client → server ─────────────────────────────────────────────────────────
 
@@ -102,7 +110,20 @@ export interface HeartbeatBody {
   realm: string;
   status: DeviceStatus;
   statusText?: string | null;
+  /**
+   * "Clear after": when (ms since epoch, the server's clock) this device's
+   * `busy` or `invisible` reverts to `online` and its status text is cleared,
+   * on the server's own (friends see it like any change). `null` clears the
+   * deadline. Omitted (and no `expiresInMs`): a deadline set before stays
+   * while status and text stay as they were set with it.
+   */
+  expiresAt?: number | null;
+  /** The same as a duration from now (at most MAX_STATUS_EXPIRY_MS); only one of the two. */
+  expiresInMs?: number;
 }
+
+/** The longest "clear after" (`expiresInMs`): a year. */
+export const MAX_STATUS_EXPIRY_MS = 366 * 24 * 3_600_000;
 
 /**
  * Which friends' position-only moves a subscribing client wants pushed:
@@ -127,8 +148,8 @@ export type ClientMessage =
   | { type: "BlockUser"; id?: RequestId; userId: string }
   | { type: "UnblockUser"; id?: RequestId; userId: string }
   | { type: "ListFriends"; id?: RequestId }
-  | { type: "SetPrivacy"; id?: RequestId; shareLocation: "all" | "none" }
-  | { type: "HidePresence"; id?: RequestId; userId: string; hidden: boolean };
+  | { type: "SetPrivacy"; id?: RequestId; shareLocation?: "all" | "none"; lastSeen?: LastSeenPrivacy }
+  | { type: "HidePresence"; id?: RequestId; userId: string; hidden?: boolean; lastSeen?: boolean };
 
 // ─── server → client ─────────────────────────────────────────────────────────
 
@@ -163,7 +184,8 @@ export type ServerMessage =
       maxFrameBytes: number;
       ping: typeof PING_FRAME;
     }
-  | { type: "heartbeat_ack"; id?: RequestId; presence: Presence; nextHeartbeatMs: number }
+  /** `expiresAt`: when this device's status/text clears on its own (a pending "clear after"); absent: never. */
+  | { type: "heartbeat_ack"; id?: RequestId; presence: Presence; nextHeartbeatMs: number; expiresAt?: number }
   | { type: "online_friends"; id?: RequestId; friends: Presence[] }
   | { type: "subscribed"; id?: RequestId; friends: Presence[] }
   | { type: "unsubscribed"; id?: RequestId }

@@ -18,6 +18,8 @@ import {
   type DeviceStatus,
   type FriendList,
   type FriendshipState,
+  type HeartbeatBody,
+  type LastSeenPrivacy,
   type Position,
   type PositionInterest,
   type Presence,
@@ -135,6 +137,14 @@ export interface HeartbeatInput {
   statusText?: string | null;
 }
 
+/** "Clear after": when `busy`, `invisible` and the status text end on their own (the server reverts them; friends see it). */
+export interface StatusExpiry {
+  /** After this long (ms). */
+  clearAfterMs?: number;
+  /** At this time (ms since epoch; your clock, sent as a duration). */
+  clearAt?: number;
+}
+
 export interface ConnectOptions {
   /** Base URL of the service (`https://…`, `http://…`, `wss://…`, `ws://…`); `/v1/connect` is appended. */
   url: string;
@@ -201,6 +211,13 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   private closedByUser = false;
   private currentState: ConnectionState = "connecting";
   private desired: { position?: Position; realm?: string; status: DeviceStatus; statusText: string | null };
+  /**
+   * The deadline of the desired status ("clear after"): a duration still to
+   * send, then the server's time for it (repeated in every heartbeat, so a
+   * reconnect keeps it and repeating it writes nothing).
+   */
+  private expiry: { inMs: number } | { at: number } | null = null;
+  private expiryTimer: TimerHandle | null = null;
   private selfPresence: Presence | null = null;
   private welcome: Reply<"welcome"> | null = null;
   /** Friends updated by pushes on this socket since the subscription was requested. */
@@ -319,10 +336,24 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     return this.sendHeartbeat();
   }
 
-  /** Changes your status (and optionally its text; `null` clears it). Needs a position and realm from `initial` or `heartbeat()`. */
-  async setStatus(status: DeviceStatus, statusText?: string | null): Promise<Presence> {
+  /**
+   * Changes your status (and optionally its text; `null` clears it), for good
+   * or until `expiry` ("clear after 30 min": `{ clearAfterMs: 30 * 60_000 }`):
+   * then the server shows `online` without a text on its own, and this client
+   * follows. Needs a position and realm from `initial` or `heartbeat()`.
+   */
+  async setStatus(status: DeviceStatus, statusText?: string | null, expiry?: StatusExpiry): Promise<Presence> {
     this.desired = { ...this.desired, status, statusText: statusText === undefined ? this.desired.statusText : statusText };
+    const inMs = expiry?.clearAfterMs ?? (expiry?.clearAt === undefined ? undefined : expiry.clearAt - Date.now());
+    this.expiry = inMs === undefined ? null : { inMs: Math.max(1, Math.round(inMs)) };
+    clearTimer(this.expiryTimer);
+    this.expiryTimer = null;
     return this.sendHeartbeat();
+  }
+
+  /** When your status and text clear on their own (the server's time), or null: they stay until you change them. */
+  get statusExpiresAt(): number | null {
+    return this.expiry && "at" in this.expiry ? this.expiry.at : null;
   }
 
   // ─── friendships (docs/FRIENDSHIPS.md); each rejects with a PresenceError whose code says why ───
@@ -365,6 +396,16 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     return stripReply(await this.request({ type: "SetPrivacy", shareLocation }, "friends_list"));
   }
 
+  /** Who sees your "last seen" (`lastActiveAt`): every friend, the ones you choose (`showLastSeenTo`), or nobody. */
+  async setLastSeen(lastSeen: LastSeenPrivacy): Promise<FriendList> {
+    return stripReply(await this.request({ type: "SetPrivacy", lastSeen }, "friends_list"));
+  }
+
+  /** Chooses one friend to see your "last seen" when it is set to `chosen` (or takes them off). */
+  async showLastSeenTo(userId: string, shown = true): Promise<FriendList> {
+    return stripReply(await this.request({ type: "HidePresence", userId, lastSeen: shown }, "friends_list"));
+  }
+
   /** How many users are online (visible, sharing location) in `realm` now; batched, at most a second old. */
   async realmCount(realm: string): Promise<RealmCount> {
     const body = (await this.http("GET", `/v1/realms/${encodeURIComponent(realm)}`)) as Omit<RealmCount, "type">;
@@ -394,6 +435,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   close(): void {
     if (this.closedByUser) return;
     this.closedByUser = true;
+    clearTimer(this.expiryTimer);
     const socket = this.socket;
     this.teardown(new PresenceError("disconnected", "the client was closed"));
     if (socket) {
@@ -720,9 +762,38 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   private async sendHeartbeat(internal = false): Promise<Presence> {
     const { position, realm, status, statusText } = this.desired;
     if (!position || !realm) throw new PresenceError("no_position", "send heartbeat({ position, realm }) (or pass `initial`) first");
-    const reply = await this.request({ type: "PositionHeartbeat", position, realm, status, ...(statusText === null ? {} : { statusText }) }, "heartbeat_ack", { internal });
+    const sent = this.expiry;
+    // Always explicit: the deadline as the server gave it, or none (a status set for good drops an older deadline).
+    const deadline: Pick<HeartbeatBody, "expiresAt" | "expiresInMs"> = sent === null ? { expiresAt: null } : "inMs" in sent ? { expiresInMs: sent.inMs } : { expiresAt: sent.at };
+    const body = { position, realm, status, ...(statusText === null ? {} : { statusText }), ...deadline };
+    const reply = await this.request({ type: "PositionHeartbeat", ...body }, "heartbeat_ack", { internal });
+    if (sent !== null && this.expiry === sent) this.onExpiry(reply.expiresAt);
     this.onSelf(reply.presence);
     return reply.presence;
+  }
+
+  /** The server's answer about the deadline: keep its time (and follow it locally then), or it has passed: revert. */
+  private onExpiry(expiresAt: number | undefined): void {
+    clearTimer(this.expiryTimer);
+    this.expiryTimer = null;
+    if (expiresAt === undefined) {
+      this.expiry = null;
+      const { status } = this.desired;
+      this.desired = { ...this.desired, status: status === "busy" || status === "invisible" ? "online" : status, statusText: null };
+      return;
+    }
+    this.expiry = { at: expiresAt };
+    // Then say so: the server has reverted on its own; the heartbeat brings `self` (and this client) along.
+    this.expiryTimer = setTimer(
+      () => {
+        if (this.closedByUser) return;
+        // Timers are capped (about 24 days): a later deadline is waited for in steps.
+        if (Date.now() < expiresAt) return this.onExpiry(expiresAt);
+        this.onExpiry(undefined);
+        if (this.desired.position && this.desired.realm) this.sendHeartbeat(true).catch((error: PresenceError) => this.reportBackground(error));
+      },
+      Math.min(Math.max(0, expiresAt - Date.now()) + 250, 2_000_000_000),
+    );
   }
 
   private onSelf(presence: Presence): void {

@@ -10,6 +10,7 @@ export type {
   HeartbeatInput,
   PresenceEvents,
   PresenceUpdate,
+  StatusExpiry,
 } from "./client.js";
 export { RealmSubscription } from "./realm.js";
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";

@@ -325,8 +325,10 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     return this.friendsState.all().filter((p) => listed.has(p.userId));
   }
 
-  /** Sends a heartbeat now (and remembers it for the automatic ones). Resolves to your own presence. */
+  /** Sends a heartbeat now (and remembers it for the automatic ones). A new status or text drops a "clear after". Resolves to your own presence. */
   async heartbeat(input: HeartbeatInput): Promise<Presence> {
+    const statusChanged = (input.status !== undefined && input.status !== this.desired.status) || (input.statusText !== undefined && input.statusText !== this.desired.statusText);
+    if (statusChanged) this.dropExpiry();
     this.desired = {
       position: { x: input.position.x, y: input.position.y, z: input.position.z },
       realm: input.realm,
@@ -345,10 +347,15 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   async setStatus(status: DeviceStatus, statusText?: string | null, expiry?: StatusExpiry): Promise<Presence> {
     this.desired = { ...this.desired, status, statusText: statusText === undefined ? this.desired.statusText : statusText };
     const inMs = expiry?.clearAfterMs ?? (expiry?.clearAt === undefined ? undefined : expiry.clearAt - Date.now());
-    this.expiry = inMs === undefined ? null : { inMs: Math.max(1, Math.round(inMs)) };
+    this.dropExpiry();
+    if (inMs !== undefined) this.expiry = { inMs: Math.max(1, Math.round(inMs)) };
+    return this.sendHeartbeat();
+  }
+
+  private dropExpiry(): void {
+    this.expiry = null;
     clearTimer(this.expiryTimer);
     this.expiryTimer = null;
-    return this.sendHeartbeat();
   }
 
   /** When your status and text clear on their own (the server's time), or null: they stay until you change them. */

@@ -8,6 +8,8 @@
  *   GET /events?userId=…&limit=…   the last events received (oldest first), with how often each was delivered
  *   GET /status/:userId            the latest status of one user
  *
+ * and logs one line per delivery (`events-consumer {"deliveries":1,"event":{…}}`).
+ *
  * Copy it as a starting point: replace `record` with what your backend does
  * (push notifications to users who are offline, analytics, moderation…).
  */
@@ -54,7 +56,7 @@ function record(db: D1Database, event: ServerEvent, received: number): D1Prepare
     db
       .prepare(
         `INSERT INTO events (id, user_id, kind, seq, at, body, received) VALUES (?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT(id) DO UPDATE SET deliveries = deliveries + 1`,
+         ON CONFLICT(id) DO UPDATE SET deliveries = deliveries + 1 RETURNING deliveries`,
       )
       .bind(event.id, event.userId, event.kind, event.seq, event.at, JSON.stringify(event), received),
   ];
@@ -83,7 +85,9 @@ export default {
         continue;
       }
       try {
-        await env.EVENTS_DB.batch(record(env.EVENTS_DB, message.body, received));
+        const [stored] = await env.EVENTS_DB.batch<{ deliveries: number }>(record(env.EVENTS_DB, message.body, received));
+        // One line per delivery (the end-to-end test reads them from `wrangler dev`'s output).
+        console.log(`events-consumer ${JSON.stringify({ deliveries: stored?.results[0]?.deliveries ?? null, event: message.body })}`);
         message.ack();
       } catch (error) {
         console.error("events-consumer: will retry", message.body.id, String(error));

@@ -235,8 +235,12 @@ describe("cost", () => {
     await ca.heartbeat({ realm: "lobby", status: "busy" });
     await watcher.presenceOf(a, (p) => p.status === "busy");
     const after = meterTotals();
-    // test/workers/cost.test.ts pins "at most two rows" for a status change without events: the same holds with them.
-    expect(after.rowsWritten - before.rowsWritten + after.alarmsSet - before.alarmsSet).toBeLessThanOrEqual(2);
+    // The device row and the published presence (as without events), no alarm, one billed request (the push to b).
+    expect({ rows: after.rowsWritten - before.rowsWritten, alarms: after.alarmsSet - before.alarmsSet, requests: after.requests - before.requests }).toEqual({
+      rows: 2,
+      alarms: 0,
+      requests: 1,
+    });
     expect((await sent()) - sentBefore).toBe(1);
     // A heartbeat that changes nothing sends nothing.
     await ca.heartbeat({ realm: "lobby", status: "busy" });

@@ -14,16 +14,29 @@
  * burst + rate × T + the cost of one admitted operation (≤ 2 × MAX_FRIENDS).
  * In memory, like the socket buckets: it resets only when the object is
  * evicted, which an idle user's object is, and a busy one's is not.
+ * `admitHttp` applies both to a request from the worker; `onlineFriends`
+ * serves a recent answer instead of a refusal while the call budget is spent.
  */
-import { refuse, type Refusal } from "../src/presence/result";
+import { ok, refuse, type Refusal, type Result } from "../src/presence/result";
+import type { Presence } from "../src/presence/types";
 import type { Host } from "./host";
+import type { Sockets } from "./sockets";
+import type { Watching } from "./watching";
+
+/** How old a friends-online answer may be when it is served because the call budget is spent. */
+const SNAPSHOT_MAX_AGE_MS = 30_000;
 
 export class CallBudget {
   private tokens: number;
   private updatedAt = 0;
   private charged = 0;
+  /** Last friends-online answer computed for an HTTP-only reader: served while the call budget is spent. */
+  private onlineSnapshot: { at: number; friends: Presence[] } | null = null;
 
-  constructor(private readonly host: Host) {
+  constructor(
+    private readonly host: Host,
+    private readonly sockets: Sockets,
+  ) {
     this.tokens = host.config.callBudgetBurst;
   }
 
@@ -42,5 +55,36 @@ export class CallBudget {
     if (this.tokens >= 0) return null;
     const retryAfterMs = Math.ceil((-this.tokens / this.host.config.callBudgetPerSecond) * 1000);
     return { ...refuse("rate_limited", `at most ${this.host.config.callBudgetPerSecond} calls to other users' objects per second per user`), retryAfterMs };
+  }
+
+  /** One request's worth of the user's request bucket, then, for operations that call other objects, the call budget. */
+  admitHttp(now: number, callsOthers: boolean): Refusal<"rate_limited"> | null {
+    if (!this.sockets.admitUser(now)) return this.tooManyRequests();
+    return callsOthers ? this.refusal(now) : null;
+  }
+
+  /**
+   * `GET /v1/friends/online`. A live user's answer comes from the cache (no
+   * calls); an HTTP-only reader's asks every friend's object, within the call
+   * budget: when it is spent, the last answer (at most SNAPSHOT_MAX_AGE_MS old,
+   * ex-friends filtered out) is served instead, else 429.
+   */
+  async onlineFriends(now: number, watching: Watching): Promise<Result<Presence[], "rate_limited">> {
+    if (!this.sockets.admitUser(now)) return this.tooManyRequests();
+    if (watching.live) return ok(await watching.onlineFriends());
+    const limited = this.refusal(now);
+    if (limited) {
+      const snapshot = this.onlineSnapshot;
+      if (snapshot && now - snapshot.at <= SNAPSHOT_MAX_AGE_MS) return ok(snapshot.friends.filter((p) => this.host.store.isFriend(p.userId)));
+      return limited;
+    }
+    const friends = await watching.onlineFriends();
+    this.onlineSnapshot = { at: now, friends };
+    return ok(friends);
+  }
+
+  private tooManyRequests(): Refusal<"rate_limited"> {
+    const perSecond = this.host.config.ratePerSecond * 2;
+    return { ...refuse("rate_limited", `at most ${perSecond} requests per second per user`), retryAfterMs: Math.ceil(1000 / perSecond) };
   }
 }

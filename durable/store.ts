@@ -329,17 +329,15 @@ export class UserStore {
     return this.outboxRows.nextAttempt();
   }
 
+  /** Server-side events (durable/events.ts): a batch whose send to the queue failed, retried by the alarm. */
+  enqueueEvents(payload: string, nextAttemptAt: number): void {
+    this.outboxRows.enqueueEvents(payload, nextAttemptAt);
+  }
+
   // ─── derived ─────────────────────────────────────────────────────────────
 
   /** This user's presence as last published (what friends were told), or offline before the first. */
   published(userId: string): Presence {
     return this.get("published") ?? offlinePresence(userId, this.get("last_active_at"), Math.max(this.get("seq") ?? 0, this.get("seq_ceiling") ?? 0));
-  }
-
-  // ─── server-side events (durable/events.ts; kept apart from the parts above) ──
-
-  /** A batch of events whose send to the queue failed: one outbox row, retried by the alarm until the queue takes it. */
-  enqueueEvents(payload: string, nextAttemptAt: number): void {
-    this.sql.exec(`INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (NULL, 'EVENTS', 'event', ?, 1, ?)`, payload, nextAttemptAt);
   }
 }

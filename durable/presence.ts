@@ -30,6 +30,7 @@ import { refuse, type Refusal } from "../src/presence/result";
 import type { HeartbeatBody } from "../src/presence/schema";
 import { deviceDeadline, positionPublishAt } from "../src/presence/timers";
 import type { DeviceKind, LastSeenPrivacy, Presence, Transport } from "../src/presence/types";
+import type { ServerEvents } from "./events";
 import type { Host } from "./host";
 import type { Sockets } from "./sockets";
 import type { Watchers } from "./watchers";
@@ -38,6 +39,8 @@ import type { Watchers } from "./watchers";
 export const SEQ_RESERVATION = 1_000;
 
 export class OwnPresence {
+  /** Server-side events (durable/events.ts); null: the operator configured no queue. */
+  events: ServerEvents | null = null;
   /** The status text of the offline shape (set by the Matrix part for its users; undefined: none, as before). */
   offlineText: () => string | null | undefined = () => undefined;
   /** What a wake lost was brought back (from the sockets' attachments or the seq reservation). */
@@ -187,6 +190,7 @@ export class OwnPresence {
    */
   private async publish(view: Omit<Presence, "seq">, now: number, significant: boolean): Promise<void> {
     const { store } = this.host;
+    const before = this.published();
     const seq = this.seq() + 1;
     const presence: Presence = { ...view, seq };
     if (significant) store.set("published", presence);
@@ -197,7 +201,10 @@ export class OwnPresence {
     store.remember("published_at", now);
     store.remember("publish_at", null);
     this.sockets.savePublished(presence);
-    await this.watchers.push(presence, now, undefined, !significant);
+    // The operator's event goes out beside the fan-out (a per-friend toggle is not a publish: hideFrom).
+    // "Last seen" set to anything but all friends is not told to the operator's stream either.
+    const told = (p: Presence) => (this.lastSeen === "all" || p.lastActiveAt === null ? p : { ...p, lastActiveAt: null });
+    await Promise.all([this.watchers.push(presence, now, undefined, !significant), this.events?.published(told(before), told(presence), now)]);
   }
 
   /**

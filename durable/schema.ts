@@ -39,7 +39,8 @@ export const MIGRATIONS: string[][] = [
   ],
 ];
 
-export type OutboxKind = "edge" | "presence" | "watch";
+/** `event`: a batch of server-side events whose send failed (durable/events.ts), retried like the rest. */
+export type OutboxKind = "edge" | "presence" | "watch" | "event";
 export interface OutboxRow {
   id: number;
   key: string | null;

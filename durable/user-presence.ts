@@ -24,7 +24,8 @@ import type { EdgeMessage, EdgeReply, FriendList, LocalOp } from "../src/presenc
 import { errorFrame } from "../src/presence/protocol";
 import { CloseCode, PING_FRAME, PONG_FRAME, PROTOCOL_VERSION } from "../src/protocol";
 import { ok, refuse, type Refusal, type Result } from "../src/presence/result";
-import { deviceKindSchema, FRIENDSHIP_OPS, positionInterestSchema, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
+import { deviceKindSchema, FRIENDSHIP_OPS, friendsParamSchema, positionInterestSchema, parseClientFrame, type ClientMessage, type HeartbeatBody } from "../src/presence/schema";
+import { pageOnline, pageRequest } from "../src/presence/subset";
 import { alarmTime, nextDeadline } from "../src/presence/timers";
 import type { DeviceKind, PositionInterest, Presence, Transport } from "../src/presence/types";
 import type { MatrixSyncRequest, MatrixSyncResult, RateLimited } from "../src/matrix/backend";
@@ -147,7 +148,8 @@ export class UserPresence extends DurableObject<Env> {
     if (refusal) return Response.json({ error: { code: refusal.code, message: refusal.message } }, { status: 429 });
 
     const positions = positionInterestSchema.safeParse(new URL(request.url).searchParams.get("positions") ?? undefined);
-    const { client, server } = this.sockets.accept(deviceId, kind.data, positions.success ? positions.data : undefined);
+    const friends = friendsParamSchema.optional().safeParse(new URL(request.url).searchParams.get("friends") ?? undefined);
+    const { client, server } = this.sockets.accept(deviceId, kind.data, positions.success ? positions.data : undefined, friends.success ? friends.data : undefined);
     // A reconnecting device keeps its last heartbeat (no flapping); a new one is "connected, not shown".
     this.store.connectDevice(deviceId, kind.data, now);
     this.sockets.saveDevice(server, this.store.device(deviceId));
@@ -202,7 +204,8 @@ export class UserPresence extends DurableObject<Env> {
   /** One valid client message: the same operations as the HTTP API, answered on the socket. */
   private async handle(ws: WebSocket, message: ClientMessage, now: number): Promise<void> {
     const reply = this.sockets.send.bind(this.sockets, ws);
-    if (CALLING_FRAMES.has(message.type)) {
+    // A snapshot asks the friends the cache does not hold (outside the subsets, or every friend when not live).
+    if (CALLING_FRAMES.has(message.type) || (message.type === "GetOnlineFriends" && this.watching.snapshotAsks())) {
       const limited = this.budget.refusal(now);
       if (limited) return this.sockets.reject(ws, now, errorFrame(limited.code, limited.message, message.id));
     }
@@ -212,12 +215,18 @@ export class UserPresence extends DurableObject<Env> {
         const presence = await this.heartbeat(deviceId, kind, "ws", message, now);
         return reply({ type: "heartbeat_ack", id: message.id, presence, nextHeartbeatMs: announcedHeartbeatMs(this.config) });
       }
-      case "GetOnlineFriends":
-        return reply({ type: "online_friends", id: message.id, friends: await this.watching.onlineFriends() });
-      case "SubscribeFriendshipPresenceUpdates":
-        this.sockets.setSubscribed(ws, true, message.positions);
+      case "GetOnlineFriends": {
+        const page = pageRequest(message);
+        if (!page) return reply({ type: "online_friends", id: message.id, friends: await this.watching.onlineFriends() });
+        return reply({ type: "online_friends", id: message.id, ...(await this.watching.onlineFriendsPage(page)) });
+      }
+      case "SubscribeFriendshipPresenceUpdates": {
+        this.sockets.setSubscribed(ws, true, message.positions, message.friends);
         await this.watching.interestChanged(now);
-        return reply({ type: "subscribed", id: message.id, friends: await this.watching.onlineFriends() });
+        // A socket following a subset gets the snapshot of its subset (from the cache: no call).
+        const subset = this.sockets.attachment(ws).friends;
+        return reply({ type: "subscribed", id: message.id, friends: subset ? await this.watching.onlineAmong(subset) : await this.watching.onlineFriends() });
+      }
       case "UnsubscribeFriendshipPresenceUpdates":
         this.sockets.setSubscribed(ws, false);
         await this.watching.interestChanged(now);
@@ -428,20 +437,33 @@ export class UserPresence extends DurableObject<Env> {
    * budget: when it is spent, the last answer (at most SNAPSHOT_MAX_AGE_MS old,
    * ex-friends filtered out) is served instead, else 429.
    */
-  async onlineFriends(): Promise<Result<Presence[], "rate_limited">> {
+  async onlineFriends(query: { limit?: number; cursor?: string } = {}): Promise<Result<{ friends: Presence[]; nextCursor?: string | null }, "rate_limited">> {
     this.register();
     const now = Date.now();
     if (!this.sockets.admitUser(now)) return this.tooManyRequests();
-    if (this.watching.live) return ok(await this.watching.onlineFriends());
+    const page = pageRequest(query);
+    if (!this.watching.snapshotAsks()) return ok(page ? await this.watching.onlineFriendsPage(page) : { friends: await this.watching.onlineFriends() });
     const limited = this.budget.refusal(now);
     if (limited) {
       const snapshot = this.onlineSnapshot;
-      if (snapshot && now - snapshot.at <= SNAPSHOT_MAX_AGE_MS) return ok(snapshot.friends.filter((p) => this.store.isFriend(p.userId)));
-      return limited;
+      if (!snapshot || now - snapshot.at > SNAPSHOT_MAX_AGE_MS) return limited;
+      const friends = snapshot.friends.filter((p) => this.store.isFriend(p.userId));
+      if (!page) return ok({ friends });
+      // Paged through the last snapshot: no call.
+      const listed = new Map(friends.map((p) => [p.userId, p]));
+      return ok(
+        await pageOnline(
+          this.store.friendIds(),
+          page,
+          (id) => listed.get(id) ?? null,
+          async () => new Map(),
+        ),
+      );
     }
+    if (page) return ok(await this.watching.onlineFriendsPage(page));
     const friends = await this.watching.onlineFriends();
     this.onlineSnapshot = { at: now, friends };
-    return ok(friends);
+    return ok({ friends });
   }
 
   /** One request's worth of the user's request bucket, then, for operations that call other objects, the call budget. */

@@ -14,16 +14,33 @@
  * burst + rate × T + the cost of one admitted operation (≤ 2 × MAX_FRIENDS).
  * In memory, like the socket buckets: it resets only when the object is
  * evicted, which an idle user's object is, and a busy one's is not.
+ * `admitHttp` applies both to a request from the worker; `onlineFriends`
+ * serves a recent answer instead of a refusal while the call budget is spent.
  */
-import { refuse, type Refusal } from "../src/presence/result";
+import { ok, refuse, type Refusal, type Result } from "../src/presence/result";
+import { pageOnline, pageRequest } from "../src/presence/subset";
+import type { Presence } from "../src/presence/types";
 import type { Host } from "./host";
+import type { Sockets } from "./sockets";
+import type { Watching } from "./watching";
+
+/** A friends-online answer: `nextCursor` only when the request paged. */
+export type OnlineFriends = { friends: Presence[]; nextCursor?: string | null };
+
+/** How old a friends-online answer may be when it is served because the call budget is spent. */
+const SNAPSHOT_MAX_AGE_MS = 30_000;
 
 export class CallBudget {
   private tokens: number;
   private updatedAt = 0;
   private charged = 0;
+  /** Last friends-online answer computed for an HTTP-only reader: served while the call budget is spent. */
+  private onlineSnapshot: { at: number; friends: Presence[] } | null = null;
 
-  constructor(private readonly host: Host) {
+  constructor(
+    private readonly host: Host,
+    private readonly sockets: Sockets,
+  ) {
     this.tokens = host.config.callBudgetBurst;
   }
 
@@ -42,5 +59,51 @@ export class CallBudget {
     if (this.tokens >= 0) return null;
     const retryAfterMs = Math.ceil((-this.tokens / this.host.config.callBudgetPerSecond) * 1000);
     return { ...refuse("rate_limited", `at most ${this.host.config.callBudgetPerSecond} calls to other users' objects per second per user`), retryAfterMs };
+  }
+
+  /** One request's worth of the user's request bucket, then, for operations that call other objects, the call budget. */
+  admitHttp(now: number, callsOthers: boolean): Refusal<"rate_limited"> | null {
+    if (!this.sockets.admitUser(now)) return this.tooManyRequests();
+    return callsOthers ? this.refusal(now) : null;
+  }
+
+  /**
+   * `GET /v1/friends/online`. A live user's answer comes from the cache (no
+   * calls); an HTTP-only reader's asks every friend's object, within the call
+   * budget: when it is spent, the last answer (at most SNAPSHOT_MAX_AGE_MS old,
+   * ex-friends filtered out) is served instead, else 429. A page (`limit`,
+   * `cursor`: src/presence/subset.ts) asks at most `limit` friends; a live user
+   * following subsets asks the friends outside them, within the budget too.
+   */
+  async onlineFriends(now: number, watching: Watching, query: { limit?: number; cursor?: string } = {}): Promise<Result<OnlineFriends, "rate_limited">> {
+    if (!this.sockets.admitUser(now)) return this.tooManyRequests();
+    const page = pageRequest(query);
+    if (!watching.snapshotAsks()) return ok(page ? await watching.onlineFriendsPage(page) : { friends: await watching.onlineFriends() });
+    const limited = this.refusal(now);
+    if (limited) {
+      const snapshot = this.onlineSnapshot;
+      if (!snapshot || now - snapshot.at > SNAPSHOT_MAX_AGE_MS) return limited;
+      const friends = snapshot.friends.filter((p) => this.host.store.isFriend(p.userId));
+      if (!page) return ok({ friends });
+      // Paged through the last whole answer: no call.
+      const listed = new Map(friends.map((p) => [p.userId, p]));
+      return ok(
+        await pageOnline(
+          this.host.store.friendIds(),
+          page,
+          (id) => listed.get(id) ?? null,
+          async () => new Map(),
+        ),
+      );
+    }
+    if (page) return ok(await watching.onlineFriendsPage(page));
+    const friends = await watching.onlineFriends();
+    this.onlineSnapshot = { at: now, friends };
+    return ok({ friends });
+  }
+
+  private tooManyRequests(): Refusal<"rate_limited"> {
+    const perSecond = this.host.config.ratePerSecond * 2;
+    return { ...refuse("rate_limited", `at most ${perSecond} requests per second per user`), retryAfterMs: Math.ceil(1000 / perSecond) };
   }
 }

@@ -1,9 +1,16 @@
 /**
  * What the runtime did with this isolate's objects, counted in memory (per
  * isolate, reset when it restarts). `instancesCreated` grows by one each time
- * an object is constructed: on first use and on every wake from hibernation or
- * eviction. Tests read it to prove that something (a keep-alive ping) did *not*
- * wake an object; cost accounting reads it as the number of wakes.
+ * a user's object is constructed: on first use and on every wake from
+ * hibernation or eviction (bumped by ObjectMeter's constructor, durable/meter.ts,
+ * the one place a construction is counted). Tests read it to prove that
+ * something (a keep-alive ping) did *not* wake an object.
+ *
+ * Not durable/meter.ts: the meter counts what the bill counts (requests,
+ * messages, rows, alarms) per event kind, in windows the bench resets
+ * (`GET /v1/admin/stats`). These count what no bill names — Matrix polls and
+ * realm-shard traffic — never reset, read as differences by the benchmarks
+ * (`GET /dev/counters`) and tests.
  */
 export const objectCounters = {
   instancesCreated: 0,

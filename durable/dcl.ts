@@ -13,12 +13,10 @@ import type { DclBackend, DclEvent } from "../src/dcl/backend";
 import { DclEndpoint, type DclSocketIO, type DclSocketState } from "../src/dcl/endpoint";
 import type { StreamUpdate } from "../src/dcl/mapping";
 import { remoteErrorFrame } from "../src/dcl/rpc";
-import { transitionEvents, type FriendList, type LocalOp } from "../src/presence/friendship";
+import { transitionEvents } from "../src/presence/friendship";
 import { offlinePresence } from "../src/presence/protocol";
-import type { Result } from "../src/presence/result";
-import type { Presence } from "../src/presence/types";
-import type { FriendshipChange } from "./friendships";
 import type { Host } from "./host";
+import type { Operations } from "./operations";
 import type { OwnPresence } from "./presence";
 import type { SocketAttachment, Sockets, SocketTap } from "./sockets";
 
@@ -31,14 +29,8 @@ interface DclAttachment extends SocketAttachment {
   probedAt?: number;
 }
 
-/** What this part borrows from the object: the same entry points the JSON protocol uses. */
-export interface DclHooks {
-  friendList(): Promise<FriendList>;
-  onlineFriends(): Promise<Presence[]>;
-  mutualFriends(other: string): Promise<string[]>;
-  friendship(other: string, op: LocalOp, text: string | null): Promise<Result<FriendshipChange, string>>;
-  refresh(now: number): Promise<void>;
-}
+/** What this part borrows from the object: the same operations the JSON protocol uses. */
+export type DclHooks = Pick<Operations, "friendList" | "onlineFriends" | "friendship" | "refresh">;
 
 /** Frames that are calls (they draw from the socket's rate bucket); acks and stream closes never do. */
 function isCall(frame: ArrayBuffer): { n: number } | null {
@@ -62,6 +54,13 @@ export class DclSockets {
     private readonly hooks: DclHooks,
   ) {
     sockets.listen((event) => this.tapped(event));
+  }
+
+  /** GetMutualFriends of `requester`'s client, asked of this user's object: which of `candidates` are this user's friends (none for a user this one blocked). */
+  friendsAmong(requester: string, candidates: string[]): string[] {
+    const { store, config } = this.host;
+    if (store.get("registered") !== true || store.edge(requester).mine === "blocked") return [];
+    return candidates.slice(0, config.maxFriends).filter((c) => store.isFriend(c));
   }
 
   /** Whether `ws` is a DCL socket. */
@@ -217,9 +216,9 @@ export class DclSockets {
   }
 
   private readonly backend: DclBackend = {
-    friendList: () => this.hooks.friendList(),
+    friendList: async () => this.hooks.friendList(),
     onlineFriends: () => this.hooks.onlineFriends(),
-    mutualFriends: (other) => this.hooks.mutualFriends(other),
+    mutualFriends: (other) => this.host.call(other, (stub) => stub.friendsAmong(this.host.userId, this.host.store.friendIds())),
     friendship: async (other, op, message) => {
       const result = await this.hooks.friendship(other, op, message);
       return result.ok ? { ok: true, ...result.value } : result;

@@ -15,6 +15,7 @@
 import { MATRIX_DEVICE_ID, type MatrixSyncRequest, type MatrixSyncResult, type RateLimited } from "../src/matrix/backend";
 import { deviceStatusFor, matrixView, type MatrixPresenceState } from "../src/matrix/mapping";
 import { computeSync, type FriendEntry } from "../src/matrix/sync";
+import type { Result } from "../src/presence/result";
 import type { Presence } from "../src/presence/types";
 import { objectCounters } from "./counters";
 import type { Host } from "./host";
@@ -170,6 +171,12 @@ export class MatrixPart {
   /** A status statement of the matrix device (a PUT, or a /sync whose set_presence changed it). */
   private state(status: ReturnType<typeof deviceStatusFor>, statusText: string | null, now: number): void {
     this.host.store.heartbeatDevice({ deviceId: MATRIX_DEVICE_ID, kind: "matrix", transport: "matrix", status, statusText, realm: null, position: null }, now);
+  }
+
+  /** GET /presence/{target}/status from the object's lookup: the presence, null for anyone not shown, or the rate limit (issue #12). */
+  presenceAnswer(found: Result<Presence, "not_found" | "rate_limited">): Presence | null | RateLimited {
+    if (found.ok) return found.value;
+    return found.code === "rate_limited" ? { ok: false, code: "rate_limited", retryAfterMs: found.retryAfterMs ?? 1_000 } : null;
   }
 
   async setPresence(state: MatrixPresenceState, statusMsg: string | null, now: number): Promise<{ ok: true } | RateLimited> {

@@ -17,7 +17,15 @@
  * that calls `this.lookup`) is part of that event, not a new one. Rows are
  * attributed to the object's most recently started event: exact totals,
  * approximate split when events of one object interleave at an await.
+ *
+ * Not durable/counters.ts: this counts what the bill counts, per event kind,
+ * in windows the bench resets; counters.ts counts what no bill names (Matrix
+ * polls, realm shard traffic), monotonic, for the dev endpoint and tests. The
+ * one fact both need, an object constructed, is counted once, here
+ * (ObjectMeter's constructor), and shown in both.
  */
+import { objectCounters } from "./counters";
+import type { UserPresence } from "./user-presence";
 
 export interface MeterBucket {
   events: number;
@@ -102,6 +110,7 @@ export class ObjectMeter {
 
   constructor() {
     totals.instances++;
+    objectCounters.instancesCreated++;
   }
 
   alarmSet(): void {
@@ -145,7 +154,8 @@ export class ObjectMeter {
   }
 }
 
-type EntryPoints = Record<string, { kind: string | ((...args: never[]) => string); billed: "request" | "ws" | "none" }>;
+type EntryPoint = { kind: string | ((...args: never[]) => string); billed: "request" | "ws" | "none" };
+type EntryPoints = Record<string, EntryPoint>;
 
 /** Wraps the given methods of a Durable Object class so that each call is a metered event. */
 export function meterEntryPoints<T extends object>(proto: T, entryPoints: EntryPoints, meterOf: (instance: T) => ObjectMeter): void {
@@ -159,3 +169,37 @@ export function meterEntryPoints<T extends object>(proto: T, entryPoints: EntryP
     };
   }
 }
+
+const rpc = (kind: string) => ({ kind: `rpc:${kind}`, billed: "request" as const });
+
+/**
+ * The entry points of UserPresence, each a metered event: a billed request
+ * (RPC, fetch, alarm) or an incoming WebSocket message. A new RPC method of
+ * the class belongs here (the names are checked against the class).
+ */
+export const USER_PRESENCE_ENTRY_POINTS = {
+  fetch: { kind: "fetch", billed: "request" },
+  webSocketMessage: {
+    kind: (_ws: WebSocket, frame: unknown) => (typeof frame === "string" && frame.includes('"PositionHeartbeat"') ? "ws:heartbeat" : "ws:other"),
+    billed: "ws",
+  },
+  webSocketClose: { kind: "ws:close", billed: "none" },
+  webSocketError: { kind: "ws:error", billed: "none" },
+  alarm: { kind: "alarm", billed: "request" },
+  watch: rpc("watch"),
+  unwatch: rpc("unwatch"),
+  receivePresence: rpc("receivePresence"),
+  presenceFor: rpc("presenceFor"),
+  receiveEdge: rpc("receiveEdge"),
+  lookup: rpc("lookup"),
+  httpHeartbeat: rpc("httpHeartbeat"),
+  onlineFriends: rpc("onlineFriends"),
+  friendship: rpc("friendship"),
+  setFriendships: rpc("setFriendships"),
+  friends: rpc("friends"),
+  setPrivacy: rpc("setPrivacy"),
+  friendsAmong: rpc("friendsAmong"),
+  matrixPresence: rpc("matrixPresence"),
+  matrixSetPresence: rpc("matrixSetPresence"),
+  matrixSync: rpc("matrixSync"),
+} satisfies Partial<Record<keyof UserPresence, EntryPoint>>;

@@ -2,21 +2,29 @@
  * UserStore: the SQLite rows of one user's Durable Object, named in presence
  * terms. Every statement binds its values; cursors are read fully before
  * returning, so callers may `await` freely afterwards.
+ *
+ * One facade over the tables, so callers name what they do, not where it
+ * lives: meta (single values), friendship edges, watchers' leases and the
+ * friends' presence cache are here; the device map lives in
+ * durable/store/devices.ts and the outbox rows in durable/store/outbox.ts.
  */
 import { deriveState, NO_EDGE, type Edge, type EdgeState, type Intent } from "../src/presence/friendship";
 import { offlinePresence } from "../src/presence/protocol";
-import type { DeviceKind, DeviceState, DeviceStatus, PositionInterest, Presence, Transport } from "../src/presence/types";
+import type { DeviceKind, DeviceState, PositionInterest, Presence, Transport } from "../src/presence/types";
 import { meteredSql, type ObjectMeter } from "./meter";
 import { DECODE, type EdgeRow, type Lease, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
-
-/** The fields of a device row written when they change (what friends see of it). */
-const deviceShape = (d: DeviceState): string => JSON.stringify([d.kind, d.transport, d.status, d.statusText, d.realm, d.lastHeartbeatAt === null]);
+import { DeviceRows } from "./store/devices";
+import { OutboxRows } from "./store/outbox";
 
 export class UserStore {
   private readonly sql: SqlStorage;
+  private readonly deviceRows: DeviceRows;
+  private readonly outboxRows: OutboxRows;
 
   constructor(storage: DurableObjectStorage, meter: ObjectMeter) {
     this.sql = meteredSql(storage.sql, meter);
+    this.deviceRows = new DeviceRows(this.sql);
+    this.outboxRows = new OutboxRows(this.sql);
     // PRAGMA user_version is not allowed here; the schema version lives in its own table.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`);
     const version = Number(this.sql.exec(`SELECT MAX(version) AS v FROM schema_version`).one().v ?? 0);
@@ -85,150 +93,47 @@ export class UserStore {
     else meta.set(key, typeof value === "object" ? JSON.stringify(value) : value === true ? "1" : String(value));
   }
 
-  // ─── devices ─────────────────────────────────────────────────────────────
-  //
-  // Held in memory and written only when a device appears or disappears, when
-  // what friends see of it changes (status, text, realm, kind, its first
-  // heartbeat), or on a checkpoint the caller asks for (issue #11: a no-op
-  // heartbeat writes nothing). A WebSocket device's latest state travels in its
-  // socket's attachment, which survives hibernation; `savedDevices` brings it
-  // back when the rows are read after a wake.
+  // ─── devices (durable/store/devices.ts: in memory, written on change) ────
 
-  private deviceCache: Map<string, DeviceState> | null = null;
-  /** What the row on disk says, per device: its shape (the fields written on change) and last sign of life. */
-  private readonly onDisk = new Map<string, { shape: string; lastSeenAt: number }>();
   /** Device states saved outside SQLite (socket attachments), newer than the rows when they say so. */
-  savedDevices: () => DeviceState[] = () => [];
-
-  private deviceMap(): Map<string, DeviceState> {
-    if (this.deviceCache) return this.deviceCache;
-    const rows = this.sql
-      .exec(`SELECT * FROM devices`)
-      .toArray()
-      .map(
-        (r): DeviceState => ({
-          deviceId: String(r.device_id),
-          kind: r.kind as DeviceKind,
-          transport: r.transport as Transport,
-          status: (r.status as DeviceStatus | null) ?? null,
-          statusText: (r.status_text as string | null) ?? null,
-          realm: (r.realm as string | null) ?? null,
-          position: r.x === null ? null : { x: Number(r.x), y: Number(r.y), z: Number(r.z) },
-          lastHeartbeatAt: r.last_heartbeat_at === null ? null : Number(r.last_heartbeat_at),
-          lastSeenAt: Number(r.last_seen_at),
-        }),
-      );
-    this.deviceCache = new Map(rows.map((d) => [d.deviceId, d]));
-    for (const d of rows) this.onDisk.set(d.deviceId, { shape: deviceShape(d), lastSeenAt: d.lastSeenAt });
-    for (const saved of this.savedDevices()) {
-      const row = this.deviceCache.get(saved.deviceId);
-      // A device with no row was removed (removal is written at once): the attachment is stale.
-      if (row && saved.lastSeenAt >= row.lastSeenAt) this.deviceCache.set(saved.deviceId, { ...saved, transport: row.transport });
-    }
-    return this.deviceCache;
+  set savedDevices(saved: () => DeviceState[]) {
+    this.deviceRows.saved = saved;
   }
 
   devices(): DeviceState[] {
-    return [...this.deviceMap().values()];
+    return this.deviceRows.all();
   }
 
   device(deviceId: string): DeviceState | null {
-    return this.deviceMap().get(deviceId) ?? null;
+    return this.deviceRows.get(deviceId);
   }
 
-  private writeDevice(device: DeviceState): void {
-    this.sql.exec(
-      `INSERT INTO devices (device_id, kind, transport, status, status_text, realm, x, y, z, last_heartbeat_at, last_seen_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, transport = excluded.transport, status = excluded.status,
-         status_text = excluded.status_text, realm = excluded.realm, x = excluded.x, y = excluded.y, z = excluded.z,
-         last_heartbeat_at = excluded.last_heartbeat_at, last_seen_at = excluded.last_seen_at`,
-      device.deviceId,
-      device.kind,
-      device.transport,
-      device.status,
-      device.statusText,
-      device.realm,
-      device.position?.x ?? null,
-      device.position?.y ?? null,
-      device.position?.z ?? null,
-      device.lastHeartbeatAt,
-      device.lastSeenAt,
-    );
-    this.onDisk.set(device.deviceId, { shape: deviceShape(device), lastSeenAt: device.lastSeenAt });
-  }
-
-  /** A socket connected (a device appears: written): a new device is live but not shown; a known one keeps its last heartbeat. */
   connectDevice(deviceId: string, kind: DeviceKind, now: number): void {
-    const known = this.deviceMap().get(deviceId);
-    const device: DeviceState = known
-      ? { ...known, kind, transport: "ws", lastSeenAt: now }
-      : { deviceId, kind, transport: "ws", status: null, statusText: null, realm: null, position: null, lastHeartbeatAt: null, lastSeenAt: now };
-    this.deviceMap().set(deviceId, device);
-    this.writeDevice(device);
+    this.deviceRows.connect(deviceId, kind, now);
   }
 
-  /**
-   * A heartbeat: in memory; written when what friends see of the device changed,
-   * or when the row's last sign of life is older than `checkpointBefore`.
-   * Returns whether a row was written.
-   */
-  heartbeatDevice(device: Omit<DeviceState, "lastSeenAt" | "lastHeartbeatAt">, now: number, checkpointBefore = Number.NEGATIVE_INFINITY): boolean {
-    const next: DeviceState = { ...device, lastHeartbeatAt: now, lastSeenAt: now };
-    this.deviceMap().set(device.deviceId, next);
-    const disk = this.onDisk.get(device.deviceId);
-    if (disk && disk.shape === deviceShape(next) && disk.lastSeenAt >= checkpointBefore) return false;
-    this.writeDevice(next);
-    return true;
+  heartbeatDevice(device: Omit<DeviceState, "lastSeenAt" | "lastHeartbeatAt">, now: number, checkpointBefore?: number): boolean {
+    return this.deviceRows.heartbeat(device, now, checkpointBefore);
   }
 
-  /** Any sign of life (a frame, a ping answered by the runtime): memory only. */
   touchDevice(deviceId: string, at: number): void {
-    const device = this.deviceMap().get(deviceId);
-    if (device && at > device.lastSeenAt) this.deviceMap().set(deviceId, { ...device, lastSeenAt: at });
+    this.deviceRows.touch(deviceId, at);
   }
 
-  /**
-   * A sign of life of a device whose state no socket attachment carries across a
-   * wake (Matrix, Decentraland): in memory, and written when the row's is older
-   * than `checkpointBefore` (half the TTL ago), so that an evicted object does not
-   * expire a device that is still there. At most one row per half TTL per device.
-   */
   touchDeviceDurably(deviceId: string, at: number, checkpointBefore: number): void {
-    this.touchDevice(deviceId, at);
-    const device = this.deviceMap().get(deviceId);
-    const disk = this.onDisk.get(deviceId);
-    if (device && (!disk || disk.lastSeenAt < checkpointBefore)) this.writeDevice(device);
+    this.deviceRows.touchDurably(deviceId, at, checkpointBefore);
   }
 
-  /** Writes the devices whose row is older than their state in memory (a checkpoint); returns how many. */
   checkpointDevices(olderThan: number): number {
-    let written = 0;
-    for (const device of this.deviceMap().values()) {
-      const disk = this.onDisk.get(device.deviceId);
-      if (disk && disk.lastSeenAt >= olderThan) continue;
-      this.writeDevice(device);
-      written++;
-    }
-    return written;
+    return this.deviceRows.checkpoint(olderThan);
   }
 
   removeDevice(deviceId: string, onlyTransport?: Transport): void {
-    const device = this.deviceMap().get(deviceId);
-    if (!device || (onlyTransport && device.transport !== onlyTransport)) return;
-    this.deviceMap().delete(deviceId);
-    this.onDisk.delete(deviceId);
-    this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, deviceId);
+    this.deviceRows.remove(deviceId, onlyTransport);
   }
 
-  /** Tests: moves the devices' (or one device's) signs of life through `shift`, in memory and on disk. */
   ageDevices(shift: (t: number) => number, deviceId?: string): void {
-    for (const d of this.devices()) {
-      if (deviceId !== undefined && d.deviceId !== deviceId) continue;
-      const aged = { ...d, lastSeenAt: shift(d.lastSeenAt), lastHeartbeatAt: d.lastHeartbeatAt === null ? null : shift(d.lastHeartbeatAt) };
-      this.deviceMap().set(d.deviceId, aged);
-      this.writeDevice(aged);
-    }
+    this.deviceRows.age(shift, deviceId);
   }
 
   // ─── friendship edges ────────────────────────────────────────────────────
@@ -265,6 +170,11 @@ export class UserStore {
       state === "incoming" || state === "outgoing" ? text : null,
       now,
     );
+  }
+
+  /** Drops the edge row of a user this one never had anything recorded with (see Friendships.forgetIfUntouched). */
+  forgetEdge(other: string): void {
+    this.sql.exec(`DELETE FROM friends WHERE friend_id = ?`, other);
   }
 
   edges(): EdgeRow[] {
@@ -381,95 +291,45 @@ export class UserStore {
     else this.friendPresence.delete(friend);
   }
 
-  // ─── outbox ──────────────────────────────────────────────────────────────
+  // ─── outbox (durable/store/outbox.ts) ───────────────────────────────────
 
-  /**
-   * Keys of the queued presence/watch rows, read once and kept in step, so a
-   * successful push (every fan-out) costs no SQL when nothing was queued for
-   * that friend — the common case.
-   */
-  private keyedCache: Set<string> | null = null;
-
-  private keyed(): Set<string> {
-    this.keyedCache ??= new Set(
-      this.sql
-        .exec(`SELECT key FROM outbox WHERE key IS NOT NULL`)
-        .toArray()
-        .map((r) => String(r.key)),
-    );
-    return this.keyedCache;
-  }
-
-  /** Presence pushes and watch retries: one row per (kind, target); an existing row stays as it is. */
   enqueueKeyed(kind: "presence" | "watch", target: string, nextAttemptAt: number): void {
-    this.keyed().add(`${kind}:${target}`);
-    this.sql.exec(
-      `INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (?, ?, ?, '{}', 0, ?)
-       ON CONFLICT(key) DO NOTHING`,
-      `${kind}:${target}`,
-      target,
-      kind,
-      nextAttemptAt,
-    );
+    this.outboxRows.enqueueKeyed(kind, target, nextAttemptAt);
   }
 
-  /** Edge messages: queued in order per target, never merged. */
   enqueueEdge(target: string, payload: string, now: number): void {
-    this.sql.exec(`INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (NULL, ?, 'edge', ?, 0, ?)`, target, payload, now);
+    this.outboxRows.enqueueEdge(target, payload, now);
   }
 
   outbox(): OutboxRow[] {
-    return this.sql.exec(`SELECT * FROM outbox ORDER BY id`).toArray() as unknown as OutboxRow[];
+    return this.outboxRows.all();
   }
 
   delivered(row: Pick<OutboxRow, "id" | "key">): void {
-    if (row.key !== null) this.keyed().delete(row.key);
-    this.sql.exec(`DELETE FROM outbox WHERE id = ?`, row.id);
+    this.outboxRows.delivered(row);
   }
 
   deliveredKeyed(kind: "presence" | "watch", target: string): void {
-    const key = `${kind}:${target}`;
-    if (!this.keyed().delete(key)) return;
-    this.sql.exec(`DELETE FROM outbox WHERE key = ?`, key);
+    this.outboxRows.deliveredKeyed(kind, target);
   }
 
   failed(id: number, attempts: number, nextAttemptAt: number): void {
-    this.sql.exec(`UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`, attempts, nextAttemptAt, id);
+    this.outboxRows.failed(id, attempts, nextAttemptAt);
   }
 
-  /** Drops queued presence/watch work (for one target, or all of one kind). */
   dropQueued(kinds: Array<"presence" | "watch">, target?: string): void {
-    const keys = this.keyed();
-    for (const key of [...keys]) {
-      const [kind, ...rest] = key.split(":");
-      if (kinds.includes(kind as "presence" | "watch") && (target === undefined || rest.join(":") === target)) keys.delete(key);
-    }
-    for (const kind of kinds) {
-      if (target === undefined) this.sql.exec(`DELETE FROM outbox WHERE kind = ?`, kind);
-      else this.sql.exec(`DELETE FROM outbox WHERE kind = ? AND target = ?`, kind, target);
-    }
+    this.outboxRows.dropQueued(kinds, target);
   }
 
-  /** Whether edge messages to `target` are queued (more than `besides`: the one being delivered). */
   hasPendingEdges(target: string, besides = 0): boolean {
-    return this.sql.exec(`SELECT 1 FROM outbox WHERE kind = 'edge' AND target = ? LIMIT 1 OFFSET ?`, target, besides).toArray().length > 0;
+    return this.outboxRows.hasPendingEdges(target, besides);
   }
 
-  /** Drops the edge row of a user this one never had anything recorded with (see Friendships.forgetIfUntouched). */
-  forgetEdge(other: string): void {
-    this.sql.exec(`DELETE FROM friends WHERE friend_id = ?`, other);
-  }
-
-  /** When the outbox next needs the alarm: only the head of each target's edge queue counts (the rest wait for it). */
   nextOutboxAttempt(): number | null {
-    const next = this.sql
-      .exec(
-        `SELECT MIN(next_attempt_at) AS next FROM outbox o
-         WHERE kind != 'edge' OR id = (SELECT MIN(id) FROM outbox h WHERE h.kind = 'edge' AND h.target = o.target)`,
-      )
-      .one().next;
-    return next === null ? null : Number(next);
+    return this.outboxRows.nextAttempt();
   }
+
+  // ─── derived ─────────────────────────────────────────────────────────────
 
   /** This user's presence as last published (what friends were told), or offline before the first. */
   published(userId: string): Presence {

@@ -32,7 +32,8 @@ export const MIGRATIONS: string[][] = [
   [`ALTER TABLE watchers ADD COLUMN positions TEXT`, `ALTER TABLE watchers ADD COLUMN realm TEXT`],
 ];
 
-export type OutboxKind = "edge" | "presence" | "watch";
+/** `event`: a batch of server-side events whose send failed (durable/events.ts), retried like the rest. */
+export type OutboxKind = "edge" | "presence" | "watch" | "event";
 export interface OutboxRow {
   id: number;
   key: string | null;

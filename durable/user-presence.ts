@@ -35,6 +35,7 @@ import { DCL_OBJECT_PATH } from "../src/dcl/worker";
 import { DclSockets } from "./dcl";
 import { CallBudget, type OnlineFriends } from "./budget";
 import { Friendships, type FriendshipChange, type FriendshipRefusalCode } from "./friendships";
+import { ServerEvents } from "./events";
 import { createHost, type Host } from "./host";
 import { MATRIX_WAIT_HEADER, MatrixPart } from "./matrix";
 import { JsonSockets } from "./json-sockets";
@@ -80,6 +81,8 @@ export class UserPresence extends DurableObject<Env> {
     // A socket's device state rides in its attachment (a heartbeat writes no row): read back after a wake.
     this.store.savedDevices = () => this.sockets.savedDevices();
     this.friendships = new Friendships(this.host, this.sockets, this.outbox, this.watching);
+    // Server-side events (docs/EVENTS.md): off without an EVENTS queue binding.
+    this.presence.events = this.friendships.events = ServerEvents.create(env, this.host, this.outbox, (at) => this.armBy(at));
     this.matrix = new MatrixPart(
       ctx,
       this.host,

@@ -104,6 +104,8 @@ export interface Meta {
   positions: "realm" | "none";
   /** Location shared with nobody; absent: with every friend. */
   share_location: "none";
+  /** The friends watched when the clients follow subsets of them (durable/watching.ts); absent: every friend. */
+  watched_subset: string[];
   /** Who sees "last seen" (`lastActiveAt`): the chosen friends or nobody; absent: every friend. */
   last_seen: "chosen" | "none";
 }
@@ -122,5 +124,6 @@ export const DECODE: { [K in MetaKey]: (raw: string) => Meta[K] } = {
   last_active_at: Number,
   positions: (raw) => (raw === "none" ? "none" : "realm"),
   share_location: () => "none",
+  watched_subset: (raw) => JSON.parse(raw) as string[],
   last_seen: (raw) => (raw === "none" ? "none" : "chosen"),
 };

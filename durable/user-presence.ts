@@ -33,7 +33,7 @@ import type { MatrixPresenceState } from "../src/matrix/mapping";
 import { serverNameOf } from "../src/matrix/routes";
 import { DCL_OBJECT_PATH } from "../src/dcl/worker";
 import { DclSockets } from "./dcl";
-import { CallBudget } from "./budget";
+import { CallBudget, type OnlineFriends } from "./budget";
 import { Friendships, type FriendshipChange, type FriendshipRefusalCode } from "./friendships";
 import { ServerEvents } from "./events";
 import { createHost, type Host } from "./host";
@@ -290,9 +290,9 @@ export class UserPresence extends DurableObject<Env> {
   }
 
   /** `GET /v1/friends/online`: from the cache for a live user, else asked of the friends within the call budget (CallBudget.onlineFriends). */
-  async onlineFriends(): Promise<Result<Presence[], "rate_limited">> {
+  async onlineFriends(query: { limit?: number; cursor?: string } = {}): Promise<Result<OnlineFriends, "rate_limited">> {
     this.register();
-    return this.budget.onlineFriends(Date.now(), this.watching);
+    return this.budget.onlineFriends(Date.now(), this.watching, query);
   }
 
   /** One friendship operation by this user about `other` (request, accept, block…): see Operations.friendship. */

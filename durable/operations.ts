@@ -8,7 +8,7 @@
 import type { FriendList, LocalOp } from "../src/presence/friendship";
 import { ok, refuse, type Result } from "../src/presence/result";
 import type { HeartbeatBody } from "../src/presence/schema";
-import type { DeviceKind, Presence, Transport } from "../src/presence/types";
+import type { DeviceKind, LastSeenPrivacy, Presence, Transport } from "../src/presence/types";
 import type { FriendshipChange, FriendshipRefusalCode, Friendships } from "./friendships";
 import type { Host } from "./host";
 import type { OwnPresence } from "./presence";
@@ -16,7 +16,8 @@ import type { Watching } from "./watching";
 
 export const NOT_FOUND = "no such user among your friends";
 
-export type PrivacyChange = { shareLocation?: "all" | "none"; hide?: { userId: string; hidden: boolean } };
+/** A privacy change for all friends (`shareLocation`, `lastSeen`) and/or one `friend` (hidden from, chosen to see last seen). */
+export type PrivacyChange = { shareLocation?: "all" | "none"; lastSeen?: LastSeenPrivacy; friend?: { userId: string; hidden?: boolean; lastSeen?: boolean } };
 
 export interface Operations {
   /** A heartbeat of one device (already admitted): recorded, presence refreshed; the user's own view after it. */
@@ -31,7 +32,7 @@ export interface Operations {
    */
   friendship(other: string, op: LocalOp, text?: string | null): Promise<Result<FriendshipChange, FriendshipRefusalCode>>;
   friendList(): FriendList;
-  /** Privacy: share realm/position with all friends or none; hide presence from single friends. */
+  /** Privacy: share realm/position with all friends or none; who sees "last seen"; hide presence from single friends. */
   privacy(change: PrivacyChange): Promise<Result<FriendList, "not_found">>;
   onlineFriends(): Promise<Presence[]>;
   refresh(now: number): Promise<void>;
@@ -47,7 +48,12 @@ interface Parts {
 }
 
 export function userOperations({ host, presence, friendships, watching, refresh, scheduleAlarm }: Parts): Operations {
-  const friendList = (): FriendList => ({ ...friendships.list(), shareLocation: presence.shareLocation });
+  const friendList = (): FriendList => ({
+    ...friendships.list(),
+    shareLocation: presence.shareLocation,
+    lastSeen: presence.lastSeen,
+    lastSeenShownTo: host.store.lastSeenShownTo(),
+  });
   return {
     heartbeat: async (deviceId, kind, transport, body, now) => {
       presence.recordHeartbeat(deviceId, kind, transport, body, now);
@@ -71,10 +77,13 @@ export function userOperations({ host, presence, friendships, watching, refresh,
     friendList,
     privacy: async (change) => {
       const now = Date.now();
-      if (change.hide) {
-        if (!host.store.isFriend(change.hide.userId)) return refuse("not_found", NOT_FOUND);
-        await presence.hideFrom(change.hide.userId, change.hide.hidden, now);
+      const { friend } = change;
+      if (friend) {
+        if (!host.store.isFriend(friend.userId)) return refuse("not_found", NOT_FOUND);
+        if (friend.lastSeen !== undefined) presence.showLastSeenTo(friend.userId, friend.lastSeen);
+        if (friend.hidden !== undefined) await presence.hideFrom(friend.userId, friend.hidden, now);
       }
+      if (change.lastSeen) presence.lastSeen = change.lastSeen;
       if (change.shareLocation) {
         presence.shareLocation = change.shareLocation;
         await refresh(now);

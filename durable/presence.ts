@@ -16,13 +16,21 @@
  * (`seq_ceiling`), so seq only grows even across a restart. HTTP devices, which
  * have no socket, checkpoint their last sign of life when the row's is older
  * than half the TTL, so a restart never expires one that is still heartbeating.
+ *
+ * Each friend has its own numbering of `published` (issue #12): their seq is
+ * the user's minus an offset that grows only while they are hidden from, so a
+ * friend's seq moves only when what they see moves — unhiding shows them one
+ * step, not the count of what happened meanwhile. Who sees "last seen"
+ * (`lastActiveAt`) is applied per friend in the same place (issue #16).
  */
 import { aggregate, classifyChange, isLive, type Aggregate } from "../src/presence/aggregate";
+import { heartbeatExpiry, pendingExpiry } from "../src/presence/expiry";
 import { offlinePresence } from "../src/presence/protocol";
 import { refuse, type Refusal } from "../src/presence/result";
 import type { HeartbeatBody } from "../src/presence/schema";
 import { deviceDeadline, positionPublishAt } from "../src/presence/timers";
-import type { DeviceKind, Presence, Transport } from "../src/presence/types";
+import type { DeviceKind, LastSeenPrivacy, Presence, Transport } from "../src/presence/types";
+import type { ServerEvents } from "./events";
 import type { Host } from "./host";
 import type { Sockets } from "./sockets";
 import type { Watchers } from "./watchers";
@@ -31,6 +39,8 @@ import type { Watchers } from "./watchers";
 export const SEQ_RESERVATION = 1_000;
 
 export class OwnPresence {
+  /** Server-side events (durable/events.ts); null: the operator configured no queue. */
+  events: ServerEvents | null = null;
   /** The status text of the offline shape (set by the Matrix part for its users; undefined: none, as before). */
   offlineText: () => string | null | undefined = () => undefined;
   /** What a wake lost was brought back (from the sockets' attachments or the seq reservation). */
@@ -42,7 +52,9 @@ export class OwnPresence {
     private readonly host: Host,
     private readonly watchers: Watchers,
     private readonly sockets: Sockets,
-  ) {}
+  ) {
+    watchers.viewFor = (friend, presence) => this.viewFor(friend, presence);
+  }
 
   /** After a wake: the latest published presence from the sockets, or the reservation when none carries one. */
   private load(): void {
@@ -72,13 +84,19 @@ export class OwnPresence {
   }
 
   recordHeartbeat(deviceId: string, kind: DeviceKind, transport: Transport, body: HeartbeatBody, now: number): void {
+    const { store, config } = this.host;
     // A socket's device rides in its attachment; an HTTP device checkpoints at half the TTL.
-    const checkpointBefore = transport === "http" ? now - this.host.config.ttlMs / 2 : Number.NEGATIVE_INFINITY;
-    this.host.store.heartbeatDevice(
-      { deviceId, kind, transport, status: body.status, statusText: body.statusText ?? null, realm: body.realm, position: body.position },
-      now,
-      checkpointBefore,
-    );
+    const checkpointBefore = transport === "http" ? now - config.ttlMs / 2 : Number.NEGATIVE_INFINITY;
+    // The deadline is part of the row (written when it changes, as a status change is): it survives a restart.
+    const expiresAt = heartbeatExpiry(store.device(deviceId), body, now);
+    const statusText = body.statusText ?? null;
+    store.heartbeatDevice({ deviceId, kind, transport, status: body.status, statusText, realm: body.realm, position: body.position, expiresAt }, now, checkpointBefore);
+  }
+
+  /** When the device's status/text clears on its own ("clear after"), if that is still ahead. */
+  expiryOf(deviceId: string, now: number): number | null {
+    const device = this.host.store.device(deviceId);
+    return device ? pendingExpiry(device, now) : null;
   }
 
   /** Tests: moves the devices' signs of life through `shift` (memory, disk and the sockets' attachments). */
@@ -86,6 +104,21 @@ export class OwnPresence {
     const { store } = this.host;
     store.ageDevices(shift, deviceId);
     this.sockets.saveDevices((deviceId) => store.device(deviceId));
+  }
+
+  /**
+   * The last socket of a device ended. A clean close (a close frame) removes
+   * the device at once. One that dropped without a close frame (1006, a
+   * network switch) keeps it shown for RECONNECT_GRACE_MS: its last sign of
+   * life moves back so that its TTL ends when the grace does (never later than
+   * it would have), written so a restart keeps the bound; the device's TTL
+   * wake-up is the grace's. A reconnect of the same device id within it is a
+   * sign of life like any other: friends see nothing at all.
+   */
+  socketGone(deviceId: string, unclean: boolean, now: number): void {
+    const { store, config } = this.host;
+    if (unclean && config.reconnectGraceMs > 0) store.holdDevice(deviceId, now + config.reconnectGraceMs - config.ttlMs);
+    else store.removeDevice(deviceId, "ws");
   }
 
   /** Removes the devices silent for longer than the TTL; returns their ids (their sockets are to be closed). */
@@ -151,12 +184,13 @@ export class OwnPresence {
   }
 
   /**
-   * Bumps seq, keeps what friends see, and pushes it: to every watcher, or
-   * `only` to one (a privacy toggle). Written when `significant`; otherwise
-   * kept in memory and the sockets' attachments, its seq within the reservation.
+   * Bumps seq, keeps what friends see, and pushes it to every watcher. Written
+   * when `significant`; otherwise kept in memory and the sockets' attachments,
+   * its seq within the reservation.
    */
-  private async publish(view: Omit<Presence, "seq">, now: number, significant: boolean, only?: string): Promise<void> {
+  private async publish(view: Omit<Presence, "seq">, now: number, significant: boolean): Promise<void> {
     const { store } = this.host;
+    const before = this.published();
     const seq = this.seq() + 1;
     const presence: Presence = { ...view, seq };
     if (significant) store.set("published", presence);
@@ -167,20 +201,64 @@ export class OwnPresence {
     store.remember("published_at", now);
     store.remember("publish_at", null);
     this.sockets.savePublished(presence);
-    await this.watchers.push(presence, now, only, !significant);
+    // The operator's event goes out beside the fan-out (a per-friend toggle is not a publish: hideFrom).
+    // "Last seen" set to anything but all friends is not told to the operator's stream either.
+    const told = (p: Presence) => (this.lastSeen === "all" || p.lastActiveAt === null ? p : { ...p, lastActiveAt: null });
+    await Promise.all([this.watchers.push(presence, now, undefined, !significant), this.events?.published(told(before), told(presence), now)]);
   }
 
   /**
-   * Hides from one friend (the offline shape, frozen now) or shows again. A
-   * new seq, pushed to that friend only: they replace what they hold; nobody
-   * else is told anything.
+   * What one friend may see of a published presence: the frozen offline shape
+   * if hidden from, else the presence in their numbering; "last seen" only if
+   * the setting lets them.
+   */
+  viewFor(friend: string, presence: Presence): Presence {
+    const audience = this.host.store.audience(friend);
+    const seen = audience.hidden ?? (audience.seqOffset === 0 ? presence : { ...presence, seq: presence.seq - audience.seqOffset });
+    const lastSeen = this.lastSeen;
+    const showsLastSeen = lastSeen === "all" || (lastSeen === "chosen" && audience.lastSeen);
+    return showsLastSeen || seen.lastActiveAt === null ? seen : { ...seen, lastActiveAt: null };
+  }
+
+  /**
+   * Hides from one friend (the offline shape, frozen now) or shows again.
+   * Only that friend is told, and only if what they see changes (one step in
+   * their seq); nobody else's seq moves. While hidden, the friend's numbering
+   * stands still: on showing again it resumes one past the frozen seq, so the
+   * publishes they did not see cannot be counted (issue #12).
    */
   async hideFrom(friend: string, hidden: boolean, now: number): Promise<void> {
     const { store } = this.host;
-    const { view } = this.outwardView(now);
-    const frozen = offlinePresence(this.host.userId, view.lastActiveAt ?? store.get("last_active_at"), this.seq() + 1);
-    store.setHidden(friend, hidden ? frozen : null);
-    await this.publish(view, now, true, friend);
+    const before = store.audience(friend);
+    if ((before.hidden !== null) === hidden) return;
+    const shared = this.published();
+    if (hidden) {
+      const seen = { ...shared, seq: shared.seq - before.seqOffset };
+      const { view } = this.outwardView(now);
+      const shape = offlinePresence(this.host.userId, view.lastActiveAt ?? store.get("last_active_at"));
+      const changes = classifyChange(seen, shape) !== "none";
+      store.setAudience(friend, { ...shape, seq: seen.seq + (changes ? 1 : 0) }, before.seqOffset);
+      if (changes) await this.watchers.push(shared, now, friend);
+    } else {
+      const frozen = before.hidden!;
+      const changes = classifyChange(frozen, shared) !== "none";
+      store.setAudience(friend, null, shared.seq - (frozen.seq + (changes ? 1 : 0)));
+      if (changes) await this.watchers.push(shared, now, friend);
+    }
+  }
+
+  /** Who sees "last seen": every friend, the chosen ones, or nobody (applied per friend in `viewFor`). */
+  get lastSeen(): LastSeenPrivacy {
+    return this.host.store.get("last_seen") ?? "all";
+  }
+
+  set lastSeen(lastSeen: LastSeenPrivacy) {
+    this.host.store.set("last_seen", lastSeen === "all" ? null : lastSeen);
+  }
+
+  /** Chooses one friend to see "last seen" when the setting is `chosen`. */
+  showLastSeenTo(friend: string, shown: boolean): void {
+    this.host.store.setLastSeenShown(friend, shown);
   }
 
   /** Realm and position shared with every friend, or with none. */
@@ -192,9 +270,10 @@ export class OwnPresence {
     this.host.store.set("share_location", share === "none" ? "none" : null);
   }
 
-  /** The earliest device TTL and the coalesced publish, for the alarm. */
-  nextWakeUps(): Array<number | null> {
+  /** Each device's TTL and pending "clear after" deadline, and the coalesced publish, for the alarm. */
+  nextWakeUps(now = Date.now()): Array<number | null> {
     const { store, config } = this.host;
-    return [...store.devices().map((d) => deviceDeadline(d, config.ttlMs)), store.get("publish_at")];
+    const devices = store.devices();
+    return [...devices.map((d) => deviceDeadline(d, config.ttlMs)), ...devices.map((d) => pendingExpiry(d, now)), store.get("publish_at")];
   }
 }

@@ -30,9 +30,17 @@ export const MIGRATIONS: string[][] = [
   [`DROP TABLE friend_presence`],
   // Issue #11: a lease carries the watcher's position interest (null: all) and its realm as last heard.
   [`ALTER TABLE watchers ADD COLUMN positions TEXT`, `ALTER TABLE watchers ADD COLUMN realm TEXT`],
+  // Issue #16: a device's "clear after" deadline; a friend chosen to see "last seen". Issue #12: how far
+  // behind the user's seq a friend's numbering runs (what it did not see while hidden is not counted).
+  [
+    `ALTER TABLE devices ADD COLUMN expires_at INTEGER`,
+    `ALTER TABLE friends ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0`,
+    `ALTER TABLE friends ADD COLUMN seq_offset INTEGER NOT NULL DEFAULT 0`,
+  ],
 ];
 
-export type OutboxKind = "edge" | "presence" | "watch";
+/** `event`: a batch of server-side events whose send failed (durable/events.ts), retried like the rest. */
+export type OutboxKind = "edge" | "presence" | "watch" | "event";
 export interface OutboxRow {
   id: number;
   key: string | null;
@@ -49,6 +57,16 @@ export interface Lease {
   positions: PositionInterest;
   /** The watcher's realm as this user last heard it (its watch, or its presence pushed here); null: unknown. */
   realm: string | null;
+}
+
+/** What one friend may see of this user (durable/presence.ts: `viewFor`). */
+export interface Audience {
+  /** Hidden from them: the offline shape frozen when hiding (its seq in their numbering); null: not hidden. */
+  hidden: Presence | null;
+  /** Their seq of a published presence is its seq minus this (issue #12: publishes they did not see are not counted). */
+  seqOffset: number;
+  /** Chosen to see "last seen" (matters when the setting is `chosen`). */
+  lastSeen: boolean;
 }
 
 export interface EdgeRow {
@@ -86,6 +104,10 @@ export interface Meta {
   positions: "realm" | "none";
   /** Location shared with nobody; absent: with every friend. */
   share_location: "none";
+  /** The friends watched when the clients follow subsets of them (durable/watching.ts); absent: every friend. */
+  watched_subset: string[];
+  /** Who sees "last seen" (`lastActiveAt`): the chosen friends or nobody; absent: every friend. */
+  last_seen: "chosen" | "none";
 }
 export type MetaKey = keyof Meta;
 
@@ -102,4 +124,6 @@ export const DECODE: { [K in MetaKey]: (raw: string) => Meta[K] } = {
   last_active_at: Number,
   positions: (raw) => (raw === "none" ? "none" : "realm"),
   share_location: () => "none",
+  watched_subset: (raw) => JSON.parse(raw) as string[],
+  last_seen: (raw) => (raw === "none" ? "none" : "chosen"),
 };

@@ -12,7 +12,7 @@ import { deriveState, NO_EDGE, type Edge, type EdgeState, type Intent } from "..
 import { offlinePresence } from "../src/presence/protocol";
 import type { DeviceKind, DeviceState, PositionInterest, Presence, Transport } from "../src/presence/types";
 import { meteredSql, type ObjectMeter } from "./meter";
-import { DECODE, type EdgeRow, type Lease, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
+import { type Audience, DECODE, type EdgeRow, type Lease, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
 import { DeviceRows } from "./store/devices";
 import { OutboxRows } from "./store/outbox";
 
@@ -132,6 +132,11 @@ export class UserStore {
     this.deviceRows.remove(deviceId, onlyTransport);
   }
 
+  /** A dropped socket's device stays live until its TTL from `lastSeenAt` at the latest (the reconnect grace). */
+  holdDevice(deviceId: string, lastSeenAt: number): void {
+    this.deviceRows.hold(deviceId, lastSeenAt);
+  }
+
   ageDevices(shift: (t: number) => number, deviceId?: string): void {
     this.deviceRows.age(shift, deviceId);
   }
@@ -160,6 +165,7 @@ export class UserStore {
          message = CASE WHEN excluded.state IN ('incoming', 'outgoing') THEN COALESCE(excluded.message, message) ELSE NULL END,
          hidden = CASE WHEN excluded.state = 'friends' THEN hidden ELSE 0 END,
          hidden_view = CASE WHEN excluded.state = 'friends' THEN hidden_view ELSE NULL END,
+         last_seen = CASE WHEN excluded.state = 'friends' THEN last_seen ELSE 0 END,
          since = CASE WHEN excluded.state = state THEN since ELSE excluded.since END`,
       other,
       state,
@@ -212,14 +218,31 @@ export class UserStore {
     return counts;
   }
 
-  /** Hide from a friend with the frozen view they will see, or unhide (`view` null). */
-  setHidden(friend: string, view: Presence | null): void {
-    this.sql.exec(`UPDATE friends SET hidden = ?, hidden_view = ? WHERE friend_id = ?`, view ? 1 : 0, view ? JSON.stringify(view) : null, friend);
+  // ─── what one friend may see: hidden, seq numbering, last seen (issues #12, #16) ──
+
+  /** One row read per friend and push (as `hiddenView` was). A non-friend: nothing hidden, no offset. */
+  audience(friend: string): Audience {
+    const row = this.sql.exec(`SELECT hidden, hidden_view, seq_offset, last_seen FROM friends WHERE friend_id = ?`, friend).toArray()[0];
+    if (!row) return { hidden: null, seqOffset: 0, lastSeen: false };
+    const hidden = Number(row.hidden) === 1 && row.hidden_view ? (JSON.parse(String(row.hidden_view)) as Presence) : null;
+    return { hidden, seqOffset: Number(row.seq_offset), lastSeen: Number(row.last_seen) === 1 };
   }
 
-  hiddenView(friend: string): Presence | null {
-    const row = this.sql.exec(`SELECT hidden, hidden_view FROM friends WHERE friend_id = ?`, friend).toArray()[0];
-    return row && Number(row.hidden) === 1 && row.hidden_view ? (JSON.parse(String(row.hidden_view)) as Presence) : null;
+  /** Hides from a friend (the frozen view) or shows again, with the friend's seq offset from now on: one row. */
+  setAudience(friend: string, hidden: Presence | null, seqOffset: number): void {
+    this.sql.exec(`UPDATE friends SET hidden = ?, hidden_view = ?, seq_offset = ? WHERE friend_id = ?`, hidden ? 1 : 0, hidden ? JSON.stringify(hidden) : null, seqOffset, friend);
+  }
+
+  /** Chooses a friend to see "last seen" (or not). */
+  setLastSeenShown(friend: string, shown: boolean): void {
+    this.sql.exec(`UPDATE friends SET last_seen = ? WHERE friend_id = ? AND state = 'friends'`, shown ? 1 : 0, friend);
+  }
+
+  lastSeenShownTo(): string[] {
+    return this.sql
+      .exec(`SELECT friend_id FROM friends WHERE state = 'friends' AND last_seen = 1 ORDER BY friend_id`)
+      .toArray()
+      .map((r) => String(r.friend_id));
   }
 
   // ─── watchers: friends holding a lease on this user ──────────────────────
@@ -327,6 +350,11 @@ export class UserStore {
 
   nextOutboxAttempt(): number | null {
     return this.outboxRows.nextAttempt();
+  }
+
+  /** Server-side events (durable/events.ts): a batch whose send to the queue failed, retried by the alarm. */
+  enqueueEvents(payload: string, nextAttemptAt: number): void {
+    this.outboxRows.enqueueEvents(payload, nextAttemptAt);
   }
 
   // ─── derived ─────────────────────────────────────────────────────────────

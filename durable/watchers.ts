@@ -154,11 +154,8 @@ export class Watchers {
   }
 
   /**
-   * What one friend may see: if this user hides from them, the offline shape
-   * frozen at the moment of hiding (last seen then, seq then), so nothing they
-   * can read changes while the user is active.
+   * What one friend may see of `presence`: set by the presence part
+   * (durable/presence.ts `viewFor`: hiding, "last seen", that friend's seq).
    */
-  viewFor(friend: string, presence: Presence): Presence {
-    return this.host.store.hiddenView(friend) ?? presence;
-  }
+  viewFor: (friend: string, presence: Presence) => Presence = (_friend, presence) => presence;
 }

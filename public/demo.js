@@ -53,6 +53,12 @@ function log(text) {
 
 let client = null;
 let me = null;
+/** Status, text and "clear after" as last sent with setStatus (a change sends them again). */
+let appliedStatus = null;
+/** The "clears at" time the page last showed. */
+let shownClearsAt = null;
+/** "Last seen" privacy, from the friends list. */
+let privacy = { lastSeen: "all", lastSeenShownTo: [] };
 const flashes = new Map();
 
 function readForm() {
@@ -80,7 +86,29 @@ function renderSelf() {
     return;
   }
   const status = self.invisible ? "invisible" : self.status;
-  $("self-summary").textContent = `${STATUS_LABEL[status]}${self.realm ? ` in ${where(self)}` : ""}`;
+  const clearsAt = client.statusExpiresAt;
+  const until = clearsAt ? ` · clears at ${new Date(clearsAt).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}` : "";
+  $("self-summary").textContent = `${STATUS_LABEL[status]}${self.realm ? ` in ${where(self)}` : ""}${until}`;
+  // Cleared on its own (the server reverted it, the SDK followed): the form follows.
+  const cleared = shownClearsAt !== null && clearsAt === null && Date.now() >= shownClearsAt;
+  shownClearsAt = clearsAt;
+  if (cleared) {
+    $("status").value = status;
+    $("status-text").value = self.statusText ?? "";
+    $("clear-after").value = "";
+    appliedStatus = JSON.stringify([$("status").value, self.statusText ?? null, ""]);
+  }
+}
+
+/** The "clear after" choice as the SDK takes it. */
+function clearAfter(choice) {
+  if (!choice) return undefined;
+  if (choice === "today") {
+    const end = new Date();
+    end.setHours(23, 59, 59, 999);
+    return { clearAt: end.getTime() };
+  }
+  return { clearAfterMs: Number(choice) };
 }
 
 function renderFriends() {
@@ -103,13 +131,39 @@ function renderFriends() {
           online ? el("div", { class: "where" }, where(p)) : null,
           online && p.statusText ? el("div", { class: "status-text" }, `“${p.statusText}”`) : null,
         ),
-        el("div", { class: "seen" }, online ? `active ${ago(p.lastActiveAt)}` : p.lastActiveAt ? `last seen ${ago(p.lastActiveAt)}` : "never seen"),
+        el(
+          "div",
+          { class: "seen" },
+          online ? `active ${p.lastActiveAt ? ago(p.lastActiveAt) : ""}` : p.lastActiveAt ? `last seen ${ago(p.lastActiveAt)}` : "last seen hidden or never",
+          privacy.lastSeen === "chosen" ? lastSeenToggle(p.userId) : null,
+        ),
       );
     }),
   );
   const onlineCount = friends.filter((p) => isShownOnline(p.status)).length;
   $("online-count").textContent = friends.length ? `${onlineCount} of ${friends.length} online` : "";
   $("no-friends").hidden = friends.length > 0;
+}
+
+/** With "friends I choose": whether this friend sees your last seen, and a click to change it. */
+function lastSeenToggle(userId) {
+  const shown = privacy.lastSeenShownTo.includes(userId);
+  const box = el("input", { type: "checkbox", title: "sees when you were last online", "data-last-seen": userId });
+  box.checked = shown;
+  box.addEventListener("change", async () => {
+    try {
+      applyPrivacy(await client.showLastSeenTo(userId, box.checked));
+    } catch (error) {
+      log(`last seen: ${error.code ?? error.message}`);
+    }
+  });
+  return el("label", { class: "small last-seen-choice" }, box, " sees my last seen");
+}
+
+function applyPrivacy(list) {
+  privacy = { lastSeen: list.lastSeen ?? "all", lastSeenShownTo: list.lastSeenShownTo ?? [] };
+  $("last-seen").value = privacy.lastSeen;
+  renderFriends();
 }
 
 async function renderRequests() {
@@ -143,6 +197,7 @@ async function renderRequests() {
     }
     return item;
   };
+  applyPrivacy(list);
   $("incoming").replaceChildren(...list.incoming.map((r) => row(r, "incoming")));
   $("outgoing").replaceChildren(...list.outgoing.map((r) => row(r, "outgoing")));
 }
@@ -232,6 +287,8 @@ async function signIn(userId) {
 function signOut() {
   client?.close();
   client = null;
+  appliedStatus = null;
+  shownClearsAt = null;
   me = null;
   setConnection("closed");
   $("connection").textContent = "signed out";
@@ -246,8 +303,16 @@ function signOut() {
 async function publish() {
   if (!client) return;
   const { position, realm, status, statusText } = readForm();
+  const clear = $("clear-after").value;
+  const choice = JSON.stringify([status, statusText, clear]);
   try {
-    await client.heartbeat({ position, realm, status, statusText });
+    if (choice === appliedStatus) await client.heartbeat({ position, realm, status, statusText });
+    else {
+      appliedStatus = choice;
+      await client.heartbeat({ position, realm });
+      await client.setStatus(status, statusText, clearAfter(clear));
+      renderSelf();
+    }
   } catch (error) {
     log(`update failed: ${error.message}`);
   }
@@ -263,6 +328,15 @@ $("status-form").addEventListener("submit", (event) => {
   void publish();
 });
 $("status").addEventListener("change", () => void publish());
+$("clear-after").addEventListener("change", () => void publish());
+$("last-seen").addEventListener("change", async () => {
+  try {
+    applyPrivacy(await client.setLastSeen($("last-seen").value));
+    log(`last seen: ${{ all: "all friends", chosen: "friends you choose", none: "nobody" }[privacy.lastSeen]}`);
+  } catch (error) {
+    log(`last seen: ${error.code ?? error.message}`);
+  }
+});
 for (const button of document.querySelectorAll("[data-move]")) {
   button.addEventListener("click", () => {
     const [dx, dy, dz] = button.dataset.move.split(",").map(Number);

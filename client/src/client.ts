@@ -18,6 +18,8 @@ import {
   type DeviceStatus,
   type FriendList,
   type FriendshipState,
+  type HeartbeatBody,
+  type LastSeenPrivacy,
   type Position,
   type PositionInterest,
   type Presence,
@@ -135,6 +137,14 @@ export interface HeartbeatInput {
   statusText?: string | null;
 }
 
+/** "Clear after": when `busy`, `invisible` and the status text end on their own (the server reverts them; friends see it). */
+export interface StatusExpiry {
+  /** After this long (ms). */
+  clearAfterMs?: number;
+  /** At this time (ms since epoch; your clock, sent as a duration). */
+  clearAt?: number;
+}
+
 export interface ConnectOptions {
   /** Base URL of the service (`https://…`, `http://…`, `wss://…`, `ws://…`); `/v1/connect` is appended. */
   url: string;
@@ -152,6 +162,12 @@ export interface ConnectOptions {
    * cost the service less (docs/PROTOCOL.md).
    */
   positions?: PositionInterest;
+  /**
+   * Follow only these friends (the ones on screen; at most 100): pushes come
+   * only for them, and friends outside every subset of your clients cost the
+   * service nothing. Change it with `setFriends`. Default: every friend.
+   */
+  friends?: string[];
   /** WebSocket implementation; defaults to `globalThis.WebSocket` (pass `ws` in Node 20). */
   WebSocket?: WebSocketConstructor;
   /** fetch implementation for the HTTP helpers; defaults to `globalThis.fetch`. */
@@ -180,6 +196,12 @@ interface Pending {
 
 type Reply<T extends ServerMessage["type"]> = Extract<ServerMessage, { type: T }>;
 
+/** One page of online friends (`getOnlineFriendsPage`); `nextCursor` null after the last page. */
+export interface OnlineFriendsPage {
+  friends: Presence[];
+  nextCursor: string | null;
+}
+
 function stripReply({ type: _type, id: _id, ...list }: Reply<"friends_list">): FriendList {
   return list;
 }
@@ -201,7 +223,16 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   private closedByUser = false;
   private currentState: ConnectionState = "connecting";
   private desired: { position?: Position; realm?: string; status: DeviceStatus; statusText: string | null };
+  /**
+   * The deadline of the desired status ("clear after"): a duration still to
+   * send, then the server's time for it (repeated in every heartbeat, so a
+   * reconnect keeps it and repeating it writes nothing).
+   */
+  private expiry: { inMs: number } | { at: number } | null = null;
+  private expiryTimer: TimerHandle | null = null;
   private selfPresence: Presence | null = null;
+  /** The friends this client follows (null: every friend); kept across reconnects. */
+  private subset: string[] | null;
   private welcome: Reply<"welcome"> | null = null;
   /** Friends updated by pushes on this socket since the subscription was requested. */
   private touched = new Set<string>();
@@ -223,6 +254,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     this.WebSocketImpl = WebSocketImpl;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.reconnect };
     this.deviceId = options.device ?? `sdk-${randomId().slice(0, 12)}`;
+    this.subset = options.friends ? [...options.friends] : null;
     this.desired = {
       position: options.initial?.position,
       realm: options.initial?.realm,
@@ -281,6 +313,48 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     return reply.friends;
   }
 
+  /**
+   * One page of the online friends, in friend-id order: at most `limit`
+   * (1–200, default 50) friends; pass the previous page's `nextCursor` for the
+   * next. A page may be short while more follow: go on until `nextCursor` is null.
+   */
+  async getOnlineFriendsPage(options: { limit?: number; cursor?: string | null } = {}): Promise<OnlineFriendsPage> {
+    const reply = await this.request({ type: "GetOnlineFriends", limit: options.limit ?? 50, ...(options.cursor ? { cursor: options.cursor } : {}) }, "online_friends");
+    for (const presence of reply.friends) this.applyChanges(this.friendsState.applyPresence(presence));
+    return { friends: reply.friends, nextCursor: reply.nextCursor ?? null };
+  }
+
+  /** Every page of the online friends, one request at a time: `for await (const page of client.onlineFriendsPages()) …`. */
+  async *onlineFriendsPages(options: { limit?: number } = {}): AsyncGenerator<Presence[]> {
+    let cursor: string | null = null;
+    do {
+      const page: OnlineFriendsPage = await this.getOnlineFriendsPage({ limit: options.limit, cursor });
+      yield page.friends;
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+  }
+
+  /** The friends this client follows (null: every friend). */
+  get following(): readonly string[] | null {
+    return this.subset;
+  }
+
+  /**
+   * Follow only `friends` (at most 100; the ones on screen), or every friend
+   * (`"all"`). Resolves with the snapshot of the friends now followed (online
+   * ones), which is also applied to `friends`; kept across reconnects.
+   */
+  async setFriends(friends: string[] | "all"): Promise<Presence[]> {
+    const subset = friends === "all" ? null : [...new Set(friends)];
+    const reply = await this.request(
+      { type: "SubscribeFriendshipPresenceUpdates", ...(this.options.positions ? { positions: this.options.positions } : {}), friends: subset ?? "all" },
+      "subscribed",
+    );
+    this.subset = subset;
+    this.applyChanges(this.friendsState.applySnapshot(reply.friends, new Set(), subset ? new Set(subset) : undefined));
+    return reply.friends;
+  }
+
   /** One friend's presence (or your own); rejects with `not_found` for anyone else. */
   async getPresence(userId: string): Promise<Presence> {
     const reply = await this.request({ type: "GetPresence", userId }, "presence_result");
@@ -308,8 +382,10 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     return this.friendsState.all().filter((p) => listed.has(p.userId));
   }
 
-  /** Sends a heartbeat now (and remembers it for the automatic ones). Resolves to your own presence. */
+  /** Sends a heartbeat now (and remembers it for the automatic ones). A new status or text drops a "clear after". Resolves to your own presence. */
   async heartbeat(input: HeartbeatInput): Promise<Presence> {
+    const statusChanged = (input.status !== undefined && input.status !== this.desired.status) || (input.statusText !== undefined && input.statusText !== this.desired.statusText);
+    if (statusChanged) this.dropExpiry();
     this.desired = {
       position: { x: input.position.x, y: input.position.y, z: input.position.z },
       realm: input.realm,
@@ -319,10 +395,29 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     return this.sendHeartbeat();
   }
 
-  /** Changes your status (and optionally its text; `null` clears it). Needs a position and realm from `initial` or `heartbeat()`. */
-  async setStatus(status: DeviceStatus, statusText?: string | null): Promise<Presence> {
+  /**
+   * Changes your status (and optionally its text; `null` clears it), for good
+   * or until `expiry` ("clear after 30 min": `{ clearAfterMs: 30 * 60_000 }`):
+   * then the server shows `online` without a text on its own, and this client
+   * follows. Needs a position and realm from `initial` or `heartbeat()`.
+   */
+  async setStatus(status: DeviceStatus, statusText?: string | null, expiry?: StatusExpiry): Promise<Presence> {
     this.desired = { ...this.desired, status, statusText: statusText === undefined ? this.desired.statusText : statusText };
+    const inMs = expiry?.clearAfterMs ?? (expiry?.clearAt === undefined ? undefined : expiry.clearAt - Date.now());
+    this.dropExpiry();
+    if (inMs !== undefined) this.expiry = { inMs: Math.max(1, Math.round(inMs)) };
     return this.sendHeartbeat();
+  }
+
+  private dropExpiry(): void {
+    this.expiry = null;
+    clearTimer(this.expiryTimer);
+    this.expiryTimer = null;
+  }
+
+  /** When your status and text clear on their own (the server's time), or null: they stay until you change them. */
+  get statusExpiresAt(): number | null {
+    return this.expiry && "at" in this.expiry ? this.expiry.at : null;
   }
 
   // ─── friendships (docs/FRIENDSHIPS.md); each rejects with a PresenceError whose code says why ───
@@ -365,6 +460,16 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     return stripReply(await this.request({ type: "SetPrivacy", shareLocation }, "friends_list"));
   }
 
+  /** Who sees your "last seen" (`lastActiveAt`): every friend, the ones you choose (`showLastSeenTo`), or nobody. */
+  async setLastSeen(lastSeen: LastSeenPrivacy): Promise<FriendList> {
+    return stripReply(await this.request({ type: "SetPrivacy", lastSeen }, "friends_list"));
+  }
+
+  /** Chooses one friend to see your "last seen" when it is set to `chosen` (or takes them off). */
+  async showLastSeenTo(userId: string, shown = true): Promise<FriendList> {
+    return stripReply(await this.request({ type: "HidePresence", userId, lastSeen: shown }, "friends_list"));
+  }
+
   /** How many users are online (visible, sharing location) in `realm` now; batched, at most a second old. */
   async realmCount(realm: string): Promise<RealmCount> {
     const body = (await this.http("GET", `/v1/realms/${encodeURIComponent(realm)}`)) as Omit<RealmCount, "type">;
@@ -394,6 +499,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   close(): void {
     if (this.closedByUser) return;
     this.closedByUser = true;
+    clearTimer(this.expiryTimer);
     const socket = this.socket;
     this.teardown(new PresenceError("disconnected", "the client was closed"));
     if (socket) {
@@ -415,6 +521,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     base.searchParams.set("device", this.deviceId);
     base.searchParams.set("kind", this.options.kind ?? "web");
     if (this.options.positions) base.searchParams.set("positions", this.options.positions);
+    if (this.subset) base.searchParams.set("friends", this.subset.join(","));
     return base.toString();
   }
 
@@ -546,10 +653,19 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     const socket = this.socket;
     const generation = this.generation;
     // Subscribe first: the snapshot is taken after the subscription flag is set, so no push falls in between.
-    this.request({ type: "SubscribeFriendshipPresenceUpdates", ...(this.options.positions ? { positions: this.options.positions } : {}) }, "subscribed", { internal: true })
+    const subset = this.subset;
+    this.request(
+      {
+        type: "SubscribeFriendshipPresenceUpdates",
+        ...(this.options.positions ? { positions: this.options.positions } : {}),
+        ...(subset ? { friends: subset } : {}),
+      },
+      "subscribed",
+      { internal: true },
+    )
       .then((reply) => {
         if (generation !== this.generation) return;
-        this.applyChanges(this.friendsState.applySnapshot(reply.friends, this.touched));
+        this.applyChanges(this.friendsState.applySnapshot(reply.friends, this.touched, subset ? new Set(subset) : undefined));
         clearTimer(this.connectTimer);
         this.connectTimer = null;
         this.attempt = 0;
@@ -720,9 +836,38 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   private async sendHeartbeat(internal = false): Promise<Presence> {
     const { position, realm, status, statusText } = this.desired;
     if (!position || !realm) throw new PresenceError("no_position", "send heartbeat({ position, realm }) (or pass `initial`) first");
-    const reply = await this.request({ type: "PositionHeartbeat", position, realm, status, ...(statusText === null ? {} : { statusText }) }, "heartbeat_ack", { internal });
+    const sent = this.expiry;
+    // Always explicit: the deadline as the server gave it, or none (a status set for good drops an older deadline).
+    const deadline: Pick<HeartbeatBody, "expiresAt" | "expiresInMs"> = sent === null ? { expiresAt: null } : "inMs" in sent ? { expiresInMs: sent.inMs } : { expiresAt: sent.at };
+    const body = { position, realm, status, ...(statusText === null ? {} : { statusText }), ...deadline };
+    const reply = await this.request({ type: "PositionHeartbeat", ...body }, "heartbeat_ack", { internal });
+    if (sent !== null && this.expiry === sent) this.onExpiry(reply.expiresAt);
     this.onSelf(reply.presence);
     return reply.presence;
+  }
+
+  /** The server's answer about the deadline: keep its time (and follow it locally then), or it has passed: revert. */
+  private onExpiry(expiresAt: number | undefined): void {
+    clearTimer(this.expiryTimer);
+    this.expiryTimer = null;
+    if (expiresAt === undefined) {
+      this.expiry = null;
+      const { status } = this.desired;
+      this.desired = { ...this.desired, status: status === "busy" || status === "invisible" ? "online" : status, statusText: null };
+      return;
+    }
+    this.expiry = { at: expiresAt };
+    // Then say so: the server has reverted on its own; the heartbeat brings `self` (and this client) along.
+    this.expiryTimer = setTimer(
+      () => {
+        if (this.closedByUser) return;
+        // Timers are capped (about 24 days): a later deadline is waited for in steps.
+        if (Date.now() < expiresAt) return this.onExpiry(expiresAt);
+        this.onExpiry(undefined);
+        if (this.desired.position && this.desired.realm) this.sendHeartbeat(true).catch((error: PresenceError) => this.reportBackground(error));
+      },
+      Math.min(Math.max(0, expiresAt - Date.now()) + 250, 2_000_000_000),
+    );
   }
 
   private onSelf(presence: Presence): void {

@@ -8,8 +8,10 @@ export type {
   FriendRequestEnded,
   FriendshipResult,
   HeartbeatInput,
+  OnlineFriendsPage,
   PresenceEvents,
   PresenceUpdate,
+  StatusExpiry,
 } from "./client.js";
 export { RealmSubscription } from "./realm.js";
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";

@@ -10,7 +10,7 @@
 import type { DeviceKind, DeviceState, DeviceStatus, Transport } from "../../src/presence/types";
 
 /** The fields of a device row written when they change (what friends see of it). */
-const deviceShape = (d: DeviceState): string => JSON.stringify([d.kind, d.transport, d.status, d.statusText, d.realm, d.lastHeartbeatAt === null]);
+const deviceShape = (d: DeviceState): string => JSON.stringify([d.kind, d.transport, d.status, d.statusText, d.realm, d.lastHeartbeatAt === null, d.expiresAt ?? null]);
 
 export class DeviceRows {
   private cache: Map<string, DeviceState> | null = null;
@@ -37,6 +37,7 @@ export class DeviceRows {
           position: r.x === null ? null : { x: Number(r.x), y: Number(r.y), z: Number(r.z) },
           lastHeartbeatAt: r.last_heartbeat_at === null ? null : Number(r.last_heartbeat_at),
           lastSeenAt: Number(r.last_seen_at),
+          expiresAt: r.expires_at === null ? null : Number(r.expires_at),
         }),
       );
     this.cache = new Map(rows.map((d) => [d.deviceId, d]));
@@ -59,11 +60,11 @@ export class DeviceRows {
 
   private write(device: DeviceState): void {
     this.sql.exec(
-      `INSERT INTO devices (device_id, kind, transport, status, status_text, realm, x, y, z, last_heartbeat_at, last_seen_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO devices (device_id, kind, transport, status, status_text, realm, x, y, z, last_heartbeat_at, last_seen_at, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, transport = excluded.transport, status = excluded.status,
          status_text = excluded.status_text, realm = excluded.realm, x = excluded.x, y = excluded.y, z = excluded.z,
-         last_heartbeat_at = excluded.last_heartbeat_at, last_seen_at = excluded.last_seen_at`,
+         last_heartbeat_at = excluded.last_heartbeat_at, last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at`,
       device.deviceId,
       device.kind,
       device.transport,
@@ -75,6 +76,7 @@ export class DeviceRows {
       device.position?.z ?? null,
       device.lastHeartbeatAt,
       device.lastSeenAt,
+      device.expiresAt ?? null,
     );
     this.onDisk.set(device.deviceId, { shape: deviceShape(device), lastSeenAt: device.lastSeenAt });
   }
@@ -140,6 +142,19 @@ export class DeviceRows {
     this.map().delete(deviceId);
     this.onDisk.delete(deviceId);
     this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, deviceId);
+  }
+
+  /**
+   * A WebSocket device whose socket dropped (the reconnect grace): its last
+   * sign of life is at most `lastSeenAt` from now on, so its TTL ends sooner;
+   * written, so a restart keeps the bound.
+   */
+  hold(deviceId: string, lastSeenAt: number): void {
+    const device = this.map().get(deviceId);
+    if (!device || device.transport !== "ws" || device.lastSeenAt <= lastSeenAt) return;
+    const held = { ...device, lastSeenAt };
+    this.map().set(deviceId, held);
+    this.write(held);
   }
 
   /** Tests: moves the devices' (or one device's) signs of life through `shift`, in memory and on disk. */

@@ -3,6 +3,7 @@
  * presence their friends see. Most available device wins; all idle → away;
  * none → offline; any live invisible device → offline (privacy wins).
  */
+import { effectiveDevice } from "./expiry";
 import type { DeviceState, Presence, PublicDevice } from "./types";
 
 const AVAILABILITY: Record<PublicDevice["status"], number> = { online: 3, busy: 2, away: 1 };
@@ -22,7 +23,8 @@ export interface Aggregate {
 }
 
 export function aggregate(userId: string, devices: DeviceState[], now: number, ttlMs: number, lastSeenAt: number | null): Aggregate {
-  const live = devices.filter((d) => isLive(d, now, ttlMs));
+  // A status or text past its "clear after" deadline counts as cleared.
+  const live = devices.filter((d) => isLive(d, now, ttlMs)).map((d) => effectiveDevice(d, now));
   const invisible = live.some((d) => d.status === "invisible");
   const visible = invisible
     ? []

@@ -49,7 +49,13 @@ export const TUNABLES = {
     default: 86_400,
     doc: "longest accepted token lifetime in seconds, `exp − (iat ?? now)`; longer → 401 `invalid_claims` (an `iat` more than 60 s ahead → 401 `token_not_yet_valid`)",
   },
-} as const satisfies Record<string, { name: string; default: number; doc: string }>;
+  reconnectGraceMs: {
+    name: "RECONNECT_GRACE_MS",
+    default: 10_000,
+    doc: "a socket that drops without a close frame (1006) keeps its device shown this long, so a reconnect of the same device id shows friends nothing; `0`: offline at once; never beyond the TTL",
+    zeroAllowed: true,
+  },
+} as const satisfies Record<string, { name: string; default: number; doc: string; zeroAllowed?: true }>;
 
 /** Auth and access, read where they are used (src/auth.ts, src/app.ts); `shown` is the default as the README states it. */
 export const ACCESS = {
@@ -63,6 +69,11 @@ export const ACCESS = {
   JWT_AUDIENCE: { kind: "var", shown: "empty (not checked)", doc: "required `aud` when set; **set it in production** (unset: tokens meant for any audience are accepted)" },
   ADMIN_TOKEN: { kind: "secret", shown: "— (admin API off → 503)", doc: "bearer token for `/v1/admin/*`" },
   SERVER_NAME: { kind: "var", shown: "empty (`localhost`)", doc: "Matrix server name: users are `@<localpart>:SERVER_NAME` (docs/MATRIX.md)" },
+  EVENTS_POSITIONS: {
+    kind: "var",
+    shown: "empty (left out)",
+    doc: "`1`: server-side events carry the position of users who share their location (docs/EVENTS.md); off without an `EVENTS` queue binding",
+  },
   DEV_MODE: { kind: "local", shown: "unset", doc: "`1` enables `POST /dev/token` for the demo; **never in production**" },
 } as const satisfies Record<string, { kind: SettingKind; shown: string; doc: string }>;
 
@@ -89,14 +100,14 @@ export function announcedHeartbeatMs(config: Pick<PresenceConfig, "heartbeatInte
   return Math.max(1, Math.min(config.heartbeatIntervalMs, Math.floor(config.ttlMs / 3)));
 }
 
-/** Reads the config from env vars; a missing, non-numeric or non-positive value keeps the default. */
+/** Reads the config from env vars; a missing, non-numeric or non-positive value keeps the default (0 is kept where `zeroAllowed`). */
 export function readConfig(vars: Partial<Record<VarName, unknown>>): PresenceConfig {
   const config = { ...DEFAULT_CONFIG };
-  for (const [key, { name }] of Object.entries(TUNABLES) as Array<[keyof PresenceConfig, { name: VarName }]>) {
-    const raw = vars[name];
+  for (const [key, tunable] of Object.entries(TUNABLES) as Array<[keyof PresenceConfig, { name: VarName; zeroAllowed?: true }]>) {
+    const raw = vars[tunable.name];
     if (raw === undefined || raw === null || raw === "") continue;
     const value = Number(raw);
-    if (Number.isFinite(value) && value > 0) config[key] = value;
+    if (Number.isFinite(value) && (value > 0 || (value === 0 && tunable.zeroAllowed))) config[key] = value;
   }
   return config;
 }

@@ -3,8 +3,9 @@
  * Nothing reaches the presence rules without passing through here.
  */
 import { z } from "zod";
-import { DEVICE_KINDS, DEVICE_STATUSES, type ClientMessage, type ErrorCode, type HeartbeatBody, type RequestId } from "../protocol";
+import { DEVICE_KINDS, DEVICE_STATUSES, LAST_SEEN_PRIVACY, MAX_STATUS_EXPIRY_MS, type ClientMessage, type ErrorCode, type HeartbeatBody, type RequestId } from "../protocol";
 import type { Refusal } from "./result";
+import { decodeCursor, MAX_PAGE_LIMIT, MAX_SUBSET_FRIENDS } from "./subset";
 
 export const MAX_REALM_LENGTH = 64;
 export const MAX_STATUS_TEXT_LENGTH = 140;
@@ -44,23 +45,54 @@ export const positionSchema = z.object({ x: coordinate, y: coordinate, z: coordi
 /** Request ids are echoed back verbatim in the reply. */
 export const requestIdSchema = z.union([z.string().max(64), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)]);
 
-export const heartbeatBody = z.object({
+const heartbeatFields = z.object({
   position: positionSchema,
   realm: printable(MAX_REALM_LENGTH).pipe(z.string().min(1)),
   status: deviceStatusSchema,
   statusText: printable(MAX_STATUS_TEXT_LENGTH).nullable().optional(),
+  expiresAt: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().optional(),
+  expiresInMs: z.number().int().min(1).max(MAX_STATUS_EXPIRY_MS).optional(),
 });
+/** "Clear after" is a time or a duration, not both. */
+const oneExpiry = (b: { expiresAt?: number | null; expiresInMs?: number }) => b.expiresAt === undefined || b.expiresInMs === undefined;
+const oneExpiryError = { message: "send expiresAt or expiresInMs, not both", path: ["expiresInMs"] };
+export const heartbeatBody = heartbeatFields.refine(oneExpiry, oneExpiryError);
 export type { HeartbeatBody } from "../protocol";
 
 export const MAX_REQUEST_MESSAGE_LENGTH = 280;
 export const requestMessageSchema = printable(MAX_REQUEST_MESSAGE_LENGTH).nullable().optional();
 export const shareLocationSchema = z.enum(["all", "none"]);
+export const lastSeenSchema = z.enum(LAST_SEEN_PRIVACY);
+const privacyFields = { shareLocation: shareLocationSchema.optional(), lastSeen: lastSeenSchema.optional() };
+const friendPrivacyFields = { hidden: z.boolean().optional(), lastSeen: z.boolean().optional() };
+const anyOf = (keys: string[]) => [(o: Record<string, unknown>) => keys.some((k) => o[k] !== undefined), `at least one of ${keys.join(", ")}`] as const;
+/** `PUT /v1/privacy`: the settings for all friends (at least one). */
+export const privacyBody = z.object(privacyFields).refine(...anyOf(Object.keys(privacyFields)));
+/** `PUT /v1/friends/:userId/privacy`: hide from that friend, and/or let them see your last seen (`lastSeen: chosen`). */
+export const friendPrivacyBody = z.object(friendPrivacyFields).refine(...anyOf(Object.keys(friendPrivacyFields)));
 export const positionInterestSchema = z.enum(["all", "realm", "none"]);
+/** Large friend lists (src/presence/subset.ts): a socket's subset of friends, and the snapshot's paging. */
+export const friendSubsetSchema = z.union([z.literal("all"), z.array(userIdSchema).max(MAX_SUBSET_FRIENDS)]);
+export const pageLimitSchema = z.number().int().min(1).max(MAX_PAGE_LIMIT);
+export const cursorSchema = z.string().refine((c) => decodeCursor(c) !== null, "not a cursor this server gave");
+/** `GET /v1/connect?friends=a,b,c`: the socket's subset from the start (empty: none until its Subscribe names some). */
+export const friendsParamSchema = z
+  .string()
+  .max(MAX_SUBSET_FRIENDS * (MAX_USER_ID_LENGTH + 1))
+  .transform((raw) => (raw === "" ? [] : raw.split(",")))
+  .pipe(z.array(userIdSchema).max(MAX_SUBSET_FRIENDS));
+/** `GET /v1/friends/online?limit=&cursor=` (query strings are text). */
+export const onlinePageQuery = z.object({ limit: z.coerce.number().pipe(pageLimitSchema).optional(), cursor: cursorSchema.optional() });
 
 export const clientMessageSchema = z.discriminatedUnion("type", [
-  heartbeatBody.extend({ type: z.literal("PositionHeartbeat"), id: requestIdSchema.optional() }),
-  z.object({ type: z.literal("GetOnlineFriends"), id: requestIdSchema.optional() }),
-  z.object({ type: z.literal("SubscribeFriendshipPresenceUpdates"), id: requestIdSchema.optional(), positions: positionInterestSchema.optional() }),
+  heartbeatFields.extend({ type: z.literal("PositionHeartbeat"), id: requestIdSchema.optional() }).refine(oneExpiry, oneExpiryError),
+  z.object({ type: z.literal("GetOnlineFriends"), id: requestIdSchema.optional(), limit: pageLimitSchema.optional(), cursor: cursorSchema.optional() }),
+  z.object({
+    type: z.literal("SubscribeFriendshipPresenceUpdates"),
+    id: requestIdSchema.optional(),
+    positions: positionInterestSchema.optional(),
+    friends: friendSubsetSchema.optional(),
+  }),
   z.object({ type: z.literal("UnsubscribeFriendshipPresenceUpdates"), id: requestIdSchema.optional() }),
   z.object({ type: z.literal("GetPresence"), id: requestIdSchema.optional(), userId: userIdSchema }),
   z.object({ type: z.literal("SendFriendRequest"), id: requestIdSchema.optional(), userId: userIdSchema, message: requestMessageSchema }),
@@ -71,8 +103,8 @@ export const clientMessageSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("BlockUser"), id: requestIdSchema.optional(), userId: userIdSchema }),
   z.object({ type: z.literal("UnblockUser"), id: requestIdSchema.optional(), userId: userIdSchema }),
   z.object({ type: z.literal("ListFriends"), id: requestIdSchema.optional() }),
-  z.object({ type: z.literal("SetPrivacy"), id: requestIdSchema.optional(), shareLocation: shareLocationSchema }),
-  z.object({ type: z.literal("HidePresence"), id: requestIdSchema.optional(), userId: userIdSchema, hidden: z.boolean() }),
+  z.object({ type: z.literal("SetPrivacy"), id: requestIdSchema.optional(), ...privacyFields }).refine(...anyOf(Object.keys(privacyFields))),
+  z.object({ type: z.literal("HidePresence"), id: requestIdSchema.optional(), userId: userIdSchema, ...friendPrivacyFields }).refine(...anyOf(Object.keys(friendPrivacyFields))),
 ]);
 
 /** Socket message type → friendship operation. */

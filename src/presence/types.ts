@@ -5,7 +5,7 @@
  */
 import type { DeviceKind, DeviceStatus, Position } from "../protocol";
 
-export type { DeviceKind, DeviceStatus, Position, PositionInterest, Presence, PublicDevice, PublicStatus } from "../protocol";
+export type { DeviceKind, DeviceStatus, LastSeenPrivacy, Position, PositionInterest, Presence, PublicDevice, PublicStatus } from "../protocol";
 
 /** `matrix`: the Matrix API's device (its /sync polls are its sign of life). */
 export type Transport = "ws" | "http" | "matrix";
@@ -24,4 +24,6 @@ export interface DeviceState {
   lastHeartbeatAt: number | null;
   /** Last sign of life of any kind: connect, heartbeat, ping, any frame. */
   lastSeenAt: number;
+  /** "Clear after": when busy/invisible and the text end on their own (src/presence/expiry.ts); absent or null: never. */
+  expiresAt?: number | null;
 }

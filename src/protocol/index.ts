@@ -90,7 +90,15 @@ export interface FriendList {
   blocked: string[];
   hiddenFrom: string[];
   shareLocation: "all" | "none";
+  /** Who sees your `lastActiveAt` ("last seen"): every friend, only `lastSeenShownTo`, or nobody. */
+  lastSeen: LastSeenPrivacy;
+  /** The friends chosen to see it when `lastSeen` is `chosen`. */
+  lastSeenShownTo: string[];
 }
+
+/** Who sees a user's `lastActiveAt`: every friend (default), the friends they chose, or nobody (then it is `null`). */
+export type LastSeenPrivacy = "all" | "chosen" | "none";
+export const LAST_SEEN_PRIVACY = ["all", "chosen", "none"] as const;
 
 // ─── client → server ─────────────────────────────────────────────────────────
 
@@ -102,7 +110,20 @@ export interface HeartbeatBody {
   realm: string;
   status: DeviceStatus;
   statusText?: string | null;
+  /**
+   * "Clear after": when (ms since epoch, the server's clock) this device's
+   * `busy` or `invisible` reverts to `online` and its status text is cleared,
+   * on the server's own (friends see it like any change). `null` clears the
+   * deadline. Omitted (and no `expiresInMs`): a deadline set before stays
+   * while status and text stay as they were set with it.
+   */
+  expiresAt?: number | null;
+  /** The same as a duration from now (at most MAX_STATUS_EXPIRY_MS); only one of the two. */
+  expiresInMs?: number;
 }
+
+/** The longest "clear after" (`expiresInMs`): a year. */
+export const MAX_STATUS_EXPIRY_MS = 366 * 24 * 3_600_000;
 
 /**
  * Which friends' position-only moves a subscribing client wants pushed:
@@ -113,10 +134,19 @@ export interface HeartbeatBody {
  */
 export type PositionInterest = "all" | "realm" | "none";
 
+/**
+ * Whose presence a subscribing socket is pushed (issue #16, large friend
+ * lists): every friend's (`"all"`, the default), or only the named friends'
+ * (at most 100 ids; ids that are not friends are ignored until they are).
+ * The user's object watches the union over its sockets, so friends outside
+ * every subset cost nothing. docs/PROTOCOL.md, "Following a subset of friends".
+ */
+export type FriendSubset = "all" | string[];
+
 export type ClientMessage =
   | ({ type: "PositionHeartbeat"; id?: RequestId } & HeartbeatBody)
-  | { type: "GetOnlineFriends"; id?: RequestId }
-  | { type: "SubscribeFriendshipPresenceUpdates"; id?: RequestId; positions?: PositionInterest }
+  | { type: "GetOnlineFriends"; id?: RequestId; limit?: number; cursor?: string }
+  | { type: "SubscribeFriendshipPresenceUpdates"; id?: RequestId; positions?: PositionInterest; friends?: FriendSubset }
   | { type: "UnsubscribeFriendshipPresenceUpdates"; id?: RequestId }
   | { type: "GetPresence"; id?: RequestId; userId: string }
   | { type: "SendFriendRequest"; id?: RequestId; userId: string; message?: string | null }
@@ -127,8 +157,8 @@ export type ClientMessage =
   | { type: "BlockUser"; id?: RequestId; userId: string }
   | { type: "UnblockUser"; id?: RequestId; userId: string }
   | { type: "ListFriends"; id?: RequestId }
-  | { type: "SetPrivacy"; id?: RequestId; shareLocation: "all" | "none" }
-  | { type: "HidePresence"; id?: RequestId; userId: string; hidden: boolean };
+  | { type: "SetPrivacy"; id?: RequestId; shareLocation?: "all" | "none"; lastSeen?: LastSeenPrivacy }
+  | { type: "HidePresence"; id?: RequestId; userId: string; hidden?: boolean; lastSeen?: boolean };
 
 // ─── server → client ─────────────────────────────────────────────────────────
 
@@ -163,8 +193,10 @@ export type ServerMessage =
       maxFrameBytes: number;
       ping: typeof PING_FRAME;
     }
-  | { type: "heartbeat_ack"; id?: RequestId; presence: Presence; nextHeartbeatMs: number }
-  | { type: "online_friends"; id?: RequestId; friends: Presence[] }
+  /** `expiresAt`: when this device's status/text clears on its own (a pending "clear after"); absent: never. */
+  | { type: "heartbeat_ack"; id?: RequestId; presence: Presence; nextHeartbeatMs: number; expiresAt?: number }
+  /** `nextCursor` only when the request paged (`limit`/`cursor`): null after the last page. */
+  | { type: "online_friends"; id?: RequestId; friends: Presence[]; nextCursor?: string | null }
   | { type: "subscribed"; id?: RequestId; friends: Presence[] }
   | { type: "unsubscribed"; id?: RequestId }
   | { type: "presence_result"; id?: RequestId; presence: Presence }

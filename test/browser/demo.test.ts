@@ -101,6 +101,32 @@ describe.skipIf(!hasChromium)("demo page", () => {
     await a.screenshot({ path: `${results}/demo-friend-offline.png`, fullPage: true });
   });
 
+  it("clear after: busy for 30 minutes shows when it clears; last seen set to nobody hides it from the friend (issue #16)", async () => {
+    const [eve, fred] = [user("eve"), user("fred")];
+    await server.befriend(eve, fred);
+    const e = await signIn(eve);
+    const f = await signIn(fred);
+    await until("eve sees fred online", async () => /online/i.test(await rowText(e, fred)));
+
+    await f.fill("#status-text", "lunch");
+    await f.selectOption("#clear-after", "1800000");
+    await f.selectOption("#status", "busy");
+    await until("fred's page says when it clears", async () => /busy.*clears at/i.test((await f.textContent("#self-summary")) ?? ""));
+    await until("eve sees fred busy with lunch", async () => /busy/i.test(await rowText(e, fred)) && /lunch/.test(await rowText(e, fred)));
+    expect(await f.inputValue("#status")).toBe("busy");
+    expect(await f.inputValue("#clear-after")).toBe("1800000");
+    await f.screenshot({ path: `${results}/demo-clear-after.png`, fullPage: true });
+
+    await f.selectOption("#last-seen", "chosen");
+    await until("eve's row has the choice on fred's page", async () => (await f.locator(`[data-last-seen="${eve}"]`).count()) === 1);
+    await f.selectOption("#last-seen", "none");
+    await until("fred's friends list says nobody", async () => (await f.locator(`[data-last-seen="${eve}"]`).count()) === 0);
+    await f.context().close();
+    await until("eve sees fred offline", async () => /offline/i.test(await rowText(e, fred)));
+    expect(await rowText(e, fred)).toMatch(/last seen hidden/);
+    await e.screenshot({ path: `${results}/demo-last-seen-hidden.png`, fullPage: true });
+  });
+
   it("asks a user to be friends from the page; they accept from theirs; both lists show each other", async () => {
     const [cleo, dan] = [user("cleo"), user("dan")];
     const d = await signIn(dan);

@@ -137,6 +137,8 @@ export class SimUser {
           blocked: [...this.edges.keys()].filter((o) => this.state(o) === "blocked"),
           hiddenFrom: [],
           shareLocation: "all" as const,
+          lastSeen: "all" as const,
+          lastSeenShownTo: [],
         }),
       mutualFriends: async (other) =>
         record(

@@ -162,6 +162,8 @@ export function validMessage({ lookups = anyUserId, others = anyUserId }: Target
       .map(([userId, message, id]) => withId(message === undefined ? { type: "SendFriendRequest", userId } : { type: "SendFriendRequest", userId, message }, id)),
     fc.tuple(fc.constantFrom("all", "none"), maybeId).map(([shareLocation, id]) => withId({ type: "SetPrivacy", shareLocation }, id)),
     fc.tuple(others, fc.boolean(), maybeId).map(([userId, hidden, id]) => withId({ type: "HidePresence", userId, hidden }, id)),
+    fc.tuple(fc.constantFrom("all", "chosen", "none"), maybeId).map(([lastSeen, id]) => withId({ type: "SetPrivacy", lastSeen }, id)),
+    fc.tuple(others, fc.boolean(), maybeId).map(([userId, lastSeen, id]) => withId({ type: "HidePresence", userId, lastSeen }, id)),
   );
 }
 

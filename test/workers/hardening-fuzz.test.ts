@@ -109,7 +109,7 @@ describe(`fuzzed frames over live sockets (${SESSIONS} sessions × ${FRAMES_PER_
               shownToFriend = true;
             }
           }
-          if (message.type === "SetPrivacy") shareLocation = message.shareLocation;
+          if (message.type === "SetPrivacy" && message.shareLocation) shareLocation = message.shareLocation;
           if (message.type === "GetPresence" && message.userId === outsider) expect(reply, where).toMatchObject({ type: "error", code: "not_found" });
           if (message.type === "GetPresence" && (message.userId === u || message.userId === friend.id)) expect(reply.type, where).toBe("presence_result");
         }

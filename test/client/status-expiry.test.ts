@@ -1,0 +1,76 @@
+// The SDK's "clear after" and "last seen" privacy against a real `wrangler dev` (issue #16).
+import WebSocket from "ws";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type ConnectOptions, type PresenceClient, type WebSocketConstructor } from "../../client/src/index.js";
+import { startDevServer, type DevServer } from "../../scripts/lib/dev-server.mjs";
+import { until, user } from "../shared/util";
+
+let server: DevServer;
+const clients: PresenceClient[] = [];
+
+beforeAll(async () => {
+  server = await startDevServer({ vars: { PRESENCE_TTL_MS: "20000", HEARTBEAT_INTERVAL_MS: "500" } });
+});
+afterAll(async () => {
+  for (const client of clients) client.close();
+  await server?.stop();
+});
+
+function open(userId: string, options: Partial<ConnectOptions> = {}): PresenceClient {
+  const client = connect({
+    url: server.url,
+    getToken: () => server.token(userId),
+    device: `${userId}-d1`,
+    kind: "desktop",
+    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
+    initial: { position: { x: 1, y: 2, z: 3 }, realm: "lobby", status: "online" },
+    ...options,
+  });
+  clients.push(client);
+  return client;
+}
+
+describe("SDK: clear after, last seen (wrangler dev)", () => {
+  it("setStatus with clearAfterMs: the friend sees busy, then online without text; the client follows; its periodic heartbeats never bring busy back", async () => {
+    const [alice, bob] = [user("alice"), user("bob")];
+    await server.befriend(alice, bob);
+    const a = open(alice);
+    const b = open(bob);
+    await Promise.all([a.ready(), b.ready()]);
+    await until("alice sees bob", () => a.friend(bob)?.status === "online");
+
+    const before = Date.now();
+    const self = await b.setStatus("busy", "lunch", { clearAfterMs: 1_500 });
+    expect(self).toMatchObject({ status: "busy", statusText: "lunch" });
+    expect(b.statusExpiresAt).toBeGreaterThanOrEqual(before + 1_500);
+    await until("alice sees bob busy", () => a.friend(bob)?.status === "busy");
+    await until("alice sees bob back online", () => a.friend(bob)?.status === "online" && a.friend(bob)?.statusText === null, 5_000);
+    await until("bob's own view follows", () => b.self?.status === "online" && b.statusExpiresAt === null, 5_000);
+    // Several periodic heartbeats later, still online.
+    await new Promise((r) => setTimeout(r, 1_200));
+    expect(a.friend(bob)).toMatchObject({ status: "online", statusText: null });
+
+    // A status set for good drops an earlier deadline.
+    await b.setStatus("busy", "focus", { clearAfterMs: 60_000 });
+    expect(b.statusExpiresAt).not.toBeNull();
+    await b.setStatus("busy", "focus");
+    expect(b.statusExpiresAt).toBeNull();
+  });
+
+  it("setLastSeen and showLastSeenTo: only the chosen friend gets lastActiveAt", async () => {
+    const [alice, bob, carol] = [user("alice"), user("bob"), user("carol")];
+    await server.befriend(alice, bob);
+    await server.befriend(alice, carol);
+    const b = open(bob);
+    const c = open(carol);
+    const a = open(alice);
+    await Promise.all([a.ready(), b.ready(), c.ready()]);
+    expect((await a.setLastSeen("chosen")).lastSeen).toBe("chosen");
+    expect((await a.showLastSeenTo(bob)).lastSeenShownTo).toEqual([bob]);
+    await a.setStatus("away");
+    await until("both see alice away", () => b.friend(alice)?.status === "away" && c.friend(alice)?.status === "away");
+    expect(b.friend(alice)?.lastActiveAt).toBeGreaterThan(0);
+    expect(c.friend(alice)?.lastActiveAt).toBeNull();
+  });
+});

@@ -10,6 +10,7 @@
  *   npm run bench:quick        smoke run (under a minute), results in bench/results/tmp/quick
  *   node bench/run.mjs --servers edge,memory --scenarios scale-1000 --steady 10
  *   node bench/run.mjs --servers edge --scenarios scale-1600 --idle 60   (a longer pings-only phase)
+ *   node bench/run.mjs --servers edge --scenarios capacity-3000 --connect-deadline 600   (stop connecting after 10 min; go on with those connected)
  *
  * Nothing here asserts a timing: the numbers are reported, never judged.
  */
@@ -33,6 +34,7 @@ const { values: args } = parseArgs({
     scenarios: { type: "string" },
     steady: { type: "string" },
     idle: { type: "string" },
+    "connect-deadline": { type: "string" },
     out: { type: "string" },
     report: { type: "boolean", default: false },
   },
@@ -127,6 +129,7 @@ if (args.scenarios) {
   scenarios = [...FULL, ...QUICK].filter((s) => wanted.has(s.name));
 }
 if (args.steady) scenarios = scenarios.map((s) => ({ ...s, steadyMs: Number(args.steady) * 1000 }));
+if (args["connect-deadline"]) scenarios = scenarios.map((s) => ({ ...s, connectDeadlineMs: Number(args["connect-deadline"]) * 1000 }));
 if (args.idle) scenarios = scenarios.map((s) => ({ ...s, idleMs: Number(args.idle) * 1000 }));
 const servers = args.servers.split(",");
 const vars = readDevVars();

@@ -181,6 +181,8 @@ for (const scenario of scenarios) {
         if (serverName === "edge" && (name === "steady-start" || name === "steady-end")) {
           // Both at once: on a saturated runtime each waits behind the backlog.
           [samples[name].meter, samples[name].devCounters] = await Promise.all([meterStats(server.baseUrl), devCounters(server.baseUrl)]);
+          // When the counts were taken: a saturated runtime answers minutes late, and the counts are as of its answer.
+          samples[name].meterAt = performance.now();
         }
       };
       await take("started");
@@ -258,7 +260,9 @@ function leaseRenewals(meanFriends) {
 
 function billing(serverName, s, load, steadyCpu, meanFriends) {
   const users = load.connected;
-  const seconds = load.steadySeconds;
+  // The counts span from one answer of the stats endpoint to the other (the load generator's window on a runtime that keeps up).
+  const meterSpan = s["steady-end"].meterAt && s["steady-start"].meterAt ? (s["steady-end"].meterAt - s["steady-start"].meterAt) / 1000 : null;
+  const seconds = serverName === "edge" && meterSpan ? Math.max(meterSpan, load.steadySeconds) : load.steadySeconds;
   if (serverName !== "edge") {
     const cores = steadyCpu / seconds;
     const gib = s["steady-end"].rss / 2 ** 30;
@@ -283,7 +287,7 @@ function billing(serverName, s, load, steadyCpu, meanFriends) {
   const hb = ev("ws:heartbeat", "events");
   const deliveries = ev("rpc:receivePresence", "events");
   return {
-    window: { users, seconds: +seconds.toFixed(1) },
+    window: { users, seconds: +seconds.toFixed(1), loadGeneratorSeconds: +load.steadySeconds.toFixed(1) },
     counts: { ...counts, alarmsSet: d("alarmsSet"), wallBusySeconds: +(d("activeMs") / 1000).toFixed(1), runtimeCpuSeconds: +runtimeCpu.toFixed(1), instances: d("instances") },
     byEvent: Object.fromEntries(
       Object.keys(b.byEvent).map((k) => [

@@ -5,6 +5,9 @@
  * moves. A friend this user hides from sees the frozen offline shape instead.
  * A lease carries the watcher's position interest: position-only moves go
  * only to watchers that want them (issue #11); everything else to all.
+ * Per watcher, one call is in flight at a time and at most one newer state
+ * waits for it (latest wins): the work a burst leaves behind is bounded by the
+ * number of watchers, and a slow watcher gets coarser updates, not late ones.
  */
 import { inChunks } from "../src/presence/chunks";
 import { ok, refuse, type Result } from "../src/presence/result";

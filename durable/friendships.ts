@@ -164,11 +164,14 @@ export class Friendships {
     const { store, config } = this.host;
     if (message.force) store.set("registered", true);
     const counts = store.edgeCounts();
+    const registered = store.get("registered") === true;
     const { edge, reply } = applyRemote(store.edge(from), message, {
-      registered: store.get("registered") === true,
+      registered,
       pendingLimitReached: counts.incoming >= config.maxPendingRequests,
       friendLimitReached: counts.friends >= config.maxFriends,
     });
+    // A user who never used the service records nothing others send (issue #12): asking costs it no storage.
+    if (!registered) return reply;
     await this.applyEdge(from, edge, "remote", text);
     return reply;
   }

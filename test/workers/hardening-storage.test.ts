@@ -8,7 +8,8 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { meterTotals } from "../../durable/meter";
 import { MIGRATIONS } from "../../durable/schema";
-import { api, stubOf, user } from "./helpers";
+import { WORKER_TEST_BINDINGS } from "./bindings";
+import { api, Client, stubOf, user } from "./helpers";
 
 /** The tables of a user's object (SQLite's catalogue; the runtime's own `_cf_` tables left out) and its database size. */
 function storageOf(userId: string): Promise<{ tables: string[]; bytes: number }> {
@@ -100,5 +101,48 @@ describe("migrations still run for objects that have tables", () => {
     expect(after.version).toBe(MIGRATIONS.length);
     expect(after.tables).not.toContain("friend_presence");
     expect(after.watcherColumns).toEqual(expect.arrayContaining(["positions", "realm"]));
+  });
+});
+
+describe("blocks of arbitrary ids are bounded (MAX_BLOCKED)", () => {
+  const MAX_BLOCKED = Number(WORKER_TEST_BINDINGS.MAX_BLOCKED);
+
+  it("a flood of blocks cannot grow the blocker's rows past MAX_BLOCKED, and the targets keep no storage", async () => {
+    const a = user("a");
+    // Within the request bucket (burst 40): the limit refuses, not the rate.
+    const targets = Array.from({ length: MAX_BLOCKED + 10 }, () => user("t"));
+    const statuses: number[] = [];
+    for (const t of targets) {
+      const res = await api(a, `/v1/blocks/${t}`, { method: "PUT" });
+      statuses.push(res.status);
+      if (res.status !== 200) expect(res).toMatchObject({ status: 409, body: { error: { code: "block_limit" } } });
+    }
+    expect(statuses.filter((s) => s === 200).length).toBe(MAX_BLOCKED);
+    const rows = () => runInDurableObject(stubOf(a), (_, state) => Number(state.storage.sql.exec(`SELECT COUNT(*) AS n FROM friends`).one().n));
+    expect(await rows()).toBe(MAX_BLOCKED);
+    expect((await api(a, "/v1/friends")).body.blocked).toHaveLength(MAX_BLOCKED);
+    // Blocking someone already blocked is no new row and no refusal; an unblock makes room (its row goes).
+    expect((await api(a, `/v1/blocks/${targets[0]}`, { method: "PUT" })).status).toBe(200);
+    expect((await api(a, `/v1/blocks/${targets[0]}`, { method: "DELETE" })).status).toBe(200);
+    expect(await rows()).toBe(MAX_BLOCKED - 1);
+    expect((await api(a, `/v1/blocks/${targets.at(-1)}`, { method: "PUT" })).status).toBe(200);
+    expect(await rows()).toBe(MAX_BLOCKED);
+    // Nothing was sent to the never-used ids: their objects were not even asked.
+    for (const t of targets.slice(0, 3)) expect((await storageOf(t)).tables).toEqual([]);
+  });
+
+  it("the limit answers alike for ids in use and never used, over a socket too", async () => {
+    const a = user("a");
+    for (let i = 0; i < MAX_BLOCKED; i++) expect((await api(a, `/v1/blocks/${user("t")}`, { method: "PUT" })).status).toBe(200);
+    const used = user("used");
+    expect((await api(used, "/v1/friends")).status).toBe(200);
+    const overUsed = await api(a, `/v1/blocks/${used}`, { method: "PUT" });
+    const overGhost = await api(a, `/v1/blocks/${user("ghost")}`, { method: "PUT" });
+    expect(overUsed.status).toBe(409);
+    expect({ ...overUsed.body }).toEqual({ ...overGhost.body });
+    const ca = await Client.connect(a);
+    const reply = await ca.request({ type: "BlockUser", userId: used });
+    expect(reply).toMatchObject({ type: "error", code: "block_limit" });
+    await ca.close();
   });
 });

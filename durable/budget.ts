@@ -21,10 +21,14 @@
  * serves a recent answer instead of a refusal while the call budget is spent.
  */
 import { ok, refuse, type Refusal, type Result } from "../src/presence/result";
+import { pageOnline, pageRequest } from "../src/presence/subset";
 import type { Presence } from "../src/presence/types";
 import type { Host } from "./host";
 import type { Sockets } from "./sockets";
 import type { Watching } from "./watching";
+
+/** A friends-online answer: `nextCursor` only when the request paged. */
+export type OnlineFriends = { friends: Presence[]; nextCursor?: string | null };
 
 /** How old a friends-online answer may be when it is served because the call budget is spent. */
 const SNAPSHOT_MAX_AGE_MS = 30_000;
@@ -55,20 +59,35 @@ export class CallBudget {
    * `GET /v1/friends/online`. A live user's answer comes from the cache (no
    * calls); an HTTP-only reader's asks every friend's object, within the call
    * budget: when it is spent, the last answer (at most SNAPSHOT_MAX_AGE_MS old,
-   * ex-friends filtered out) is served instead, else 429.
+   * ex-friends filtered out) is served instead, else 429. A page (`limit`,
+   * `cursor`: src/presence/subset.ts) asks at most `limit` friends; a live user
+   * following subsets asks the friends outside them, within the budget too.
    */
-  async onlineFriends(now: number, watching: Watching): Promise<Result<Presence[], "rate_limited">> {
+  async onlineFriends(now: number, watching: Watching, query: { limit?: number; cursor?: string } = {}): Promise<Result<OnlineFriends, "rate_limited">> {
     if (!this.sockets.admitUser(now)) return this.tooManyRequests();
-    if (watching.live) return ok(await watching.onlineFriends());
+    const page = pageRequest(query);
+    if (!watching.snapshotAsks()) return ok(page ? await watching.onlineFriendsPage(page) : { friends: await watching.onlineFriends() });
     const limited = this.refusal(now);
     if (limited) {
       const snapshot = this.onlineSnapshot;
-      if (snapshot && now - snapshot.at <= SNAPSHOT_MAX_AGE_MS) return ok(snapshot.friends.filter((p) => this.host.store.isFriend(p.userId)));
-      return limited;
+      if (!snapshot || now - snapshot.at > SNAPSHOT_MAX_AGE_MS) return limited;
+      const friends = snapshot.friends.filter((p) => this.host.store.isFriend(p.userId));
+      if (!page) return ok({ friends });
+      // Paged through the last whole answer: no call.
+      const listed = new Map(friends.map((p) => [p.userId, p]));
+      return ok(
+        await pageOnline(
+          this.host.store.friendIds(),
+          page,
+          (id) => listed.get(id) ?? null,
+          async () => new Map(),
+        ),
+      );
     }
+    if (page) return ok(await watching.onlineFriendsPage(page));
     const friends = await watching.onlineFriends();
     this.onlineSnapshot = { at: now, friends };
-    return ok(friends);
+    return ok({ friends });
   }
 
   private tooManyRequests(): Refusal<"rate_limited"> {

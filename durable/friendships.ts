@@ -22,6 +22,7 @@ import {
 } from "../src/presence/friendship";
 import type { ServerMessage } from "../src/protocol";
 import { ok, refuse, type Refusal, type Result } from "../src/presence/result";
+import type { ServerEvents } from "./events";
 import type { Host } from "./host";
 import type { Outbox } from "./outbox";
 import type { Sockets } from "./sockets";
@@ -57,6 +58,8 @@ export type FriendshipRefusalCode = FriendshipErrorCode | "friend_limit" | "requ
 type Cause = "local" | "remote" | "reply";
 
 export class Friendships {
+  /** Server-side events (durable/events.ts); null: the operator configured no queue. */
+  events: ServerEvents | null = null;
   /** Last reply of each target's object to an edge message (for a synchronous answer to the caller). */
   private readonly lastReplies = new Map<string, EdgeReply>();
 
@@ -241,5 +244,6 @@ export class Friendships {
       const message = event.type === "friend_request" ? store.requestNote(other) : undefined;
       this.sockets.broadcast({ ...event, userId: other, ...(message !== undefined ? { message } : {}) } as ServerMessage);
     }
+    await this.events?.edgeChanged(other, previous, edge, cause, now);
   }
 }

@@ -8,7 +8,8 @@
  */
 import { announcedHeartbeatMs } from "../src/presence/config";
 import { errorFrame } from "../src/presence/protocol";
-import { deviceKindSchema, FRIENDSHIP_OPS, positionInterestSchema, parseClientFrame, type ClientMessage } from "../src/presence/schema";
+import { deviceKindSchema, FRIENDSHIP_OPS, friendsParamSchema, positionInterestSchema, parseClientFrame, type ClientMessage } from "../src/presence/schema";
+import { pageRequest } from "../src/presence/subset";
 import { PING_FRAME, PROTOCOL_VERSION } from "../src/protocol";
 import type { CallBudget } from "./budget";
 import type { Host } from "./host";
@@ -53,7 +54,8 @@ export class JsonSockets {
     if (refusal) return Response.json({ error: { code: refusal.code, message: refusal.message } }, { status: 429 });
 
     const positions = positionInterestSchema.safeParse(new URL(request.url).searchParams.get("positions") ?? undefined);
-    const { client, server } = this.sockets.accept(deviceId, kind.data, positions.success ? positions.data : undefined);
+    const friends = friendsParamSchema.optional().safeParse(new URL(request.url).searchParams.get("friends") ?? undefined);
+    const { client, server } = this.sockets.accept(deviceId, kind.data, positions.success ? positions.data : undefined, friends.success ? friends.data : undefined);
     // A reconnecting device keeps its last heartbeat (no flapping); a new one is "connected, not shown".
     store.connectDevice(deviceId, kind.data, now);
     this.sockets.saveDevice(server, store.device(deviceId));
@@ -107,7 +109,8 @@ export class JsonSockets {
   /** One valid client message: the same operations as the HTTP API, answered on the socket. */
   private async handle(ws: WebSocket, message: ClientMessage, now: number): Promise<void> {
     const reply = this.sockets.send.bind(this.sockets, ws);
-    if (CALLING_FRAMES.has(message.type)) {
+    // A snapshot asks the friends the cache does not hold (outside the subsets, or every friend when not live).
+    if (CALLING_FRAMES.has(message.type) || (message.type === "GetOnlineFriends" && this.watching.snapshotAsks())) {
       const limited = this.budget.refusal(now);
       if (limited) return this.sockets.reject(ws, now, errorFrame(limited.code, limited.message, message.id));
     }
@@ -117,12 +120,18 @@ export class JsonSockets {
         const presence = await this.ops.heartbeat(deviceId, kind, "ws", message, now);
         return reply({ type: "heartbeat_ack", id: message.id, presence, nextHeartbeatMs: announcedHeartbeatMs(this.host.config) });
       }
-      case "GetOnlineFriends":
-        return reply({ type: "online_friends", id: message.id, friends: await this.watching.onlineFriends() });
-      case "SubscribeFriendshipPresenceUpdates":
-        this.sockets.setSubscribed(ws, true, message.positions);
+      case "GetOnlineFriends": {
+        const page = pageRequest(message);
+        if (!page) return reply({ type: "online_friends", id: message.id, friends: await this.watching.onlineFriends() });
+        return reply({ type: "online_friends", id: message.id, ...(await this.watching.onlineFriendsPage(page)) });
+      }
+      case "SubscribeFriendshipPresenceUpdates": {
+        this.sockets.setSubscribed(ws, true, message.positions, message.friends);
         await this.watching.interestChanged(now);
-        return reply({ type: "subscribed", id: message.id, friends: await this.watching.onlineFriends() });
+        // A socket following a subset gets the snapshot of its subset (from the cache: no call).
+        const subset = this.sockets.attachment(ws).friends;
+        return reply({ type: "subscribed", id: message.id, friends: subset ? await this.watching.onlineAmong(subset) : await this.watching.onlineFriends() });
+      }
       case "UnsubscribeFriendshipPresenceUpdates":
         this.sockets.setSubscribed(ws, false);
         await this.watching.interestChanged(now);

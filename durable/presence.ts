@@ -23,6 +23,7 @@ import { refuse, type Refusal } from "../src/presence/result";
 import type { HeartbeatBody } from "../src/presence/schema";
 import { deviceDeadline, positionPublishAt } from "../src/presence/timers";
 import type { DeviceKind, Presence, Transport } from "../src/presence/types";
+import type { ServerEvents } from "./events";
 import type { Host } from "./host";
 import type { Sockets } from "./sockets";
 import type { Watchers } from "./watchers";
@@ -31,6 +32,8 @@ import type { Watchers } from "./watchers";
 export const SEQ_RESERVATION = 1_000;
 
 export class OwnPresence {
+  /** Server-side events (durable/events.ts); null: the operator configured no queue. */
+  events: ServerEvents | null = null;
   /** The status text of the offline shape (set by the Matrix part for its users; undefined: none, as before). */
   offlineText: () => string | null | undefined = () => undefined;
   /** What a wake lost was brought back (from the sockets' attachments or the seq reservation). */
@@ -160,6 +163,7 @@ export class OwnPresence {
    */
   private async publish(view: Omit<Presence, "seq">, now: number, significant: boolean, only?: string): Promise<void> {
     const { store } = this.host;
+    const before = this.published();
     const seq = this.seq() + 1;
     const presence: Presence = { ...view, seq };
     if (significant) store.set("published", presence);
@@ -170,7 +174,8 @@ export class OwnPresence {
     store.remember("published_at", now);
     store.remember("publish_at", null);
     this.sockets.savePublished(presence);
-    await this.watchers.push(presence, now, only, !significant);
+    // The operator's event goes out beside the fan-out (a per-friend toggle is not one).
+    await Promise.all([this.watchers.push(presence, now, only, !significant), only === undefined && this.events?.published(before, presence, now)]);
   }
 
   /**

@@ -32,7 +32,8 @@ export const MIGRATIONS: string[][] = [
   [`ALTER TABLE watchers ADD COLUMN positions TEXT`, `ALTER TABLE watchers ADD COLUMN realm TEXT`],
 ];
 
-export type OutboxKind = "edge" | "presence" | "watch";
+/** `event`: a batch of server-side events whose send failed (durable/events.ts), retried like the rest. */
+export type OutboxKind = "edge" | "presence" | "watch" | "event";
 export interface OutboxRow {
   id: number;
   key: string | null;
@@ -86,6 +87,8 @@ export interface Meta {
   positions: "realm" | "none";
   /** Location shared with nobody; absent: with every friend. */
   share_location: "none";
+  /** The friends watched when the clients follow subsets of them (durable/watching.ts); absent: every friend. */
+  watched_subset: string[];
 }
 export type MetaKey = keyof Meta;
 
@@ -102,4 +105,5 @@ export const DECODE: { [K in MetaKey]: (raw: string) => Meta[K] } = {
   last_active_at: Number,
   positions: (raw) => (raw === "none" ? "none" : "realm"),
   share_location: () => "none",
+  watched_subset: (raw) => JSON.parse(raw) as string[],
 };

@@ -10,6 +10,7 @@ import { CloseCode, type ServerMessage } from "../src/protocol";
 import { takeToken, type Bucket } from "../src/presence/timers";
 import type { EdgeState } from "../src/presence/friendship";
 import type { DeviceKind, DeviceState, PositionInterest, Presence } from "../src/presence/types";
+import { inSubset, type SocketSubset } from "../src/presence/subset";
 
 /** What other kinds of socket (durable/dcl.ts) hear: every broadcast, and every change of an edge with its cause. */
 export type SocketTap = { type: "broadcast"; message: ServerMessage } | { type: "edge"; userId: string; previous: EdgeState; next: EdgeState; cause: "local" | "remote" | "reply" };
@@ -27,6 +28,8 @@ export interface SocketAttachment {
   subscribed: boolean;
   /** Which friends' position-only moves the client wants (connect's `?positions=` or its Subscribe); absent: all. */
   positions?: PositionInterest;
+  /** Whose presence the client is pushed (connect's `?friends=` or its Subscribe; src/presence/subset.ts); absent: every friend's. */
+  friends?: string[];
   /** This socket's device as of its last frame (newer than its row on disk). */
   device?: DeviceState;
   /** What friends were last told (its seq is the user's current seq). */
@@ -49,11 +52,18 @@ export class Sockets {
   ) {}
 
   /** Accepts a new socket for `deviceId`, replacing any older one of the same device; returns the client end. */
-  accept(deviceId: string, kind: DeviceKind, positions?: PositionInterest): { client: WebSocket; server: WebSocket } {
+  accept(deviceId: string, kind: DeviceKind, positions?: PositionInterest, friends?: string[]): { client: WebSocket; server: WebSocket } {
     this.closeDevice(deviceId, CloseCode.replaced, "replaced by a newer connection of this device");
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [deviceId]);
-    this.setAttachment(server, { deviceId, kind, subscribed: false, ...(positions ? { positions } : {}), ...(this.latestPublished ? { published: this.latestPublished } : {}) });
+    this.setAttachment(server, {
+      deviceId,
+      kind,
+      subscribed: false,
+      ...(positions ? { positions } : {}),
+      ...(friends ? { friends } : {}),
+      ...(this.latestPublished ? { published: this.latestPublished } : {}),
+    });
     return { client, server };
   }
 
@@ -61,10 +71,22 @@ export class Sockets {
     return ws.deserializeAttachment() as SocketAttachment;
   }
 
-  setSubscribed(ws: WebSocket, subscribed: boolean, positions?: PositionInterest): void {
-    const { positions: before, ...rest } = this.attachment(ws);
+  /** `friends`: a new subset, `"all"` to drop it, absent to keep the socket's. */
+  setSubscribed(ws: WebSocket, subscribed: boolean, positions?: PositionInterest, friends?: string[] | "all"): void {
+    const { positions: before, friends: subsetBefore, ...rest } = this.attachment(ws);
     const interest = positions ?? before;
-    this.setAttachment(ws, { ...rest, subscribed, ...(interest ? { positions: interest } : {}) });
+    const subset = friends === "all" ? undefined : (friends ?? subsetBefore);
+    this.setAttachment(ws, { ...rest, subscribed, ...(interest ? { positions: interest } : {}), ...(subset ? { friends: subset } : {}) });
+  }
+
+  /** Each open client socket's subset of friends (undefined: every friend); other kinds of socket (Decentraland) want every friend. */
+  friendSubsets(): SocketSubset[] {
+    const subsets: SocketSubset[] = [];
+    for (const ws of this.ctx.getWebSockets()) {
+      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+      if (attachment?.deviceId && ws.readyState === WebSocket.OPEN) subsets.push(attachment.friends);
+    }
+    return subsets;
   }
 
   /** The position interests of the sockets that subscribed or named one at connect (absent: all). */
@@ -172,11 +194,13 @@ export class Sockets {
   /** Told of every broadcast (the Matrix part wakes its parked long polls). */
   onBroadcast: (message: ServerMessage) => void = () => undefined;
 
-  /** To every socket that subscribed to friends' presence. */
+  /** To every socket that subscribed to friends' presence (a friend's presence: only to the sockets whose subset has them). */
   broadcast(message: ServerMessage): void {
     this.onBroadcast(message);
+    const about = message.type === "presence" ? message.presence.userId : null;
     for (const ws of this.ctx.getWebSockets()) {
-      if ((ws.deserializeAttachment() as SocketAttachment | null)?.subscribed) this.send(ws, message);
+      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+      if (attachment?.subscribed && (about === null || inSubset(attachment.friends, about))) this.send(ws, message);
     }
     this.tap({ type: "broadcast", message });
   }

@@ -346,6 +346,11 @@ export class UserStore {
     return this.outboxRows.nextAttempt();
   }
 
+  /** Server-side events (durable/events.ts): a batch whose send to the queue failed, retried by the alarm. */
+  enqueueEvents(payload: string, nextAttemptAt: number): void {
+    this.outboxRows.enqueueEvents(payload, nextAttemptAt);
+  }
+
   // ─── derived ─────────────────────────────────────────────────────────────
 
   /** This user's presence as last published (what friends were told), or offline before the first. */

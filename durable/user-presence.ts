@@ -33,8 +33,9 @@ import type { MatrixPresenceState } from "../src/matrix/mapping";
 import { serverNameOf } from "../src/matrix/routes";
 import { DCL_OBJECT_PATH } from "../src/dcl/worker";
 import { DclSockets } from "./dcl";
-import { CallBudget } from "./budget";
+import { CallBudget, type OnlineFriends } from "./budget";
 import { Friendships, type FriendshipChange, type FriendshipRefusalCode } from "./friendships";
+import { ServerEvents } from "./events";
 import { createHost, type Host } from "./host";
 import { MATRIX_WAIT_HEADER, MatrixPart } from "./matrix";
 import { JsonSockets } from "./json-sockets";
@@ -80,6 +81,8 @@ export class UserPresence extends DurableObject<Env> {
     // A socket's device state rides in its attachment (a heartbeat writes no row): read back after a wake.
     this.store.savedDevices = () => this.sockets.savedDevices();
     this.friendships = new Friendships(this.host, this.sockets, this.outbox, this.watching);
+    // Server-side events (docs/EVENTS.md): off without an EVENTS queue binding.
+    this.presence.events = this.friendships.events = ServerEvents.create(env, this.host, this.outbox, (at) => this.armBy(at));
     this.matrix = new MatrixPart(
       ctx,
       this.host,
@@ -285,9 +288,9 @@ export class UserPresence extends DurableObject<Env> {
   }
 
   /** `GET /v1/friends/online`: from the cache for a live user, else asked of the friends within the call budget (CallBudget.onlineFriends). */
-  async onlineFriends(): Promise<Result<Presence[], "rate_limited">> {
+  async onlineFriends(query: { limit?: number; cursor?: string } = {}): Promise<Result<OnlineFriends, "rate_limited">> {
     this.register();
-    return this.budget.onlineFriends(Date.now(), this.watching);
+    return this.budget.onlineFriends(Date.now(), this.watching, query);
   }
 
   /** One friendship operation by this user about `other` (request, accept, block…): see Operations.friendship. */

@@ -10,12 +10,20 @@
  * After a wake it holds only what was pushed since; the first snapshot asked
  * for (Subscribe, GetOnlineFriends) rebuilds it with one re-watch of every
  * friend, which also renews the leases. Waking costs no fan-out by itself.
+ *
+ * Subsets (issue #16, src/presence/subset.ts): when every client of the user
+ * follows a subset of friends, only their union is watched. A friend that
+ * leaves the union is not told: its next push is refused (`not_watching`) and
+ * it drops the lease, so it costs at most one call, and none if it does not
+ * change (an explicit unwatch would always cost one). The union last watched
+ * is kept in meta (`watched_subset`, written only when it changes) so that
+ * release after a wake knows whom to tell.
  */
 import { inChunks } from "../src/presence/chunks";
 import { offlinePresence } from "../src/presence/protocol";
-import { isShownOnline } from "../src/protocol";
 import { ok, refuse, type Result } from "../src/presence/result";
 import { combinedInterest } from "../src/presence/interest";
+import { type OnlinePage, type PageRequest, pageOnline, sameSubset, unionOfSubsets } from "../src/presence/subset";
 import type { PositionInterest, Presence } from "../src/presence/types";
 import { FANOUT_CHUNK, type Host } from "./host";
 import type { Outbox } from "./outbox";
@@ -30,6 +38,8 @@ export class Watching {
   private complete = false;
   /** The re-watch under way, shared by the snapshots that wait for it. */
   private rebuilding: Promise<void> | null = null;
+  /** The watch of friends newly in the union, which the snapshots wait for too. */
+  private adding: Promise<void> | null = null;
 
   constructor(
     private readonly host: Host,
@@ -38,7 +48,7 @@ export class Watching {
   ) {
     outbox.handle("watch", async ({ target }) => {
       const { store } = this.host;
-      if (!this.live || !store.isFriend(target)) return;
+      if (!this.live || !store.isFriend(target) || !this.wants(target)) return;
       const watched = await this.host.stub(target).watch(this.host.userId, this.host.config.watchLeaseMs, this.interest(), this.ownRealm());
       if (!watched.ok) store.uncache(target);
       else if (store.cacheIfNewer(watched.value, true)) this.sockets.broadcast({ type: "presence", presence: watched.value });
@@ -64,35 +74,96 @@ export class Watching {
     return this.host.store.published(this.host.userId).realm;
   }
 
-  /** A client (un)subscribed: if the interest the leases carry changed, renew every lease with it now. */
+  /**
+   * A client (un)subscribed or changed its subset: watch the friends newly in
+   * the union; if the interest the leases carry changed, renew every lease with it now.
+   */
   async interestChanged(now: number): Promise<void> {
+    if (this.live) await this.followSubsets(now);
     const interest = this.interest();
     if (interest === (this.host.store.get("positions") ?? "all")) return;
     this.host.store.set("positions", interest === "all" ? null : interest);
     if (this.live) {
       if (this.rebuilding !== null) await this.rebuilding;
-      await this.watch(this.host.store.friendIds(), now);
+      await this.watch(this.watched(), now);
     }
   }
 
-  /** The user's first device came: watch every friend. */
+  // ─── whom to watch: every friend, or the union of the clients' subsets ───
+
+  /**
+   * The friends the user's clients want now: null (every friend) unless every
+   * client is a socket following a subset. A device without a socket (HTTP,
+   * Matrix) reads every friend, and so does a socket that named none.
+   */
+  private wanted(): string[] | null {
+    if (this.host.store.devices().some((d) => d.transport !== "ws")) return null;
+    const subsets = this.sockets.friendSubsets();
+    // No open socket (one dropped without a close; its device waits for the TTL): nobody asks for more than before.
+    if (subsets.length === 0) return this.host.store.get("watched_subset");
+    const union = unionOfSubsets(subsets);
+    return union === null ? null : [...union].sort();
+  }
+
+  /** Whether `friend` is in the union last watched (every friend when no subset). */
+  wants(friend: string): boolean {
+    const subset = this.host.store.get("watched_subset");
+    return subset === null || subset.includes(friend);
+  }
+
+  /** The friends in the union last watched. */
+  private watched(): string[] {
+    const friends = this.host.store.friendIds();
+    const subset = this.host.store.get("watched_subset");
+    if (subset === null) return friends;
+    const wanted = new Set(subset);
+    return friends.filter((f) => wanted.has(f));
+  }
+
+  /**
+   * The union may have changed (a subscription, a socket or a device came or
+   * went): remember it, forget the friends that left it (their next push is
+   * refused, which drops their lease), and watch the ones that joined it.
+   */
+  private async followSubsets(now: number): Promise<void> {
+    const { store } = this.host;
+    const before = store.get("watched_subset");
+    const after = this.wanted();
+    if (sameSubset(before, after)) return;
+    store.set("watched_subset", after);
+    const watched = new Set(this.watched());
+    for (const friend of store.cachedAll()) if (!watched.has(friend.userId)) store.uncache(friend.userId);
+    // After a wake (not complete) the snapshot's re-watch takes them; before the first fan-in, start does.
+    if (!this.complete) return;
+    const joined = before === null ? [] : [...watched].filter((f) => !before.includes(f));
+    if (joined.length === 0) return;
+    const adding = this.watch(joined, now, false).finally(() => {
+      if (this.adding === adding) this.adding = null;
+    });
+    this.adding = adding;
+    await adding;
+  }
+
+  /** The user's first device came: watch every friend (or the union of the clients' subsets). */
   async start(now: number): Promise<void> {
     this.host.store.set("live", true);
+    this.host.store.set("watched_subset", this.wanted());
     await this.fanIn(now);
   }
 
-  /** Watches every friend; a snapshot asked for meanwhile waits for this one instead of starting another. */
+  /** Watches every friend in the union; a snapshot asked for meanwhile waits for this one instead of starting another. */
   private fanIn(now: number): Promise<void> {
-    this.rebuilding ??= this.watch(this.host.store.friendIds(), now).finally(() => {
+    this.rebuilding ??= this.watch(this.watched(), now).finally(() => {
       this.rebuilding = null;
     });
     return this.rebuilding;
   }
 
-  /** While live: renew the leases when half of them has passed. */
+  /** While live: follow the clients' subsets, and renew the leases when half of them has passed. */
   async renewIfDue(now: number): Promise<void> {
+    await this.followSubsets(now);
     const renewAt = this.host.store.get("watch_renew_at");
-    if (renewAt !== null && renewAt <= now) await this.watch(this.host.store.friendIds(), now);
+    if (renewAt !== null && renewAt <= now) await this.watch(this.watched(), now);
   }
 
   /** When the leases are next renewed (only while live). */
@@ -103,17 +174,19 @@ export class Watching {
   /**
    * Takes (or renews) a lease on each friend and caches their presence; a
    * newer presence than the cached one means a push was lost: show it.
+   * `every`: these are all the watched friends (a fan-in or a renewal), not
+   * the ones that just joined a subset (their snapshot is the Subscribe reply).
    */
-  private async watch(friends: string[], now: number): Promise<void> {
+  private async watch(friends: string[], now: number, every = true): Promise<void> {
     const { store, config } = this.host;
     const userId = this.host.userId;
-    store.set("watch_renew_at", now + Math.floor(config.watchLeaseMs / 2));
+    if (every) store.set("watch_renew_at", now + Math.floor(config.watchLeaseMs / 2));
     // A renewal that finds a newer presence repairs a lost push: show it. The first fan-in (or the
     // rebuild after a wake) is answered by the snapshot that waits for it instead.
-    const repair = this.complete;
+    const repair = this.complete && every;
     const positions = this.interest();
     const realm = this.ownRealm();
-    this.complete = true;
+    if (every) this.complete = true;
     await inChunks(
       friends,
       FANOUT_CHUNK,
@@ -131,12 +204,13 @@ export class Watching {
     );
   }
 
-  /** The user's last live device is gone: release every lease, drop the cache. */
+  /** The user's last live device is gone: release every lease (of the union last watched), drop the cache. */
   async stop(): Promise<void> {
     const { store } = this.host;
     const userId = this.host.userId;
-    const friends = store.friendIds();
+    const friends = this.watched();
     store.set("live", null);
+    store.set("watched_subset", null);
     store.set("watch_renew_at", null);
     this.complete = false;
     store.uncache();
@@ -151,12 +225,13 @@ export class Watching {
    * counts as known (the re-watch finds any that is not).
    */
   knows(friend: string): boolean {
-    return !this.complete || this.host.store.cached(friend) !== null;
+    return !this.complete || !this.wants(friend) || this.host.store.cached(friend) !== null;
   }
 
   /** The snapshot waits for the fan-in under way (a connect's), or, after a wake, for one re-watch of every friend. */
   private async ensureComplete(): Promise<void> {
     if (this.rebuilding !== null) await this.rebuilding;
+    if (this.adding !== null) await this.adding;
     if (this.complete || !this.live) return;
     await this.fanIn(Date.now());
   }
@@ -171,19 +246,22 @@ export class Watching {
     const { store, config } = this.host;
     if (!this.live || !store.isFriend(other) || store.cached(other) || this.announcing.has(other)) return;
     this.announcing.add(other);
+    // Outside every client's subset: announced with their presence as of now, not watched.
+    const watch = this.wants(other);
     try {
       let presence: Presence;
       try {
-        const watched = await this.host.call(other, (stub) => stub.watch(this.host.userId, config.watchLeaseMs, this.interest()));
+        const userId = this.host.userId;
+        const seen = await this.host.call(other, (stub) => (watch ? stub.watch(userId, config.watchLeaseMs, this.interest()) : stub.presenceFor(userId)));
         // Refused: the other side has not recorded the friendship yet; its first watch of this user brings us back here.
-        if (!watched.ok) return;
-        presence = watched.value;
+        if (!seen.ok) return;
+        presence = seen.value;
       } catch {
         presence = unknown(offlinePresence(other));
-        this.outbox.retry("watch", other, now);
+        if (watch) this.outbox.retry("watch", other, now);
       }
       if (!store.isFriend(other)) return;
-      store.cacheIfNewer(presence, true);
+      if (watch) store.cacheIfNewer(presence, true);
       this.sockets.broadcast({ type: "friend_added", userId: other, presence });
     } finally {
       this.announcing.delete(other);
@@ -199,6 +277,8 @@ export class Watching {
     const { store } = this.host;
     if (!store.isFriend(from) || presence.userId !== from) return refuse("not_friends", "only friends' presence is taken");
     if (!this.live) return refuse("not_watching", "this user has no live client");
+    // Left every client's subset: the sender drops its lease (at most one call per friend that left).
+    if (!this.wants(from)) return refuse("not_watching", "this user's clients do not follow the sender");
     const newer = store.cacheIfNewer(presence, false);
     if (newer) {
       this.sockets.broadcast({ type: "presence", presence });
@@ -230,25 +310,53 @@ export class Watching {
   }
 
   /**
-   * The friends who are not offline (unknown ones included while live). From
-   * the cache while live; otherwise (an HTTP-only reader) each friend's object
-   * is asked once, and no lease is taken.
+   * The friends who are not offline (unknown ones included while live), by
+   * friend id. While live, watched friends come from the cache; the others
+   * (outside the clients' subsets, or every friend for an HTTP-only reader)
+   * are asked, one call each, and no lease is taken.
    */
   async onlineFriends(): Promise<Presence[]> {
+    return (await this.onlineFriendsPage({ after: null, limit: Number.MAX_SAFE_INTEGER })).friends;
+  }
+
+  /** One page of the same (src/presence/subset.ts `pageOnline`): at most `limit` friends listed and `limit` friends asked. */
+  async onlineFriendsPage(request: PageRequest): Promise<OnlinePage> {
     const { store } = this.host;
     await this.ensureComplete();
-    if (this.live) return store.cachedAll().filter((p) => isShownOnline(p.status) || p.status === "unknown");
+    const live = this.live;
     const userId = this.host.userId;
-    const online: Presence[] = [];
-    await inChunks(
+    return pageOnline(
       store.friendIds(),
-      FANOUT_CHUNK,
-      (f) => this.host.call(f, (stub) => stub.presenceFor(userId)),
-      (friend, result) => {
-        if (result.status === "rejected") online.push(unknown(offlinePresence(friend)));
-        else if (result.value.ok && isShownOnline(result.value.value.status)) online.push(result.value.value);
+      request,
+      (friend) => (live && this.wants(friend) ? store.cached(friend) : undefined),
+      async (friends) => {
+        const seen = new Map<string, Presence>();
+        await inChunks(
+          friends,
+          FANOUT_CHUNK,
+          (f) => this.host.call(f, (stub) => stub.presenceFor(userId)),
+          (friend, result) => {
+            if (result.status === "rejected") seen.set(friend, unknown(offlinePresence(friend)));
+            else if (result.value.ok) seen.set(friend, result.value.value);
+          },
+        );
+        return seen;
       },
     );
-    return online;
+  }
+
+  /** Whether a snapshot asks friends' objects (not live, or live with friends outside the subsets): it then needs the call budget. */
+  snapshotAsks(): boolean {
+    return !this.live || this.host.store.get("watched_subset") !== null;
+  }
+
+  /** The online friends among `ids` that are watched (a subset socket's snapshot): from the cache, no call. */
+  async onlineAmong(ids: readonly string[]): Promise<Presence[]> {
+    await this.ensureComplete();
+    const { store } = this.host;
+    return [...new Set(ids)]
+      .sort()
+      .map((id) => (store.isFriend(id) && this.wants(id) ? store.cached(id) : null))
+      .filter((p): p is Presence => p !== null && p.status !== "offline");
   }
 }

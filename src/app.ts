@@ -21,7 +21,17 @@ import { realmAdmin, realmCount, realmLive } from "./realm-routes";
 import { readConfig } from "./presence/config";
 import { PROTOCOL_VERSION, TOKEN_PROTOCOL_PREFIX } from "./protocol";
 import type { LocalOp } from "./presence/friendship";
-import { describeIssues, deviceIdSchema, deviceKindSchema, heartbeatBody, requestMessageSchema, shareLocationSchema, userIdSchema } from "./presence/schema";
+import {
+  describeIssues,
+  deviceIdSchema,
+  deviceKindSchema,
+  friendsParamSchema,
+  heartbeatBody,
+  onlinePageQuery,
+  requestMessageSchema,
+  shareLocationSchema,
+  userIdSchema,
+} from "./presence/schema";
 import { meterTotals, resetMeter } from "../durable/meter";
 
 type App = { Bindings: Env; Variables: AuthVariables };
@@ -90,6 +100,8 @@ app.get("/v1/connect", requireUser, async (c) => {
     throw new ApiError(426, "upgrade_required", "connect with a WebSocket upgrade");
   }
   const { deviceId, kind } = device(new URL(c.req.url).searchParams);
+  // A subset of friends from the start (issue #16): checked here, before any object is touched.
+  if (c.req.query("friends") !== undefined) parse(friendsParamSchema, c.req.query("friends"));
   // Browsers fail the handshake unless one offered protocol is echoed; a token entry is never echoed (#12).
   const offered = offeredProtocols(c.req.raw).filter((p) => !p.startsWith(TOKEN_PROTOCOL_PREFIX));
   const protocol = offered.includes(PROTOCOL_VERSION) ? PROTOCOL_VERSION : offered[0];
@@ -127,9 +139,10 @@ app.post("/v1/heartbeat", requireUser, async (c) => {
 });
 
 app.get("/v1/friends/online", requireUser, async (c) => {
-  const result = await c.env.USER.getByName(c.var.userId).onlineFriends();
+  const query = parse(onlinePageQuery, c.req.query());
+  const result = await c.env.USER.getByName(c.var.userId).onlineFriends(query);
   if (!result.ok) throw refusalError(result, 429);
-  return c.json({ friends: result.value });
+  return c.json(result.value);
 });
 
 app.get("/v1/friends", requireUser, async (c) => {

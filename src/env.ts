@@ -2,6 +2,7 @@ import type { RealmCounter } from "../durable/realm-counter";
 import type { RealmShard } from "../durable/realm-shard";
 import type { UserPresence } from "../durable/user-presence";
 import type { ConfigVars } from "./presence/config";
+import type { ServerEvent } from "./presence/events";
 
 /**
  * Bindings of the worker, and its vars and secrets: the names, kinds and
@@ -12,6 +13,8 @@ export interface Env extends ConfigVars {
   USER: DurableObjectNamespace<UserPresence>;
   REALM_SHARD: DurableObjectNamespace<RealmShard>;
   REALM_COUNTER: DurableObjectNamespace<RealmCounter>;
+  /** Server-side events (docs/EVENTS.md): optional; without it no event is built or sent. */
+  EVENTS?: Queue<ServerEvent>;
 }
 
 // `import { env } from "cloudflare:workers"` (tests) sees the same bindings.

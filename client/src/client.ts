@@ -152,6 +152,12 @@ export interface ConnectOptions {
    * cost the service less (docs/PROTOCOL.md).
    */
   positions?: PositionInterest;
+  /**
+   * Follow only these friends (the ones on screen; at most 100): pushes come
+   * only for them, and friends outside every subset of your clients cost the
+   * service nothing. Change it with `setFriends`. Default: every friend.
+   */
+  friends?: string[];
   /** WebSocket implementation; defaults to `globalThis.WebSocket` (pass `ws` in Node 20). */
   WebSocket?: WebSocketConstructor;
   /** fetch implementation for the HTTP helpers; defaults to `globalThis.fetch`. */
@@ -180,6 +186,12 @@ interface Pending {
 
 type Reply<T extends ServerMessage["type"]> = Extract<ServerMessage, { type: T }>;
 
+/** One page of online friends (`getOnlineFriendsPage`); `nextCursor` null after the last page. */
+export interface OnlineFriendsPage {
+  friends: Presence[];
+  nextCursor: string | null;
+}
+
 function stripReply({ type: _type, id: _id, ...list }: Reply<"friends_list">): FriendList {
   return list;
 }
@@ -202,6 +214,8 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   private currentState: ConnectionState = "connecting";
   private desired: { position?: Position; realm?: string; status: DeviceStatus; statusText: string | null };
   private selfPresence: Presence | null = null;
+  /** The friends this client follows (null: every friend); kept across reconnects. */
+  private subset: string[] | null;
   private welcome: Reply<"welcome"> | null = null;
   /** Friends updated by pushes on this socket since the subscription was requested. */
   private touched = new Set<string>();
@@ -223,6 +237,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     this.WebSocketImpl = WebSocketImpl;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.reconnect };
     this.deviceId = options.device ?? `sdk-${randomId().slice(0, 12)}`;
+    this.subset = options.friends ? [...options.friends] : null;
     this.desired = {
       position: options.initial?.position,
       realm: options.initial?.realm,
@@ -278,6 +293,48 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   async getOnlineFriends(): Promise<Presence[]> {
     const reply = await this.request({ type: "GetOnlineFriends" }, "online_friends");
     for (const presence of reply.friends) this.applyChanges(this.friendsState.applyPresence(presence));
+    return reply.friends;
+  }
+
+  /**
+   * One page of the online friends, in friend-id order: at most `limit`
+   * (1–200, default 50) friends; pass the previous page's `nextCursor` for the
+   * next. A page may be short while more follow: go on until `nextCursor` is null.
+   */
+  async getOnlineFriendsPage(options: { limit?: number; cursor?: string | null } = {}): Promise<OnlineFriendsPage> {
+    const reply = await this.request({ type: "GetOnlineFriends", limit: options.limit ?? 50, ...(options.cursor ? { cursor: options.cursor } : {}) }, "online_friends");
+    for (const presence of reply.friends) this.applyChanges(this.friendsState.applyPresence(presence));
+    return { friends: reply.friends, nextCursor: reply.nextCursor ?? null };
+  }
+
+  /** Every page of the online friends, one request at a time: `for await (const page of client.onlineFriendsPages()) …`. */
+  async *onlineFriendsPages(options: { limit?: number } = {}): AsyncGenerator<Presence[]> {
+    let cursor: string | null = null;
+    do {
+      const page: OnlineFriendsPage = await this.getOnlineFriendsPage({ limit: options.limit, cursor });
+      yield page.friends;
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+  }
+
+  /** The friends this client follows (null: every friend). */
+  get following(): readonly string[] | null {
+    return this.subset;
+  }
+
+  /**
+   * Follow only `friends` (at most 100; the ones on screen), or every friend
+   * (`"all"`). Resolves with the snapshot of the friends now followed (online
+   * ones), which is also applied to `friends`; kept across reconnects.
+   */
+  async setFriends(friends: string[] | "all"): Promise<Presence[]> {
+    const subset = friends === "all" ? null : [...new Set(friends)];
+    const reply = await this.request(
+      { type: "SubscribeFriendshipPresenceUpdates", ...(this.options.positions ? { positions: this.options.positions } : {}), friends: subset ?? "all" },
+      "subscribed",
+    );
+    this.subset = subset;
+    this.applyChanges(this.friendsState.applySnapshot(reply.friends, new Set(), subset ? new Set(subset) : undefined));
     return reply.friends;
   }
 
@@ -415,6 +472,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     base.searchParams.set("device", this.deviceId);
     base.searchParams.set("kind", this.options.kind ?? "web");
     if (this.options.positions) base.searchParams.set("positions", this.options.positions);
+    if (this.subset) base.searchParams.set("friends", this.subset.join(","));
     return base.toString();
   }
 
@@ -546,10 +604,19 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     const socket = this.socket;
     const generation = this.generation;
     // Subscribe first: the snapshot is taken after the subscription flag is set, so no push falls in between.
-    this.request({ type: "SubscribeFriendshipPresenceUpdates", ...(this.options.positions ? { positions: this.options.positions } : {}) }, "subscribed", { internal: true })
+    const subset = this.subset;
+    this.request(
+      {
+        type: "SubscribeFriendshipPresenceUpdates",
+        ...(this.options.positions ? { positions: this.options.positions } : {}),
+        ...(subset ? { friends: subset } : {}),
+      },
+      "subscribed",
+      { internal: true },
+    )
       .then((reply) => {
         if (generation !== this.generation) return;
-        this.applyChanges(this.friendsState.applySnapshot(reply.friends, this.touched));
+        this.applyChanges(this.friendsState.applySnapshot(reply.friends, this.touched, subset ? new Set(subset) : undefined));
         clearTimer(this.connectTimer);
         this.connectTimer = null;
         this.attempt = 0;

@@ -8,6 +8,7 @@ export type {
   FriendRequestEnded,
   FriendshipResult,
   HeartbeatInput,
+  OnlineFriendsPage,
   PresenceEvents,
   PresenceUpdate,
 } from "./client.js";

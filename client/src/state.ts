@@ -62,9 +62,10 @@ export class FriendsState {
    * The `subscribed` snapshot of online friends. `touched`: users whose
    * presence was applied from pushes on this connection after the
    * subscription request was sent; absence from the snapshot says nothing
-   * about them.
+   * about them. `scope`: the friends the snapshot covers (a subset
+   * subscription's); absence says nothing about anyone else.
    */
-  applySnapshot(online: Presence[], touched: ReadonlySet<string> = new Set()): StateChange[] {
+  applySnapshot(online: Presence[], touched: ReadonlySet<string> = new Set(), scope?: ReadonlySet<string>): StateChange[] {
     const changes: StateChange[] = [];
     const listed = new Set<string>();
     for (const presence of online) {
@@ -76,6 +77,7 @@ export class FriendsState {
     }
     for (const previous of [...this.byId.values()]) {
       if (listed.has(previous.userId) || touched.has(previous.userId) || previous.status === "offline") continue;
+      if (scope && !scope.has(previous.userId)) continue;
       const presence = wentOffline(previous);
       this.byId.set(previous.userId, presence);
       changes.push({ kind: "update", presence, previous });

@@ -3,6 +3,8 @@ import type { MintOptions } from "../../src/dev-token.d.mts";
 export interface DevServerOptions {
   /** Var overrides on top of the dev secrets (.dev.vars or its example) and DEV_MODE=1. */
   vars?: Record<string, string>;
+  /** Wrangler configs run in one process (`-c a -c b`; the first is served at `url`). Default: wrangler.toml alone. */
+  configs?: string[];
   /** Where to claim a port: [first, first + count); the inspector gets port + count. Default 8800, 10 (tests). */
   ports?: { first: number; count: number };
   /** Where the fresh --persist-to directory is made. Default the OS temp dir. */

@@ -126,7 +126,7 @@ export async function startProcess({ command, args, cwd = root, env = {}, logFil
  * @returns {Promise<import("./dev-server.d.mts").DevServer>}
  */
 export async function startDevServer(options = {}) {
-  const { vars: overrides = {}, ports = { first: 8800, count: 10 }, persistRoot = tmpdir(), cwd = root, env = {}, logFile, readyTimeoutMs = 60_000 } = options;
+  const { vars: overrides = {}, configs = [], ports = { first: 8800, count: 10 }, persistRoot = tmpdir(), cwd = root, env = {}, logFile, readyTimeoutMs = 60_000 } = options;
   const { port, release } = await claimPort(ports, { inspector: true });
   const persistDir = mkdtempSync(join(persistRoot, "edge-presence-dev-"));
   const secrets = readDevVars();
@@ -137,7 +137,7 @@ export async function startDevServer(options = {}) {
   let earlier = "";
 
   const start = async () => {
-    const args = [join(root, "node_modules/wrangler/bin/wrangler.js"), "dev", "--ip", "127.0.0.1", "--port", String(port)];
+    const args = [join(root, "node_modules/wrangler/bin/wrangler.js"), "dev", ...configs.flatMap((c) => ["-c", c]), "--ip", "127.0.0.1", "--port", String(port)];
     args.push("--inspector-port", String(port + ports.count), "--persist-to", persistDir, "--show-interactive-dev-session=false");
     for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
     wrangler = await startProcess({

@@ -60,6 +60,11 @@ export const ACCESS = {
   JWT_AUDIENCE: { kind: "var", shown: "empty (not checked)", doc: "required `aud` when set; **set it in production** (unset: tokens meant for any audience are accepted)" },
   ADMIN_TOKEN: { kind: "secret", shown: "— (admin API off → 503)", doc: "bearer token for `/v1/admin/*`" },
   SERVER_NAME: { kind: "var", shown: "empty (`localhost`)", doc: "Matrix server name: users are `@<localpart>:SERVER_NAME` (docs/MATRIX.md)" },
+  EVENTS_POSITIONS: {
+    kind: "var",
+    shown: "empty (left out)",
+    doc: "`1`: server-side events carry the position of users who share their location (docs/EVENTS.md); off without an `EVENTS` queue binding",
+  },
   DEV_MODE: { kind: "local", shown: "unset", doc: "`1` enables `POST /dev/token` for the demo; **never in production**" },
 } as const satisfies Record<string, { kind: SettingKind; shown: string; doc: string }>;
 

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { DEVICE_KINDS, DEVICE_STATUSES, type ClientMessage, type ErrorCode, type HeartbeatBody, type RequestId } from "../protocol";
 import type { Refusal } from "./result";
+import { decodeCursor, MAX_PAGE_LIMIT, MAX_SUBSET_FRIENDS } from "./subset";
 
 export const MAX_REALM_LENGTH = 64;
 export const MAX_STATUS_TEXT_LENGTH = 140;
@@ -56,11 +57,28 @@ export const MAX_REQUEST_MESSAGE_LENGTH = 280;
 export const requestMessageSchema = printable(MAX_REQUEST_MESSAGE_LENGTH).nullable().optional();
 export const shareLocationSchema = z.enum(["all", "none"]);
 export const positionInterestSchema = z.enum(["all", "realm", "none"]);
+/** Large friend lists (src/presence/subset.ts): a socket's subset of friends, and the snapshot's paging. */
+export const friendSubsetSchema = z.union([z.literal("all"), z.array(userIdSchema).max(MAX_SUBSET_FRIENDS)]);
+export const pageLimitSchema = z.number().int().min(1).max(MAX_PAGE_LIMIT);
+export const cursorSchema = z.string().refine((c) => decodeCursor(c) !== null, "not a cursor this server gave");
+/** `GET /v1/connect?friends=a,b,c`: the socket's subset from the start (empty: none until its Subscribe names some). */
+export const friendsParamSchema = z
+  .string()
+  .max(MAX_SUBSET_FRIENDS * (MAX_USER_ID_LENGTH + 1))
+  .transform((raw) => (raw === "" ? [] : raw.split(",")))
+  .pipe(z.array(userIdSchema).max(MAX_SUBSET_FRIENDS));
+/** `GET /v1/friends/online?limit=&cursor=` (query strings are text). */
+export const onlinePageQuery = z.object({ limit: z.coerce.number().pipe(pageLimitSchema).optional(), cursor: cursorSchema.optional() });
 
 export const clientMessageSchema = z.discriminatedUnion("type", [
   heartbeatBody.extend({ type: z.literal("PositionHeartbeat"), id: requestIdSchema.optional() }),
-  z.object({ type: z.literal("GetOnlineFriends"), id: requestIdSchema.optional() }),
-  z.object({ type: z.literal("SubscribeFriendshipPresenceUpdates"), id: requestIdSchema.optional(), positions: positionInterestSchema.optional() }),
+  z.object({ type: z.literal("GetOnlineFriends"), id: requestIdSchema.optional(), limit: pageLimitSchema.optional(), cursor: cursorSchema.optional() }),
+  z.object({
+    type: z.literal("SubscribeFriendshipPresenceUpdates"),
+    id: requestIdSchema.optional(),
+    positions: positionInterestSchema.optional(),
+    friends: friendSubsetSchema.optional(),
+  }),
   z.object({ type: z.literal("UnsubscribeFriendshipPresenceUpdates"), id: requestIdSchema.optional() }),
   z.object({ type: z.literal("GetPresence"), id: requestIdSchema.optional(), userId: userIdSchema }),
   z.object({ type: z.literal("SendFriendRequest"), id: requestIdSchema.optional(), userId: userIdSchema, message: requestMessageSchema }),

@@ -113,10 +113,19 @@ export interface HeartbeatBody {
  */
 export type PositionInterest = "all" | "realm" | "none";
 
+/**
+ * Whose presence a subscribing socket is pushed (issue #16, large friend
+ * lists): every friend's (`"all"`, the default), or only the named friends'
+ * (at most 100 ids; ids that are not friends are ignored until they are).
+ * The user's object watches the union over its sockets, so friends outside
+ * every subset cost nothing. docs/PROTOCOL.md, "Following a subset of friends".
+ */
+export type FriendSubset = "all" | string[];
+
 export type ClientMessage =
   | ({ type: "PositionHeartbeat"; id?: RequestId } & HeartbeatBody)
-  | { type: "GetOnlineFriends"; id?: RequestId }
-  | { type: "SubscribeFriendshipPresenceUpdates"; id?: RequestId; positions?: PositionInterest }
+  | { type: "GetOnlineFriends"; id?: RequestId; limit?: number; cursor?: string }
+  | { type: "SubscribeFriendshipPresenceUpdates"; id?: RequestId; positions?: PositionInterest; friends?: FriendSubset }
   | { type: "UnsubscribeFriendshipPresenceUpdates"; id?: RequestId }
   | { type: "GetPresence"; id?: RequestId; userId: string }
   | { type: "SendFriendRequest"; id?: RequestId; userId: string; message?: string | null }
@@ -165,7 +174,8 @@ export type ServerMessage =
       ping: typeof PING_FRAME;
     }
   | { type: "heartbeat_ack"; id?: RequestId; presence: Presence; nextHeartbeatMs: number }
-  | { type: "online_friends"; id?: RequestId; friends: Presence[] }
+  /** `nextCursor` only when the request paged (`limit`/`cursor`): null after the last page. */
+  | { type: "online_friends"; id?: RequestId; friends: Presence[]; nextCursor?: string | null }
   | { type: "subscribed"; id?: RequestId; friends: Presence[] }
   | { type: "unsubscribed"; id?: RequestId }
   | { type: "presence_result"; id?: RequestId; presence: Presence }

@@ -115,8 +115,9 @@ export class Client extends FrameClient {
     ws.addEventListener("close", (e) => this.ended(e.code, e.reason));
   }
 
-  static async connect(userId: string, opts: { device?: string; kind?: string } = {}): Promise<Client> {
+  static async connect(userId: string, opts: { device?: string; kind?: string; friends?: string[] } = {}): Promise<Client> {
     const params = new URLSearchParams({ device: opts.device ?? "d1", kind: opts.kind ?? "desktop" });
+    if (opts.friends) params.set("friends", opts.friends.join(","));
     const res = await worker().fetch(`http://presence/v1/connect?${params}`, {
       headers: { Upgrade: "websocket", Authorization: `Bearer ${await token(userId)}` },
     });

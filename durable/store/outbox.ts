@@ -107,6 +107,7 @@ export class OutboxRows {
 
   /** A batch of server-side events whose send to the queue failed (durable/events.ts): one row, not keyed, retried like the others. */
   enqueueEvents(payload: string, nextAttemptAt: number): void {
+    this.tables.create();
     this.sql.exec(`INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (NULL, 'EVENTS', 'event', ?, 1, ?)`, payload, nextAttemptAt);
   }
 }

@@ -60,6 +60,12 @@ let shownClearsAt = null;
 /** "Last seen" privacy, from the friends list. */
 let privacy = { lastSeen: "all", lastSeenShownTo: [] };
 const flashes = new Map();
+/** The realm this page last published (its count is shown first). */
+let myRealm = null;
+/** Live realm counts shown, by realm: one SDK subscription each (`subscribeRealm`, its own socket). */
+const realmCounts = new Map();
+/** The user's realm and at most this many in all with the friends' realms. */
+const MAX_REALMS = 6;
 
 function readForm() {
   const num = (id) => {
@@ -143,6 +149,74 @@ function renderFriends() {
   const onlineCount = friends.filter((p) => isShownOnline(p.status)).length;
   $("online-count").textContent = friends.length ? `${onlineCount} of ${friends.length} online` : "";
   $("no-friends").hidden = friends.length > 0;
+  syncRealms();
+}
+
+/** The user's realm first, then the realms online friends are in (most friends first), at most MAX_REALMS. */
+function shownRealms() {
+  const byRealm = friendsByRealm();
+  const others = [...byRealm.keys()].filter((r) => r !== myRealm).sort((a, b) => byRealm.get(b).length - byRealm.get(a).length || a.localeCompare(b));
+  return [...(myRealm ? [myRealm] : []), ...others].slice(0, MAX_REALMS);
+}
+
+function friendsByRealm() {
+  const byRealm = new Map();
+  for (const p of client?.friends ?? []) {
+    if (!isShownOnline(p.status) || !p.realm) continue;
+    byRealm.set(p.realm, [...(byRealm.get(p.realm) ?? []), p.userId]);
+  }
+  return byRealm;
+}
+
+/** Subscribes to the realms to show and drops the others; counts arrive batched, at most one a second per realm. */
+function syncRealms() {
+  if (!client) return;
+  const wanted = shownRealms();
+  for (const [realm, entry] of realmCounts) {
+    if (wanted.includes(realm)) continue;
+    entry.subscription.close();
+    realmCounts.delete(realm);
+  }
+  for (const realm of wanted) {
+    if (realmCounts.has(realm)) continue;
+    const entry = { subscription: null, count: null };
+    realmCounts.set(realm, entry);
+    entry.subscription = client.subscribeRealm(realm, (c) => {
+      if (realmCounts.get(realm) !== entry) return; // a frame still on its way after the page let go of this realm
+      entry.count = c.count;
+      renderRealms();
+    });
+  }
+  renderRealms();
+}
+
+function closeRealms() {
+  for (const entry of realmCounts.values()) entry.subscription.close();
+  realmCounts.clear();
+}
+
+function renderRealms() {
+  const countOf = (realm) => realmCounts.get(realm)?.count;
+  const shown = (count) => (count === null || count === undefined ? "…" : String(count));
+  const self = client?.self;
+  const uncounted = self?.invisible ? " (you are not counted while invisible)" : "";
+  $("realm-here").replaceChildren(
+    ...(myRealm ? [el("span", { class: "realm-count", id: "realm-count" }, shown(countOf(myRealm))), ` online in ${myRealm}${uncounted}`] : ["not in a realm yet"]),
+  );
+  const byRealm = friendsByRealm();
+  $("realms").replaceChildren(
+    ...shownRealms().map((realm) => {
+      const friends = byRealm.get(realm) ?? [];
+      const count = countOf(realm);
+      return el(
+        "li",
+        { class: `realm${realm === myRealm ? " current" : ""}`, dataset: { realm, count: count === null || count === undefined ? "" : String(count) } },
+        el("span", { class: "realm-name" }, realm, realm === myRealm ? el("span", { class: "muted" }, " · you are here") : null),
+        el("span", { class: "realm-count" }, `${shown(count)} online`),
+        friends.length ? el("span", { class: "realm-friends" }, `friends here: ${friends.sort().join(", ")}`) : null,
+      );
+    }),
+  );
 }
 
 /** With "friends I choose": whether this friend sees your last seen, and a click to change it. */
@@ -237,6 +311,7 @@ async function signIn(userId) {
   $("me-name").hidden = false;
   $("sign-out").hidden = false;
   document.title = `${userId} · edge-presence`;
+  myRealm = readForm().realm;
 
   client = connect({
     url: location.origin,
@@ -251,6 +326,7 @@ async function signIn(userId) {
     log(`connection ${e.state}${e.delayMs !== undefined ? `, retry in ${(e.delayMs / 1000).toFixed(1)} s` : ""}${e.code ? ` (code ${e.code})` : ""}`);
     renderSelf();
   });
+  client.on("self", renderRealms);
   client.on("online", (p) => log(`${p.userId} is ${p.status}`));
   client.on("offline", (p) => log(`${p.userId} went offline`));
   client.on("update", ({ presence }) => {
@@ -285,6 +361,8 @@ async function signIn(userId) {
 }
 
 function signOut() {
+  closeRealms();
+  myRealm = null;
   client?.close();
   client = null;
   appliedStatus = null;
@@ -305,6 +383,8 @@ async function publish() {
   const { position, realm, status, statusText } = readForm();
   const clear = $("clear-after").value;
   const choice = JSON.stringify([status, statusText, clear]);
+  myRealm = realm;
+  syncRealms();
   try {
     if (choice === appliedStatus) await client.heartbeat({ position, realm, status, statusText });
     else {
@@ -374,7 +454,10 @@ $("befriend-form").addEventListener("submit", async (event) => {
   renderFriends();
 });
 // A closing tab says goodbye, so friends see it offline at once rather than after the TTL.
-addEventListener("pagehide", () => client?.close());
+addEventListener("pagehide", () => {
+  closeRealms();
+  client?.close();
+});
 setInterval(renderFriends, 5_000);
 
 const params = new URLSearchParams(location.search);

@@ -118,10 +118,16 @@ function clearAfter(choice) {
 }
 
 function renderFriends() {
-  const friends = (client?.friends ?? []).slice().sort((a, b) => {
-    const rank = (p) => (isShownOnline(p.status) ? 0 : p.status === "unknown" ? 1 : 2);
-    return rank(a) - rank(b) || a.userId.localeCompare(b.userId);
-  });
+  const everyone = client?.friends ?? [];
+  // Following a subset: the others get no pushes, so what the page holds of them would go stale. Not shown.
+  const following = client?.following ?? null;
+  renderFollowChoices(everyone, following);
+  const friends = everyone
+    .filter((p) => following === null || following.includes(p.userId))
+    .sort((a, b) => {
+      const rank = (p) => (isShownOnline(p.status) ? 0 : p.status === "unknown" ? 1 : 2);
+      return rank(a) - rank(b) || a.userId.localeCompare(b.userId);
+    });
   const list = $("friends");
   list.replaceChildren(
     ...friends.map((p) => {
@@ -148,8 +154,36 @@ function renderFriends() {
   );
   const onlineCount = friends.filter((p) => isShownOnline(p.status)).length;
   $("online-count").textContent = friends.length ? `${onlineCount} of ${friends.length} online` : "";
-  $("no-friends").hidden = friends.length > 0;
+  $("no-friends").hidden = everyone.length > 0;
+  $("following-note").hidden = following === null;
+  $("following-note").textContent = following === null ? "" : `Showing only ${friends.length} of your ${everyone.length} friends.`;
   syncRealms();
+}
+
+/** One box per friend, ticked for the ones followed (kept as the user left them while the panel is open). */
+function renderFollowChoices(everyone, following) {
+  const box = $("follow-choices");
+  const ticked = new Set([...box.querySelectorAll("input:checked")].map((i) => i.value));
+  const known = new Set([...box.querySelectorAll("input")].map((i) => i.value));
+  const ids = everyone.map((p) => p.userId).sort();
+  if (ids.length === known.size && ids.every((id) => known.has(id))) return;
+  box.replaceChildren(
+    ...ids.map((id) => {
+      const input = el("input", { type: "checkbox", value: id, "data-follow": id });
+      input.checked = known.has(id) ? ticked.has(id) : following === null || following.includes(id);
+      return el("label", { class: "small" }, input, id);
+    }),
+  );
+}
+
+async function follow(choice) {
+  try {
+    await client.setFriends(choice);
+    log(choice === "all" ? "showing every friend" : `showing only ${choice.length ? choice.join(", ") : "nobody"}`);
+  } catch (error) {
+    log(`follow: ${error.code ?? error.message}`);
+  }
+  renderFriends();
 }
 
 /** The user's realm first, then the realms online friends are in (most friends first), at most MAX_REALMS. */
@@ -161,8 +195,9 @@ function shownRealms() {
 
 function friendsByRealm() {
   const byRealm = new Map();
+  const following = client?.following ?? null;
   for (const p of client?.friends ?? []) {
-    if (!isShownOnline(p.status) || !p.realm) continue;
+    if (!isShownOnline(p.status) || !p.realm || (following !== null && !following.includes(p.userId))) continue;
     byRealm.set(p.realm, [...(byRealm.get(p.realm) ?? []), p.userId]);
   }
   return byRealm;
@@ -329,7 +364,11 @@ async function signIn(userId) {
   client.on("self", renderRealms);
   client.on("online", (p) => log(`${p.userId} is ${p.status}`));
   client.on("offline", (p) => log(`${p.userId} went offline`));
-  client.on("update", ({ presence }) => {
+  client.on("update", ({ presence, previous }) => {
+    // Online ↔ offline is logged above; a change between shown statuses here.
+    if (previous && previous.status !== presence.status && isShownOnline(previous.status) && isShownOnline(presence.status)) {
+      log(`${presence.userId} is now ${presence.status}`);
+    }
     flash(presence.userId);
     renderFriends();
   });
@@ -375,6 +414,8 @@ function signOut() {
   $("me-name").hidden = true;
   $("sign-out").hidden = true;
   $("friends").replaceChildren();
+  $("follow-choices").replaceChildren();
+  $("following-note").hidden = true;
   document.title = "edge-presence · demo";
 }
 
@@ -409,6 +450,11 @@ $("status-form").addEventListener("submit", (event) => {
 });
 $("status").addEventListener("change", () => void publish());
 $("clear-after").addEventListener("change", () => void publish());
+$("follow-apply").addEventListener("click", () => void follow([...$("follow-choices").querySelectorAll("input:checked")].map((i) => i.value)));
+$("follow-all").addEventListener("click", () => {
+  for (const input of $("follow-choices").querySelectorAll("input")) input.checked = true;
+  void follow("all");
+});
 $("last-seen").addEventListener("change", async () => {
   try {
     applyPrivacy(await client.setLastSeen($("last-seen").value));

@@ -172,6 +172,45 @@ describe.skipIf(!hasChromium)("demo page", () => {
     await g.context().close();
   });
 
+  it("show only some friends: the page follows the ticked ones and hears nothing about the others until it shows all again (issue #16)", async () => {
+    const [kay, lou, max] = [user("kay"), user("lou"), user("max")];
+    await server.befriend(kay, lou);
+    await server.befriend(kay, max);
+    const k = await signIn(kay);
+    const l = await signIn(lou);
+    const m = await signIn(max);
+    await until("kay sees both online", async () => /online/i.test(await rowText(k, lou)) && /online/i.test(await rowText(k, max)));
+
+    await k.click("#follow summary");
+    await until("a box per friend", async () => (await k.locator("[data-follow]").count()) === 2);
+    await k.uncheck(`[data-follow="${max}"]`);
+    await k.click("#follow-apply");
+    await until("max's row is gone", async () => (await row(k, max).count()) === 0);
+    expect(await k.textContent("#following-note")).toBe("Showing only 1 of your 2 friends.");
+    expect(await k.textContent("#online-count")).toBe("1 of 1 online");
+
+    // Max goes busy: nothing about it reaches kay's page; lou's change does.
+    await m.fill("#status-text", "in a meeting");
+    await m.selectOption("#status", "busy");
+    await l.selectOption("#status", "away");
+    await until("kay sees lou away", async () => /away/i.test(await rowText(k, lou)));
+    await k.waitForTimeout(1_000);
+    const log = async () => (await k.textContent("#log")) ?? "";
+    expect(await log()).toContain(`${lou} is now away`);
+    expect(await log()).not.toContain(`${max} is now`);
+    expect(await row(k, max).count()).toBe(0);
+    await k.screenshot({ path: `${results}/demo-follow-subset.png`, fullPage: true });
+
+    // Show all: max is back, busy, from the snapshot.
+    await k.click("#follow-all");
+    await until("kay sees max busy again", async () => /busy/i.test(await rowText(k, max)) && /in a meeting/.test(await rowText(k, max)));
+    expect(await k.isHidden("#following-note")).toBe(true);
+    // Followed again: max's next change is pushed.
+    await m.selectOption("#status", "away");
+    await until("kay hears max go away", async () => (await log()).includes(`${max} is now away`));
+    for (const page of [k, l, m]) await page.context().close();
+  });
+
   it("asks a user to be friends from the page; they accept from theirs; both lists show each other", async () => {
     const [cleo, dan] = [user("cleo"), user("dan")];
     const d = await signIn(dan);

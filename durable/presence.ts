@@ -175,7 +175,10 @@ export class OwnPresence {
     const { store, config } = this.host;
     this.load();
     const change = classifyChange(store.get("published") ?? offlinePresence(this.host.userId), view);
-    if (change === "significant") await this.publish(view, now, true);
+    // Call budget spent (issue #12): the publish waits for it (alarm at publish_at); the latest view goes then.
+    const wait = change === "none" ? 0 : this.host.callWaitMs(now);
+    if (wait > 0) store.remember("publish_at", now + wait);
+    else if (change === "significant") await this.publish(view, now, true);
     else if (change === "position") {
       const at = positionPublishAt(store.get("published_at"), now, config.positionCoalesceMs);
       if (at <= now && !this.watchers.busy) await this.publish(view, now, false);

@@ -166,6 +166,7 @@ const FRIENDSHIP_STATUS: Record<string, ContentfulStatusCode> = {
   blocked: 409,
   friend_limit: 409,
   request_limit: 409,
+  block_limit: 409,
 };
 
 async function friendship(c: Context<App>, other: string, op: LocalOp, text?: string | null) {

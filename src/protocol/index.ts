@@ -180,7 +180,8 @@ export type ErrorCode =
   | "not_blocked"
   | "cannot_befriend_self"
   | "friend_limit"
-  | "request_limit";
+  | "request_limit"
+  | "block_limit";
 
 export type ServerMessage =
   | {

@@ -27,6 +27,7 @@ export const FRAME_ERROR_CODES: readonly ErrorCode[] = [
   "cannot_befriend_self",
   "friend_limit",
   "request_limit",
+  "block_limit",
 ];
 
 /** Every client → server type (src/presence/schema.ts). */
@@ -62,7 +63,18 @@ export const REPLIES: Record<MessageType, { type: string; errors: ErrorCode[] }>
       t,
       {
         type: "friendship",
-        errors: ["user_not_found", "already_friends", "blocked", "no_pending_request", "not_friends", "not_blocked", "cannot_befriend_self", "friend_limit", "request_limit"],
+        errors: [
+          "user_not_found",
+          "already_friends",
+          "blocked",
+          "no_pending_request",
+          "not_friends",
+          "not_blocked",
+          "cannot_befriend_self",
+          "friend_limit",
+          "request_limit",
+          "block_limit",
+        ],
       },
     ]),
   ) as Record<(typeof FRIENDSHIP_TYPES)[number], { type: string; errors: ErrorCode[] }>),

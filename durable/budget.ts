@@ -9,9 +9,12 @@
  *     While it is in deficit, requests that would make calls (connect,
  *     snapshots from other objects, lookups, privacy, friendship operations)
  *     are refused with `rate_limited` and a Retry-After; heartbeats are not
- *     (liveness must not be lost; their fan-out is bounded by coalescing).
+ *     (liveness must not be lost): their publishes wait instead
+ *     (OwnPresence.publishChanges: coalesced, the latest state goes when the
+ *     budget is back, by the alarm if nothing else comes).
  * So over any window of T seconds one user causes at most
  * burst + rate × T + the cost of one admitted operation (≤ 2 × MAX_FRIENDS).
+ * The bucket is the host's (durable/host.ts: every stub handed out is a call).
  * In memory, like the socket buckets: it resets only when the object is
  * evicted, which an idle user's object is, and a busy one's is not.
  * `admitHttp` applies both to a request from the worker; `onlineFriends`
@@ -31,33 +34,18 @@ export type OnlineFriends = { friends: Presence[]; nextCursor?: string | null };
 const SNAPSHOT_MAX_AGE_MS = 30_000;
 
 export class CallBudget {
-  private tokens: number;
-  private updatedAt = 0;
-  private charged = 0;
   /** Last friends-online answer computed for an HTTP-only reader: served while the call budget is spent. */
   private onlineSnapshot: { at: number; friends: Presence[] } | null = null;
 
   constructor(
     private readonly host: Host,
     private readonly sockets: Sockets,
-  ) {
-    this.tokens = host.config.callBudgetBurst;
-  }
+  ) {}
 
-  /** Charges the calls made since the last look, refilled up to now. */
-  private settle(now: number): void {
-    const { callBudgetBurst, callBudgetPerSecond } = this.host.config;
-    if (this.updatedAt > 0) this.tokens = Math.min(callBudgetBurst, this.tokens + ((now - this.updatedAt) / 1000) * callBudgetPerSecond);
-    this.updatedAt = now;
-    this.tokens -= this.host.calls - this.charged;
-    this.charged = this.host.calls;
-  }
-
-  /** Null when calls may be made now; otherwise the refusal, with when to retry. */
+  /** Null when calls may be made now; otherwise the refusal, with when to retry (the bucket is the host's: durable/host.ts). */
   refusal(now: number): Refusal<"rate_limited"> | null {
-    this.settle(now);
-    if (this.tokens >= 0) return null;
-    const retryAfterMs = Math.ceil((-this.tokens / this.host.config.callBudgetPerSecond) * 1000);
+    const retryAfterMs = this.host.callWaitMs(now);
+    if (retryAfterMs === 0) return null;
     return { ...refuse("rate_limited", `at most ${this.host.config.callBudgetPerSecond} calls to other users' objects per second per user`), retryAfterMs };
   }
 

@@ -52,7 +52,7 @@ export interface Planned {
   send: EdgeMessage | null;
 }
 
-export type FriendshipRefusalCode = FriendshipErrorCode | "friend_limit" | "request_limit" | "user_not_found";
+export type FriendshipRefusalCode = FriendshipErrorCode | "friend_limit" | "request_limit" | "block_limit" | "user_not_found";
 
 /** Who moved an edge: this user, the other side's message, or the other side's reply. */
 type Cause = "local" | "remote" | "reply";
@@ -167,11 +167,14 @@ export class Friendships {
     const { store, config } = this.host;
     if (message.force) store.set("registered", true);
     const counts = store.edgeCounts();
+    const registered = store.get("registered") === true;
     const { edge, reply } = applyRemote(store.edge(from), message, {
-      registered: store.get("registered") === true,
+      registered,
       pendingLimitReached: counts.incoming >= config.maxPendingRequests,
       friendLimitReached: counts.friends >= config.maxFriends,
     });
+    // A user who never used the service records nothing others send (issue #12): asking costs it no storage.
+    if (!registered) return reply;
     await this.applyEdge(from, edge, "remote", text);
     return reply;
   }
@@ -192,7 +195,13 @@ export class Friendships {
     };
   }
 
-  private limitRefusal(state: EdgeState, next: EdgeState): Refusal<"friend_limit" | "request_limit"> | null {
+  /**
+   * The limits of this user's own rows. Blocks count too (issue #12): a block
+   * of an id never contacted is a row here and nothing anywhere else (no
+   * message is sent), so MAX_BLOCKED bounds it — the same answer whether the
+   * id is in use or not, so the limit tells nothing about who exists.
+   */
+  private limitRefusal(state: EdgeState, next: EdgeState): Refusal<"friend_limit" | "request_limit" | "block_limit"> | null {
     const { store, config } = this.host;
     const counts = store.edgeCounts();
     if (next === "friends" && state !== "friends" && counts.friends >= config.maxFriends) {
@@ -200,6 +209,9 @@ export class Friendships {
     }
     if (next === "outgoing" && state !== "outgoing" && counts.outgoing >= config.maxPendingRequests) {
       return refuse("request_limit", `at most ${config.maxPendingRequests} pending requests`);
+    }
+    if (next === "blocked" && state !== "blocked" && counts.blocked >= config.maxBlocked) {
+      return refuse("block_limit", `at most ${config.maxBlocked} blocked users`);
     }
     return null;
   }

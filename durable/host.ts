@@ -29,6 +29,13 @@ export interface Host {
   call<R>(userId: string, call: (stub: UserStub) => R): Promise<Awaited<R>>;
   /** Calls to other users' objects made so far by this instance (stubs handed out): what the call budget charges. */
   readonly calls: number;
+  /**
+   * The call budget (durable/budget.ts): milliseconds until this user may
+   * cause calls again, 0 when they may now. Every call made so far is charged
+   * first. Operations that would call others are refused while it is not 0;
+   * publishes of presence wait (OwnPresence.publishChanges).
+   */
+  callWaitMs(now: number): number;
 }
 
 /**
@@ -47,6 +54,7 @@ export function createHost(id: DurableObjectId, store: UserStore, config: Presen
     calls++;
     return users.getByName(userId);
   };
+  const budget = new CallBucket(config, () => calls);
   return {
     store,
     config,
@@ -58,5 +66,34 @@ export function createHost(id: DurableObjectId, store: UserStore, config: Presen
     },
     stub,
     call: (userId, call) => withTimeout(Promise.resolve(call(stub(userId))), config.rpcTimeoutMs),
+    callWaitMs: (now) => budget.waitMs(now),
   };
+}
+
+/**
+ * A deficit token bucket over the calls made (CALL_BUDGET_PER_SECOND, burst
+ * CALL_BUDGET_BURST): calls are charged after the fact, so one operation may
+ * take it below zero; nothing more that calls others goes until it is back.
+ * In memory: it resets when the object is evicted.
+ */
+class CallBucket {
+  private tokens: number;
+  private updatedAt = 0;
+  private charged = 0;
+
+  constructor(
+    private readonly config: PresenceConfig,
+    private readonly calls: () => number,
+  ) {
+    this.tokens = config.callBudgetBurst;
+  }
+
+  waitMs(now: number): number {
+    const { callBudgetBurst, callBudgetPerSecond } = this.config;
+    if (this.updatedAt > 0) this.tokens = Math.min(callBudgetBurst, this.tokens + (Math.max(0, now - this.updatedAt) / 1000) * callBudgetPerSecond);
+    this.updatedAt = Math.max(this.updatedAt, now);
+    this.tokens -= this.calls() - this.charged;
+    this.charged = this.calls();
+    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / callBudgetPerSecond) * 1000);
+  }
 }

@@ -25,7 +25,7 @@
  */
 import { aggregate, classifyChange, isLive, type Aggregate } from "../src/presence/aggregate";
 import { heartbeatExpiry, pendingExpiry } from "../src/presence/expiry";
-import { offlinePresence } from "../src/presence/protocol";
+import { offlinePresence, withoutLastSeen } from "../src/presence/protocol";
 import { refuse, type Refusal } from "../src/presence/result";
 import type { HeartbeatBody } from "../src/presence/schema";
 import { deviceDeadline, positionPublishAt } from "../src/presence/timers";
@@ -175,7 +175,10 @@ export class OwnPresence {
     const { store, config } = this.host;
     this.load();
     const change = classifyChange(store.get("published") ?? offlinePresence(this.host.userId), view);
-    if (change === "significant") await this.publish(view, now, true);
+    // Call budget spent (issue #12): the publish waits for it (alarm at publish_at); the latest view goes then.
+    const wait = change === "none" ? 0 : this.host.callWaitMs(now);
+    if (wait > 0) store.remember("publish_at", now + wait);
+    else if (change === "significant") await this.publish(view, now, true);
     else if (change === "position") {
       const at = positionPublishAt(store.get("published_at"), now, config.positionCoalesceMs);
       if (at <= now && !this.watchers.busy) await this.publish(view, now, false);
@@ -217,7 +220,7 @@ export class OwnPresence {
     const seen = audience.hidden ?? (audience.seqOffset === 0 ? presence : { ...presence, seq: presence.seq - audience.seqOffset });
     const lastSeen = this.lastSeen;
     const showsLastSeen = lastSeen === "all" || (lastSeen === "chosen" && audience.lastSeen);
-    return showsLastSeen || seen.lastActiveAt === null ? seen : { ...seen, lastActiveAt: null };
+    return showsLastSeen ? seen : withoutLastSeen(seen);
   }
 
   /**

@@ -7,33 +7,37 @@
  * lives: meta (single values), friendship edges, watchers' leases and the
  * friends' presence cache are here; the device map lives in
  * durable/store/devices.ts and the outbox rows in durable/store/outbox.ts.
+ *
+ * The tables are created by the first write (durable/store/tables.ts): until
+ * then every read answers "nothing" without touching SQL tables, and deletes
+ * and updates have nothing to do, so an object only ever asked about (a
+ * request to a never-used id) keeps no storage at all.
  */
 import { deriveState, NO_EDGE, type Edge, type EdgeState, type Intent } from "../src/presence/friendship";
 import { offlinePresence } from "../src/presence/protocol";
 import type { DeviceKind, DeviceState, PositionInterest, Presence, Transport } from "../src/presence/types";
 import { meteredSql, type ObjectMeter } from "./meter";
-import { type Audience, DECODE, type EdgeRow, type Lease, MIGRATIONS, type Meta, type MetaKey, type OutboxRow } from "./schema";
+import { type Audience, DECODE, type EdgeRow, type Lease, type Meta, type MetaKey, type OutboxRow } from "./schema";
 import { DeviceRows } from "./store/devices";
 import { OutboxRows } from "./store/outbox";
+import { Tables } from "./store/tables";
 
 export class UserStore {
   private readonly sql: SqlStorage;
   private readonly deviceRows: DeviceRows;
   private readonly outboxRows: OutboxRows;
+  private readonly tables: Tables;
 
   constructor(storage: DurableObjectStorage, meter: ObjectMeter) {
     this.sql = meteredSql(storage.sql, meter);
-    this.deviceRows = new DeviceRows(this.sql);
-    this.outboxRows = new OutboxRows(this.sql);
-    // PRAGMA user_version is not allowed here; the schema version lives in its own table.
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`);
-    const version = Number(this.sql.exec(`SELECT MAX(version) AS v FROM schema_version`).one().v ?? 0);
-    if (version >= MIGRATIONS.length) return;
-    storage.transactionSync(() => {
-      for (let v = version; v < MIGRATIONS.length; v++) for (const statement of MIGRATIONS[v]!) this.sql.exec(statement);
-      this.sql.exec(`DELETE FROM schema_version`);
-      this.sql.exec(`INSERT INTO schema_version (version) VALUES (?)`, MIGRATIONS.length);
-    });
+    this.tables = new Tables(storage, this.sql);
+    this.deviceRows = new DeviceRows(this.sql, this.tables);
+    this.outboxRows = new OutboxRows(this.sql, this.tables);
+  }
+
+  /** Whether this object has ever been written to (its tables exist). */
+  get hasStorage(): boolean {
+    return this.tables.exist;
   }
 
   // ─── meta: single values ─────────────────────────────────────────────────
@@ -50,10 +54,12 @@ export class UserStore {
   private meta(): Map<string, string> {
     if (!this.metaCache) {
       this.metaCache = new Map(
-        this.sql
-          .exec(`SELECT key, value FROM meta`)
-          .toArray()
-          .map((r) => [String(r.key), String(r.value)]),
+        this.tables.exist
+          ? this.sql
+              .exec(`SELECT key, value FROM meta`)
+              .toArray()
+              .map((r) => [String(r.key), String(r.value)])
+          : [],
       );
     }
     return this.metaCache;
@@ -71,12 +77,13 @@ export class UserStore {
       if (!meta.has(key) && !this.unwritten.delete(key)) return;
       this.unwritten.delete(key);
       meta.delete(key);
-      this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
+      if (this.tables.exist) this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
     } else {
       const raw = typeof value === "object" ? JSON.stringify(value) : value === true ? "1" : String(value);
       if (meta.get(key) === raw && !this.unwritten.delete(key)) return;
       this.unwritten.delete(key);
       meta.set(key, raw);
+      this.tables.create();
       this.sql.exec(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, raw);
     }
   }
@@ -144,6 +151,7 @@ export class UserStore {
   // ─── friendship edges ────────────────────────────────────────────────────
 
   edge(other: string): Edge {
+    if (!this.tables.exist) return NO_EDGE;
     const row = this.sql.exec(`SELECT mine, my_version, theirs, their_version FROM friends WHERE friend_id = ?`, other).toArray()[0];
     if (!row) return NO_EDGE;
     return { mine: row.mine as Intent, myVersion: Number(row.my_version), theirs: row.theirs as Edge["theirs"], theirVersion: Number(row.their_version) };
@@ -157,6 +165,7 @@ export class UserStore {
       return;
     }
     const state = deriveState(edge);
+    this.tables.create();
     this.sql.exec(
       `INSERT INTO friends (friend_id, state, mine, my_version, theirs, their_version, message, hidden, since)
        VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
@@ -180,10 +189,11 @@ export class UserStore {
 
   /** Drops the edge row of a user this one never had anything recorded with (see Friendships.forgetIfUntouched). */
   forgetEdge(other: string): void {
-    this.sql.exec(`DELETE FROM friends WHERE friend_id = ?`, other);
+    if (this.tables.exist) this.sql.exec(`DELETE FROM friends WHERE friend_id = ?`, other);
   }
 
   edges(): EdgeRow[] {
+    if (!this.tables.exist) return [];
     return this.sql
       .exec(`SELECT friend_id, state, message, hidden, since FROM friends WHERE state != 'none' ORDER BY friend_id`)
       .toArray()
@@ -197,11 +207,13 @@ export class UserStore {
   }
 
   requestNote(other: string): string | null {
+    if (!this.tables.exist) return null;
     const row = this.sql.exec(`SELECT message FROM friends WHERE friend_id = ?`, other).toArray()[0];
     return (row?.message as string | null | undefined) ?? null;
   }
 
   friendIds(): string[] {
+    if (!this.tables.exist) return [];
     return this.sql
       .exec(`SELECT friend_id FROM friends WHERE state = 'friends'`)
       .toArray()
@@ -209,11 +221,13 @@ export class UserStore {
   }
 
   isFriend(userId: string): boolean {
+    if (!this.tables.exist) return false;
     return this.sql.exec(`SELECT 1 FROM friends WHERE friend_id = ? AND state = 'friends'`, userId).toArray().length > 0;
   }
 
   edgeCounts(): Record<EdgeState, number> {
     const counts: Record<EdgeState, number> = { none: 0, outgoing: 0, incoming: 0, friends: 0, blocked: 0 };
+    if (!this.tables.exist) return counts;
     for (const r of this.sql.exec(`SELECT state, COUNT(*) AS n FROM friends GROUP BY state`).toArray()) counts[r.state as EdgeState] = Number(r.n);
     return counts;
   }
@@ -222,6 +236,7 @@ export class UserStore {
 
   /** One row read per friend and push (as `hiddenView` was). A non-friend: nothing hidden, no offset. */
   audience(friend: string): Audience {
+    if (!this.tables.exist) return { hidden: null, seqOffset: 0, lastSeen: false };
     const row = this.sql.exec(`SELECT hidden, hidden_view, seq_offset, last_seen FROM friends WHERE friend_id = ?`, friend).toArray()[0];
     if (!row) return { hidden: null, seqOffset: 0, lastSeen: false };
     const hidden = Number(row.hidden) === 1 && row.hidden_view ? (JSON.parse(String(row.hidden_view)) as Presence) : null;
@@ -230,15 +245,23 @@ export class UserStore {
 
   /** Hides from a friend (the frozen view) or shows again, with the friend's seq offset from now on: one row. */
   setAudience(friend: string, hidden: Presence | null, seqOffset: number): void {
-    this.sql.exec(`UPDATE friends SET hidden = ?, hidden_view = ?, seq_offset = ? WHERE friend_id = ?`, hidden ? 1 : 0, hidden ? JSON.stringify(hidden) : null, seqOffset, friend);
+    if (this.tables.exist)
+      this.sql.exec(
+        `UPDATE friends SET hidden = ?, hidden_view = ?, seq_offset = ? WHERE friend_id = ?`,
+        hidden ? 1 : 0,
+        hidden ? JSON.stringify(hidden) : null,
+        seqOffset,
+        friend,
+      );
   }
 
   /** Chooses a friend to see "last seen" (or not). */
   setLastSeenShown(friend: string, shown: boolean): void {
-    this.sql.exec(`UPDATE friends SET last_seen = ? WHERE friend_id = ? AND state = 'friends'`, shown ? 1 : 0, friend);
+    if (this.tables.exist) this.sql.exec(`UPDATE friends SET last_seen = ? WHERE friend_id = ? AND state = 'friends'`, shown ? 1 : 0, friend);
   }
 
   lastSeenShownTo(): string[] {
+    if (!this.tables.exist) return [];
     return this.sql
       .exec(`SELECT friend_id FROM friends WHERE state = 'friends' AND last_seen = 1 ORDER BY friend_id`)
       .toArray()
@@ -248,6 +271,7 @@ export class UserStore {
   // ─── watchers: friends holding a lease on this user ──────────────────────
 
   putWatcher(watcher: string, expiresAt: number, positions: PositionInterest = "all", realm: string | null = null): void {
+    this.tables.create();
     this.sql.exec(
       `INSERT INTO watchers (watcher_id, lease_expires_at, positions, realm) VALUES (?, ?, ?, ?)
        ON CONFLICT(watcher_id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at, positions = excluded.positions, realm = excluded.realm`,
@@ -260,11 +284,11 @@ export class UserStore {
 
   /** A watcher that wants positions of its own realm only moved to `realm`: one row written, only when it changed. */
   watcherRealmSeen(watcher: string, realm: string | null): void {
-    this.sql.exec(`UPDATE watchers SET realm = ? WHERE watcher_id = ? AND positions = 'realm' AND realm IS NOT ?`, realm, watcher, realm);
+    if (this.tables.exist) this.sql.exec(`UPDATE watchers SET realm = ? WHERE watcher_id = ? AND positions = 'realm' AND realm IS NOT ?`, realm, watcher, realm);
   }
 
   removeWatcher(watcher: string): void {
-    this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, watcher);
+    if (this.tables.exist) this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, watcher);
   }
 
   /** Watchers with a valid lease (expired ones are dropped here: leases expire lazily), except those hidden from. */
@@ -274,6 +298,7 @@ export class UserStore {
 
   /** The same, with each watcher's position interest. */
   fanOutLeases(now: number, only?: string): Lease[] {
+    if (!this.tables.exist) return [];
     this.sql.exec(`DELETE FROM watchers WHERE lease_expires_at <= ?`, now);
     const rows = only
       ? this.sql.exec(`SELECT watcher_id, positions, realm FROM watchers WHERE watcher_id = ?`, only).toArray()

@@ -292,14 +292,17 @@ export class UserPresence extends DurableObject<Env> {
     return this.budget.admitHttp(Date.now(), target !== this.host.userId) ?? this.ops.lookup(target);
   }
 
-  async httpHeartbeat(deviceId: string, kind: DeviceKind, body: HeartbeatBody): Promise<Result<Presence, "rate_limited" | "too_many_devices">> {
+  /** `POST /v1/heartbeat`: like `heartbeat_ack`, the presence and, while a "clear after" is ahead, `expiresAt`. */
+  async httpHeartbeat(deviceId: string, kind: DeviceKind, body: HeartbeatBody): Promise<Result<{ presence: Presence; expiresAt?: number }, "rate_limited" | "too_many_devices">> {
     this.register();
     const now = Date.now();
     const limited = this.budget.admitHttp(now, false);
     if (limited) return limited;
     const refusal = this.presence.deviceLimit(deviceId, now);
     if (refusal) return refusal;
-    return ok(await this.ops.heartbeat(deviceId, kind, "http", body, now));
+    const presence = await this.ops.heartbeat(deviceId, kind, "http", body, now);
+    const expiresAt = this.presence.expiryOf(deviceId, now);
+    return ok({ presence, ...(expiresAt ? { expiresAt } : {}) });
   }
 
   /** `GET /v1/friends/online`: from the cache for a live user, else asked of the friends within the call budget (CallBudget.onlineFriends). */

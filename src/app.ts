@@ -136,7 +136,7 @@ app.post("/v1/heartbeat", requireUser, async (c) => {
   const body = parse(heartbeatBody, raw);
   const result = await c.env.USER.getByName(c.var.userId).httpHeartbeat(deviceId ?? "http", kind, body);
   if (!result.ok) throw refusalError(result, 429);
-  return c.json({ presence: result.value });
+  return c.json(result.value);
 });
 
 app.get("/v1/friends/online", requireUser, async (c) => {
@@ -166,6 +166,7 @@ const FRIENDSHIP_STATUS: Record<string, ContentfulStatusCode> = {
   blocked: 409,
   friend_limit: 409,
   request_limit: 409,
+  block_limit: 409,
 };
 
 async function friendship(c: Context<App>, other: string, op: LocalOp, text?: string | null) {

@@ -8,6 +8,7 @@
  * are read after a wake. Reached through UserStore (durable/store.ts).
  */
 import type { DeviceKind, DeviceState, DeviceStatus, Transport } from "../../src/presence/types";
+import type { Tables } from "./tables";
 
 /** The fields of a device row written when they change (what friends see of it). */
 const deviceShape = (d: DeviceState): string => JSON.stringify([d.kind, d.transport, d.status, d.statusText, d.realm, d.lastHeartbeatAt === null, d.expiresAt ?? null]);
@@ -19,10 +20,18 @@ export class DeviceRows {
   /** Device states saved outside SQLite (socket attachments), newer than the rows when they say so. */
   saved: () => DeviceState[] = () => [];
 
-  constructor(private readonly sql: SqlStorage) {}
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly tables: Tables,
+  ) {}
 
   private map(): Map<string, DeviceState> {
     if (this.cache) return this.cache;
+    // No tables: no device was ever written (a socket's attachment always has its row).
+    if (!this.tables.exist) {
+      this.cache = new Map();
+      return this.cache;
+    }
     const rows = this.sql
       .exec(`SELECT * FROM devices`)
       .toArray()
@@ -59,6 +68,7 @@ export class DeviceRows {
   }
 
   private write(device: DeviceState): void {
+    this.tables.create();
     this.sql.exec(
       `INSERT INTO devices (device_id, kind, transport, status, status_text, realm, x, y, z, last_heartbeat_at, last_seen_at, expires_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -141,7 +151,7 @@ export class DeviceRows {
     if (!device || (onlyTransport && device.transport !== onlyTransport)) return;
     this.map().delete(deviceId);
     this.onDisk.delete(deviceId);
-    this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, deviceId);
+    if (this.tables.exist) this.sql.exec(`DELETE FROM devices WHERE device_id = ?`, deviceId);
   }
 
   /**

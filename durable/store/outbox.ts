@@ -5,9 +5,14 @@
  * Reached through UserStore (durable/store.ts).
  */
 import type { OutboxRow } from "../schema";
+import type { Tables } from "./tables";
 
+/** No tables yet (durable/store/tables.ts): nothing is queued; the first enqueue creates them. */
 export class OutboxRows {
-  constructor(private readonly sql: SqlStorage) {}
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly tables: Tables,
+  ) {}
 
   /**
    * Keys of the queued presence/watch rows, read once and kept in step, so a
@@ -18,10 +23,12 @@ export class OutboxRows {
 
   private keyed(): Set<string> {
     this.keyedCache ??= new Set(
-      this.sql
-        .exec(`SELECT key FROM outbox WHERE key IS NOT NULL`)
-        .toArray()
-        .map((r) => String(r.key)),
+      !this.tables.exist
+        ? []
+        : this.sql
+            .exec(`SELECT key FROM outbox WHERE key IS NOT NULL`)
+            .toArray()
+            .map((r) => String(r.key)),
     );
     return this.keyedCache;
   }
@@ -29,6 +36,7 @@ export class OutboxRows {
   /** Presence pushes and watch retries: one row per (kind, target); an existing row stays as it is. */
   enqueueKeyed(kind: "presence" | "watch", target: string, nextAttemptAt: number): void {
     this.keyed().add(`${kind}:${target}`);
+    this.tables.create();
     this.sql.exec(
       `INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (?, ?, ?, '{}', 0, ?)
        ON CONFLICT(key) DO NOTHING`,
@@ -41,26 +49,28 @@ export class OutboxRows {
 
   /** Edge messages: queued in order per target, never merged. */
   enqueueEdge(target: string, payload: string, now: number): void {
+    this.tables.create();
     this.sql.exec(`INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (NULL, ?, 'edge', ?, 0, ?)`, target, payload, now);
   }
 
   all(): OutboxRow[] {
+    if (!this.tables.exist) return [];
     return this.sql.exec(`SELECT * FROM outbox ORDER BY id`).toArray() as unknown as OutboxRow[];
   }
 
   delivered(row: Pick<OutboxRow, "id" | "key">): void {
     if (row.key !== null) this.keyed().delete(row.key);
-    this.sql.exec(`DELETE FROM outbox WHERE id = ?`, row.id);
+    if (this.tables.exist) this.sql.exec(`DELETE FROM outbox WHERE id = ?`, row.id);
   }
 
   deliveredKeyed(kind: "presence" | "watch", target: string): void {
     const key = `${kind}:${target}`;
-    if (!this.keyed().delete(key)) return;
+    if (!this.keyed().delete(key) || !this.tables.exist) return;
     this.sql.exec(`DELETE FROM outbox WHERE key = ?`, key);
   }
 
   failed(id: number, attempts: number, nextAttemptAt: number): void {
-    this.sql.exec(`UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`, attempts, nextAttemptAt, id);
+    if (this.tables.exist) this.sql.exec(`UPDATE outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?`, attempts, nextAttemptAt, id);
   }
 
   /** Drops queued presence/watch work (for one target, or all of one kind). */
@@ -70,6 +80,7 @@ export class OutboxRows {
       const [kind, ...rest] = key.split(":");
       if (kinds.includes(kind as "presence" | "watch") && (target === undefined || rest.join(":") === target)) keys.delete(key);
     }
+    if (!this.tables.exist) return;
     for (const kind of kinds) {
       if (target === undefined) this.sql.exec(`DELETE FROM outbox WHERE kind = ?`, kind);
       else this.sql.exec(`DELETE FROM outbox WHERE kind = ? AND target = ?`, kind, target);
@@ -78,11 +89,13 @@ export class OutboxRows {
 
   /** Whether edge messages to `target` are queued (more than `besides`: the one being delivered). */
   hasPendingEdges(target: string, besides = 0): boolean {
+    if (!this.tables.exist) return false;
     return this.sql.exec(`SELECT 1 FROM outbox WHERE kind = 'edge' AND target = ? LIMIT 1 OFFSET ?`, target, besides).toArray().length > 0;
   }
 
   /** When the outbox next needs the alarm: only the head of each target's edge queue counts (the rest wait for it). */
   nextAttempt(): number | null {
+    if (!this.tables.exist) return null;
     const next = this.sql
       .exec(
         `SELECT MIN(next_attempt_at) AS next FROM outbox o
@@ -94,6 +107,7 @@ export class OutboxRows {
 
   /** A batch of server-side events whose send to the queue failed (durable/events.ts): one row, not keyed, retried like the others. */
   enqueueEvents(payload: string, nextAttemptAt: number): void {
+    this.tables.create();
     this.sql.exec(`INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (NULL, 'EVENTS', 'event', ?, 1, ?)`, payload, nextAttemptAt);
   }
 }

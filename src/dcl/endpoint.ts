@@ -350,6 +350,7 @@ function upsertRefusal(outcome: Extract<FriendshipOutcome, { ok: false }>): Meth
   switch (outcome.code) {
     case "friend_limit":
     case "request_limit":
+    case "block_limit":
     case "rate_limited":
       return { response: { $case: "invalidRequest", invalidRequest: { message: outcome.message } } };
     case "already_friends":

@@ -24,6 +24,7 @@ export const TUNABLES = {
   maxDevicesPerUser: { name: "MAX_DEVICES_PER_USER", default: 10, doc: "live devices per user" },
   maxFriends: { name: "MAX_FRIENDS", default: 1_000, doc: "friends per user" },
   maxPendingRequests: { name: "MAX_PENDING_REQUESTS", default: 100, doc: "pending friend requests per user (sent, and received)" },
+  maxBlocked: { name: "MAX_BLOCKED", default: 1_000, doc: "users one user may block (any id, used or not); one more → 409 `block_limit`" },
   maxErrorsPerWindow: { name: "MAX_ERRORS_PER_WINDOW", default: 10, doc: "invalid or rate-limited frames a socket may send within `ABUSE_WINDOW_MS`; one more closes it (1008)" },
   abuseWindowMs: { name: "ABUSE_WINDOW_MS", default: 60_000, doc: "the window of `MAX_ERRORS_PER_WINDOW`" },
   rpcTimeoutMs: { name: "RPC_TIMEOUT_MS", default: 5_000, doc: "longest wait for another user's object (fan-out, watch, outbox); then retried" },

@@ -53,7 +53,8 @@ export interface PublicDevice {
   deviceId: string;
   kind: DeviceKind;
   status: Exclude<PublicStatus, "offline" | "unknown">;
-  lastActiveAt: number;
+  /** `null` when the user hides "last seen" from the reader (each device's activity would tell it). */
+  lastActiveAt: number | null;
 }
 
 /** The one shape every presence update has on the wire. */
@@ -180,7 +181,8 @@ export type ErrorCode =
   | "not_blocked"
   | "cannot_befriend_self"
   | "friend_limit"
-  | "request_limit";
+  | "request_limit"
+  | "block_limit";
 
 export type ServerMessage =
   | {

@@ -11,6 +11,8 @@ export const WORKER_TEST_BINDINGS = {
   MAX_DEVICES_PER_USER: "3",
   MAX_FRIENDS: "20",
   MAX_PENDING_REQUESTS: "3",
+  // Above the 14 frames of a fuzz session (hardening-fuzz.test.ts), so only hardening-storage.test.ts reaches it.
+  MAX_BLOCKED: "20",
   RPC_TIMEOUT_MS: "1000",
   MAX_ERRORS_PER_WINDOW: "5",
   DCL_AUTH_TIMEOUT_MS: "1000",

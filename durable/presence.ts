@@ -7,13 +7,15 @@
  *   - published:   what friends were last told (with its seq) — the only one
  *                  that ever leaves this object.
  *
- * What is written (issue #11): a device row when a device appears, disappears
- * or changes what friends see of it; the published presence when that is a
- * significant change (status, realm, text, devices). A heartbeat that changes
- * nothing, and a position-only publish, write no row: the device's state and
- * the published presence ride in the socket attachments (they survive
- * hibernation), and seqs of unwritten publishes stay below a reservation
- * (`seq_ceiling`), so seq only grows even across a restart. HTTP devices, which
+ * What is written (issue #11): a device row when a device appears, disappears,
+ * goes invisible or gets a "clear after" deadline, and the published presence
+ * when the shown devices change; for a device no socket carries (HTTP,
+ * Matrix, Decentraland) also its status changes. A heartbeat that changes
+ * nothing, a position-only publish and a socket device's status change write
+ * no row: the device's state and the published presence ride in the socket
+ * attachments (they survive hibernation), and seqs of unwritten publishes stay
+ * below a reservation (`seq_ceiling`), so seq only grows even across a restart
+ * (docs/DESIGN-NOTES.md, "What is written, and what is not"). HTTP devices, which
  * have no socket, checkpoint their last sign of life when the row's is older
  * than half the TTL, so a restart never expires one that is still heartbeating.
  *
@@ -35,6 +37,9 @@ import type { Host } from "./host";
 import type { Sockets } from "./sockets";
 import type { Watchers } from "./watchers";
 
+/** Whether the devices friends are shown differ (one appeared or disappeared; offline and invisible show none). */
+const devicesMoved = (before: Presence, after: Presence): boolean => before.devices.map((d) => d.deviceId).join("\n") !== after.devices.map((d) => d.deviceId).join("\n");
+
 /** Seqs reserved ahead of the written one: position-only publishes between two writes of `seq_ceiling`. */
 export const SEQ_RESERVATION = 1_000;
 
@@ -47,6 +52,13 @@ export class OwnPresence {
   private loaded = false;
   /** The lowest seq the next publish may build on (the reservation, after a wake with no socket to ask). */
   private seqFloor = 0;
+  /**
+   * Friends may have been told more than the row on disk says: a WebSocket
+   * device lost its socket without a close (a restart) and no socket carries
+   * the published presence. The next publish goes even if nothing changed
+   * against the row, with a seq above the reservation (see `load`).
+   */
+  private uncertain = false;
 
   constructor(
     private readonly host: Host,
@@ -66,6 +78,9 @@ export class OwnPresence {
     if (saved && (!onDisk || saved.seq > onDisk.seq)) store.remember("published", saved);
     if (!saved) this.seqFloor = store.get("seq_ceiling") ?? 0;
     this.sockets.latestPublished = store.get("published");
+    // Status changes of socket devices are not written (their attachments carry them): when such a device's
+    // socket is gone without a word (a restart), what friends were told since the row is lost. Told again once.
+    this.uncertain = !saved && store.lostSockets;
   }
 
   /** The seq of the last publish (or more: never less). */
@@ -85,12 +100,13 @@ export class OwnPresence {
 
   recordHeartbeat(deviceId: string, kind: DeviceKind, transport: Transport, body: HeartbeatBody, now: number): void {
     const { store, config } = this.host;
-    // A socket's device rides in its attachment; an HTTP device checkpoints at half the TTL.
+    // A socket's device rides in its attachment (its status, text and realm too); an HTTP device checkpoints at half the TTL.
+    const carried = transport === "ws";
     const checkpointBefore = transport === "http" ? now - config.ttlMs / 2 : Number.NEGATIVE_INFINITY;
-    // The deadline is part of the row (written when it changes, as a status change is): it survives a restart.
+    // The deadline is part of the row (written when it is set or cleared, for every transport): it survives a restart.
     const expiresAt = heartbeatExpiry(store.device(deviceId), body, now);
     const statusText = body.statusText ?? null;
-    store.heartbeatDevice({ deviceId, kind, transport, status: body.status, statusText, realm: body.realm, position: body.position, expiresAt }, now, checkpointBefore);
+    store.heartbeatDevice({ deviceId, kind, transport, status: body.status, statusText, realm: body.realm, position: body.position, expiresAt }, now, checkpointBefore, carried);
   }
 
   /** When the device's status/text clears on its own ("clear after"), if that is still ahead. */
@@ -174,7 +190,8 @@ export class OwnPresence {
   async publishChanges(view: Omit<Presence, "seq">, now: number): Promise<void> {
     const { store, config } = this.host;
     this.load();
-    const change = classifyChange(store.get("published") ?? offlinePresence(this.host.userId), view);
+    const compared = classifyChange(store.get("published") ?? offlinePresence(this.host.userId), view);
+    const change = this.uncertain ? "significant" : compared;
     // Call budget spent (issue #12): the publish waits for it (alarm at publish_at); the latest view goes then.
     const wait = change === "none" ? 0 : this.host.callWaitMs(now);
     if (wait > 0) store.remember("publish_at", now + wait);
@@ -187,23 +204,28 @@ export class OwnPresence {
   }
 
   /**
-   * Bumps seq, keeps what friends see, and pushes it to every watcher. Written
-   * when `significant`; otherwise kept in memory and the sockets' attachments,
-   * its seq within the reservation.
+   * Bumps seq, keeps what friends see, and pushes it to every watcher. Kept in
+   * memory and the sockets' attachments, its seq within the reservation;
+   * written when `significant` and either a device appeared or disappeared
+   * (so the row on disk always lists the devices friends were last told of: a
+   * restart's expiry is then a change, never a ghost) or no open socket
+   * carries it (HTTP, Matrix users): docs/DESIGN-NOTES.md, "What is written,
+   * and what is not".
    */
   private async publish(view: Omit<Presence, "seq">, now: number, significant: boolean): Promise<void> {
     const { store } = this.host;
     const before = this.published();
     const seq = this.seq() + 1;
     const presence: Presence = { ...view, seq };
-    if (significant) store.set("published", presence);
-    else {
-      store.remember("published", presence);
-      if (seq > (store.get("seq_ceiling") ?? 0)) store.set("seq_ceiling", seq + SEQ_RESERVATION);
-    }
+    this.uncertain = false;
+    this.sockets.savePublished(presence);
+    const written = significant && (devicesMoved(before, presence) || !this.sockets.carriesPublished(presence));
+    if (written) store.set("published", presence);
+    else store.remember("published", presence);
+    // Seqs ahead are reserved with the first written publish (a device appearing), so the unwritten ones after it write nothing.
+    if (seq >= (store.get("seq_ceiling") ?? 0)) store.set("seq_ceiling", seq + SEQ_RESERVATION);
     store.remember("published_at", now);
     store.remember("publish_at", null);
-    this.sockets.savePublished(presence);
     // The operator's event goes out beside the fan-out (a per-friend toggle is not a publish: hideFrom).
     // "Last seen" set to anything but all friends is not told to the operator's stream either.
     const told = (p: Presence) => (this.lastSeen === "all" || p.lastActiveAt === null ? p : { ...p, lastActiveAt: null });

@@ -234,6 +234,14 @@ export class Sockets {
     return pings;
   }
 
+  /** Whether an open JSON socket's attachment carries `published` (it survives hibernation there: issue #11). */
+  carriesPublished(published: Presence): boolean {
+    return this.ctx.getWebSockets().some((ws) => {
+      const attachment = ws.readyState === WebSocket.OPEN ? (ws.deserializeAttachment() as (SocketAttachment & { dcl?: unknown }) | null) : null;
+      return attachment !== null && !("dcl" in attachment) && attachment.published?.seq === published.seq;
+    });
+  }
+
   // ─── abuse limits ──────────────────────────────────────────────────────────
 
   /** One frame's worth of the socket's bucket and then the user's; false: rate limited. */

@@ -111,6 +111,12 @@ export class UserStore {
     return this.deviceRows.all();
   }
 
+  /** When the device rows were read: a JSON socket's device had a row but no socket (durable/store/devices.ts). */
+  get lostSockets(): boolean {
+    this.deviceRows.all();
+    return this.deviceRows.lostSockets;
+  }
+
   device(deviceId: string): DeviceState | null {
     return this.deviceRows.get(deviceId);
   }
@@ -119,8 +125,9 @@ export class UserStore {
     this.deviceRows.connect(deviceId, kind, now);
   }
 
-  heartbeatDevice(device: Omit<DeviceState, "lastSeenAt" | "lastHeartbeatAt">, now: number, checkpointBefore?: number): boolean {
-    return this.deviceRows.heartbeat(device, now, checkpointBefore);
+  /** `carried`: the device's socket attachment carries its status, text and realm (durable/store/devices.ts). */
+  heartbeatDevice(device: Omit<DeviceState, "lastSeenAt" | "lastHeartbeatAt">, now: number, checkpointBefore?: number, carried?: boolean): boolean {
+    return this.deviceRows.heartbeat(device, now, checkpointBefore, carried);
   }
 
   touchDevice(deviceId: string, at: number): void {

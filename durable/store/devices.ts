@@ -1,8 +1,9 @@
 /**
  * The `devices` table: the user's devices and their last sign of life, held in
  * memory and written only when a device appears or disappears, when what
- * friends see of it changes (status, text, realm, kind, its first heartbeat),
- * or on a checkpoint the caller asks for (issue #11: a no-op heartbeat writes
+ * friends see of it changes (status, text, realm, kind, its first heartbeat;
+ * for a socket's device only the first heartbeat, kind, invisibility and
+ * deadline), or on a checkpoint the caller asks for (issue #11: a no-op heartbeat writes
  * nothing). A WebSocket device's latest state travels in its socket's
  * attachment, which survives hibernation; `saved` brings it back when the rows
  * are read after a wake. Reached through UserStore (durable/store.ts).
@@ -13,12 +14,29 @@ import type { Tables } from "./tables";
 /** The fields of a device row written when they change (what friends see of it). */
 const deviceShape = (d: DeviceState): string => JSON.stringify([d.kind, d.transport, d.status, d.statusText, d.realm, d.lastHeartbeatAt === null, d.expiresAt ?? null]);
 
+/**
+ * The same for a device whose socket attachment carries its state: status, text
+ * and realm ride there (a restart closes the socket, and the row's older values
+ * only stand until the device reconnects or its TTL ends). Its appearance to
+ * friends (the first heartbeat), its kind, whether it is invisible (privacy: a
+ * restart must not show it) and its "clear after" deadline (a reconnect keeps
+ * it) are still written.
+ */
+const carriedShape = (d: DeviceState): string => JSON.stringify([d.kind, d.transport, d.lastHeartbeatAt === null, d.status === "invisible", d.expiresAt ?? null]);
+
 export class DeviceRows {
   private cache: Map<string, DeviceState> | null = null;
-  /** What the row on disk says, per device: its shape (the fields written on change) and last sign of life. */
-  private readonly onDisk = new Map<string, { shape: string; lastSeenAt: number }>();
+  /** What the row on disk says, per device: its shapes (the fields written on change) and last sign of life. */
+  private readonly onDisk = new Map<string, { shape: string; carried: string; lastSeenAt: number }>();
   /** Device states saved outside SQLite (socket attachments), newer than the rows when they say so. */
   saved: () => DeviceState[] = () => [];
+  /**
+   * When the rows were read (once per instance): a JSON socket's device had a
+   * row but no socket carried it (its socket ended without a word: a restart,
+   * or a drop in its reconnect grace). What friends were told of it may be
+   * newer than its row (its status changes are not written).
+   */
+  lostSockets = false;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -50,12 +68,15 @@ export class DeviceRows {
         }),
       );
     this.cache = new Map(rows.map((d) => [d.deviceId, d]));
-    for (const d of rows) this.onDisk.set(d.deviceId, { shape: deviceShape(d), lastSeenAt: d.lastSeenAt });
+    for (const d of rows) this.onDisk.set(d.deviceId, { shape: deviceShape(d), carried: carriedShape(d), lastSeenAt: d.lastSeenAt });
+    const carried = new Set<string>();
     for (const saved of this.saved()) {
+      carried.add(saved.deviceId);
       const row = this.cache.get(saved.deviceId);
       // A device with no row was removed (removal is written at once): the attachment is stale.
       if (row && saved.lastSeenAt >= row.lastSeenAt) this.cache.set(saved.deviceId, { ...saved, transport: row.transport });
     }
+    this.lostSockets = rows.some((d) => d.transport === "ws" && d.kind !== "dcl" && !carried.has(d.deviceId));
     return this.cache;
   }
 
@@ -88,7 +109,7 @@ export class DeviceRows {
       device.lastSeenAt,
       device.expiresAt ?? null,
     );
-    this.onDisk.set(device.deviceId, { shape: deviceShape(device), lastSeenAt: device.lastSeenAt });
+    this.onDisk.set(device.deviceId, { shape: deviceShape(device), carried: carriedShape(device), lastSeenAt: device.lastSeenAt });
   }
 
   /** A socket connected (a device appears: written): a new device is live but not shown; a known one keeps its last heartbeat. */
@@ -102,15 +123,17 @@ export class DeviceRows {
   }
 
   /**
-   * A heartbeat: in memory; written when what friends see of the device changed,
-   * or when the row's last sign of life is older than `checkpointBefore`.
-   * Returns whether a row was written.
+   * A heartbeat: in memory; written when what friends see of the device changed
+   * (with `carried`, a socket attachment carries it: only its appearance, kind,
+   * invisibility and deadline), or when the row's last sign of life is older than
+   * `checkpointBefore`. Returns whether a row was written.
    */
-  heartbeat(device: Omit<DeviceState, "lastSeenAt" | "lastHeartbeatAt">, now: number, checkpointBefore = Number.NEGATIVE_INFINITY): boolean {
+  heartbeat(device: Omit<DeviceState, "lastSeenAt" | "lastHeartbeatAt">, now: number, checkpointBefore = Number.NEGATIVE_INFINITY, carried = false): boolean {
     const next: DeviceState = { ...device, lastHeartbeatAt: now, lastSeenAt: now };
     this.map().set(device.deviceId, next);
     const disk = this.onDisk.get(device.deviceId);
-    if (disk && disk.shape === deviceShape(next) && disk.lastSeenAt >= checkpointBefore) return false;
+    const unchanged = carried ? disk?.carried === carriedShape(next) : disk?.shape === deviceShape(next);
+    if (disk && unchanged && disk.lastSeenAt >= checkpointBefore) return false;
     this.write(next);
     return true;
   }

@@ -27,6 +27,14 @@ async function written(during: () => Promise<unknown>) {
   };
 }
 
+/** The seq of the published presence on disk (0: none written; a socket's attachment carries it). */
+async function writtenSeq(userId: string): Promise<number> {
+  return runInDurableObject(stubOf(userId), (_, state) => {
+    const row = state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'published'`).toArray()[0];
+    return row ? (JSON.parse(String(row.value)) as { seq: number }).seq : 0;
+  });
+}
+
 /** The coalescing interval is over (moved back in memory, where published_at lives, without writing a row). */
 async function coalescingOver(userId: string) {
   await runInDurableObject(stubOf(userId), (instance) => (instance as unknown as { store: UserStore }).store.remember("published_at", null));
@@ -53,15 +61,45 @@ describe("rows written (issue #11)", () => {
     expect(cost.rows).toBe(0);
   });
 
-  it("a status change writes at most two rows; its delivery writes none", async () => {
+  it("a socket device's status change writes no row (its attachment carries it); its delivery writes none", async () => {
     const { a, ca, watcher } = await watchedPair();
     const cost = await written(async () => {
       await ca.heartbeat({ realm: "lobby", status: "busy" });
       await watcher.presenceOf(a, (p) => p.status === "busy");
+      await ca.heartbeat({ realm: "lobby", status: "away", statusText: "brb" });
+      await watcher.presenceOf(a, (p) => p.status === "away");
+      await ca.heartbeat({ realm: "lobby", status: "online", statusText: "back" });
+      await watcher.presenceOf(a, (p) => p.statusText === "back");
     });
-    expect(cost.deliveries).toBe(1);
+    expect(cost.deliveries).toBe(3);
     expect(cost.onDelivery).toBe(0);
-    expect(cost.rows).toBeLessThanOrEqual(2);
+    expect(cost.rows).toBe(0);
+  });
+
+  it("what must survive a restart is still written: a device appearing, going invisible, a 'clear after' deadline; an HTTP device's status change (≤ 2 rows)", async () => {
+    const { a, ca, watcher } = await watchedPair();
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // the realm part's one round per second (leaving it would set an alarm)
+    const invisible = await written(async () => {
+      await ca.heartbeat({ realm: "lobby", status: "invisible" });
+      await watcher.presenceOf(a, (p) => p.status === "offline");
+    });
+    expect(invisible.rows).toBeGreaterThanOrEqual(1);
+    expect(invisible.rows).toBeLessThanOrEqual(2);
+    const deadline = await written(() => ca.heartbeat({ realm: "lobby", status: "busy", expiresInMs: 60_000 }));
+    expect(deadline.rows).toBeGreaterThanOrEqual(1);
+    expect(deadline.rows).toBeLessThanOrEqual(3); // the device row and published (the device reappears); a sooner alarm
+    // HTTP: no socket carries the device or the published presence.
+    const beat = (status: string) => api(a, "/v1/heartbeat?device=h", { method: "POST", body: JSON.stringify({ status, realm: "r", position: { x: 1, y: 2, z: 3 } }) });
+    await ca.close(1000);
+    await watcher.presenceOf(a, (p) => p.status === "offline");
+    expect((await beat("online")).status).toBe(200);
+    await watcher.presenceOf(a, (p) => p.status === "online");
+    const http = await written(async () => {
+      expect((await beat("busy")).status).toBe(200);
+      await watcher.presenceOf(a, (p) => p.status === "busy");
+    });
+    expect(http.rows).toBeGreaterThanOrEqual(1);
+    expect(http.rows).toBeLessThanOrEqual(2);
   });
 
   it("a position-only update is delivered without a row written on either side (after the first seq reservation)", async () => {
@@ -113,8 +151,7 @@ describe("the checkpoints keep the TTL and seq honest across a restart", () => {
     }
     // The restart closes the sockets; the last position publishes were never written.
     await evictDurableObject(stubOf(a), { webSockets: "close" });
-    const written = await runInDurableObject(stubOf(a), (_, state) => JSON.parse(String(state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'published'`).one().value)).seq);
-    expect(written).toBeLessThan(last);
+    expect(await writtenSeq(a)).toBeLessThan(last);
     // The device without its socket: the alarm finds it silent once the TTL has passed (moved back here).
     await ageDevices(a, TTL + 1);
     await runDurableObjectAlarm(stubOf(a));
@@ -126,6 +163,53 @@ describe("the checkpoints keep the TTL and seq honest across a restart", () => {
     expect((await watcher.presenceOf(a, (p) => p.realm === "back")).seq).toBeGreaterThan(offline.seq);
     const store = await runInDurableObject(stubOf(a), (instance) => (instance as unknown as { store: UserStore }).store.get("seq_ceiling"));
     expect(store).toBeGreaterThan(last);
+  });
+});
+
+describe("unwritten status changes across a restart (the sockets closed without a word)", () => {
+  it("the first refresh after the restart tells friends again, with a seq above everything seen, even when it matches the row on disk", async () => {
+    const { a, ca, watcher, first } = await watchedPair();
+    await ca.heartbeat({ realm: "lobby", status: "busy" });
+    const busy = await watcher.presenceOf(a, (p) => p.status === "busy");
+    expect(busy.seq).toBe(first.seq + 1);
+    await evictDurableObject(stubOf(a), { webSockets: "close" });
+    // On disk: the device and the presence as the device appeared (online), not busy.
+    expect(await writtenSeq(a)).toBe(first.seq);
+    // The device comes back and says online, the row's status: friends, told busy, are told online.
+    const again = await Client.connect(a, { device: "a-pc" });
+    await again.heartbeat({ realm: "lobby", status: "online" });
+    const online = await watcher.presenceOf(a, (p) => p.status === "online");
+    expect(online.seq).toBeGreaterThan(busy.seq);
+    // And after that, status changes are rowless again.
+    const cost = await written(async () => {
+      await again.heartbeat({ realm: "lobby", status: "busy" });
+      expect((await watcher.presenceOf(a, (p) => p.status === "busy")).seq).toBe(online.seq + 1);
+    });
+    expect(cost.rows).toBe(0);
+  });
+
+  it("a device that never comes back: no ghost (the TTL alarm on disk expires it and friends are told offline), seq never goes back", async () => {
+    const { a, b, ca, watcher } = await watchedPair();
+    await ca.heartbeat({ realm: "lobby", status: "busy", statusText: "x" });
+    const busy = await watcher.presenceOf(a, (p) => p.status === "busy");
+    await evictDurableObject(stubOf(a), { webSockets: "close" });
+    // A friend asking right away gets what the rows say (never a seq above what the next publish takes).
+    const asked = await stubOf(b).lookup(a);
+    expect(asked.ok).toBe(true);
+    await ageDevices(a, TTL + 1);
+    expect(await runDurableObjectAlarm(stubOf(a))).toBe(true);
+    const offline = await watcher.presenceOf(a, (p) => p.status === "offline");
+    expect(offline.seq).toBeGreaterThan(busy.seq);
+    expect(await stubOf(a).lookup(a)).toMatchObject({ ok: true, value: { status: "offline", devices: [] } });
+  });
+
+  it("invisible is written: a restart never shows an invisible user", async () => {
+    const { a, b, ca, watcher } = await watchedPair();
+    await ca.heartbeat({ realm: "lobby", status: "invisible" });
+    await watcher.presenceOf(a, (p) => p.status === "offline");
+    await evictDurableObject(stubOf(a), { webSockets: "close" });
+    expect(await stubOf(b).lookup(a)).toMatchObject({ ok: true, value: { status: "offline" } });
+    await watcher.expectNone((f) => f.type === "presence" && f.presence.userId === a && f.presence.status !== "offline", 200);
   });
 });
 

@@ -42,7 +42,7 @@ export const TUNABLES = {
     default: 16,
     doc: "shard objects per realm that count its members (a user's shard is a hash of its id); changing it moves members as their leases renew",
   },
-  realmLeaseMs: { name: "REALM_LEASE_MS", default: 600_000, doc: "lease of a realm membership in its shard; the user's object renews it at half-life" },
+  realmLeaseMs: { name: "REALM_LEASE_MS", default: 3_600_000, doc: "lease of a realm membership in its shard; the user's object renews it at half-life" },
   realmBatchMs: { name: "REALM_BATCH_MS", default: 1_000, doc: "a realm shard reports its count, and a realm counter pushes the total to subscribers, at most once per interval" },
   callBudgetBurst: { name: "CALL_BUDGET_BURST", default: 2_000, doc: "burst of `CALL_BUDGET_PER_SECOND` (one connect of a user with `MAX_FRIENDS` friends must fit)" },
   maxTokenLifetimeS: {

@@ -53,10 +53,11 @@ export class UserStore {
 
   private meta(): Map<string, string> {
     if (!this.metaCache) {
+      // A blank value is a cleared key whose row is kept (see `set`): absent here.
       this.metaCache = new Map(
         this.tables.exist
           ? this.sql
-              .exec(`SELECT key, value FROM meta`)
+              .exec(`SELECT key, value FROM meta WHERE value != ''`)
               .toArray()
               .map((r) => [String(r.key), String(r.value)])
           : [],
@@ -70,14 +71,19 @@ export class UserStore {
     return raw === undefined ? null : (DECODE[key](raw) as Meta[K]);
   }
 
-  /** Stores a value; `null` deletes it. */
+  /**
+   * Stores a value; `null` clears it. A cleared key keeps its row with a blank
+   * value: setting it again then updates one row, where a delete and a new
+   * insert write two each (the row and its key's index entry). Keys cleared and
+   * set once per session (`live`, `watch_renew_at`, `watched_subset`) cost half.
+   */
   set<K extends MetaKey>(key: K, value: Meta[K] | null): void {
     const meta = this.meta();
     if (value === null) {
       if (!meta.has(key) && !this.unwritten.delete(key)) return;
       this.unwritten.delete(key);
       meta.delete(key);
-      if (this.tables.exist) this.sql.exec(`DELETE FROM meta WHERE key = ?`, key);
+      if (this.tables.exist) this.sql.exec(`UPDATE meta SET value = '' WHERE key = ?`, key);
     } else {
       const raw = typeof value === "object" ? JSON.stringify(value) : value === true ? "1" : String(value);
       if (meta.get(key) === raw && !this.unwritten.delete(key)) return;

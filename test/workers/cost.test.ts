@@ -119,6 +119,28 @@ describe("rows written (issue #11)", () => {
   });
 });
 
+describe("the first position-only move and a session's meta keys (issue #11, third round)", () => {
+  it("the seq reservation is taken with the first written publish: the first move after it writes nothing", async () => {
+    const { a, ca, watcher } = await watchedPair();
+    const cost = await written(async () => {
+      await coalescingOver(a);
+      await ca.heartbeat({ realm: "lobby", position: { x: 1, y: 0, z: 0 } });
+      await watcher.presenceOf(a, (p) => p.position?.x === 1);
+    });
+    expect(cost.rows).toBe(0);
+  });
+
+  it("a cleared meta key keeps its row: clearing and setting it again write one row each (a delete and an insert: two each)", async () => {
+    const { a } = await watchedPair();
+    expect((await written(() => setMeta(a, "watch_renew_at", () => null))).rows).toBe(1);
+    expect(await runInDurableObject(stubOf(a), (instance) => (instance as unknown as { store: UserStore }).store.get("watch_renew_at"))).toBeNull();
+    // A fresh instance reads the blank row as no value.
+    await evictDurableObject(stubOf(a), { webSockets: "hibernate" });
+    expect(await runInDurableObject(stubOf(a), (instance) => (instance as unknown as { store: UserStore }).store.get("watch_renew_at"))).toBeNull();
+    expect((await written(() => setMeta(a, "watch_renew_at", () => Date.now() + 60_000))).rows).toBe(1);
+  });
+});
+
 describe("the checkpoints keep the TTL and seq honest across a restart", () => {
   it("an HTTP device (no socket to carry it) checkpoints its sign of life at half the TTL and survives a restart", async () => {
     const a = user("a");

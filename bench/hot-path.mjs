@@ -62,6 +62,7 @@ const { values: args } = parseArgs({
     perf: { type: "string" },
     label: { type: "string", default: "latest" },
     observability: { type: "string", default: "off" },
+    v8: { type: "string" },
   },
 });
 
@@ -158,7 +159,7 @@ async function startWrangler(name, dir, vars) {
     if (port === null) throw new Error("runtime entry socket not found; use --via proxy");
     base = `http://127.0.0.1:${port}`;
   }
-  return { name, base, pids: { runtime, proxy }, stop: () => server.stop() };
+  return { name, base, inspector: `127.0.0.1:${server.port + 10}`, pids: { runtime, proxy }, stop: () => server.stop() };
 }
 
 /** One client per user; replies resolve in order (one request in flight per user), presence pushes are counted. */
@@ -224,11 +225,12 @@ async function measure(server, clients, phase, expectedDeliveries, run, perfPhas
   const idleRate = Object.fromEntries(Object.keys(server.pids).map((k) => [k, (idle1.ns[k] - idle0.ns[k]) / (idle1.at - idle0.at)]));
   const presenceBefore = clients.reduce((s, c) => s + c.presence, 0);
   let perf = null;
-  if (perfPhase && server.pids.runtime) {
+  if (perfPhase === true && server.pids.runtime) {
     const file = join(logDir, `hot-path.${server.name}.${phase}.perf.data`);
     perf = { file, proc: spawn("perf", ["record", "-e", "cpu-clock", "-F", "999", "-g", "-p", String(server.pids.runtime), "-o", file], { stdio: "ignore" }) };
     await sleep(500);
   }
+  const v8 = perfPhase === "v8" && server.inspector ? await startV8Profile(server.inspector) : null;
   const before = sample(server.pids);
   const load = loadavg();
   const errors = await run();
@@ -239,6 +241,7 @@ async function measure(server, clients, phase, expectedDeliveries, run, perfPhas
     delivered = clients.reduce((s, c) => s + c.presence, 0) - presenceBefore;
   }
   const after = sample(server.pids);
+  if (v8) await v8.stop(join(logDir, `hot-path.${server.name}.${phase}.cpuprofile`));
   if (perf) {
     perf.proc.kill("SIGINT");
     await new Promise((r) => perf.proc.once("exit", r));
@@ -259,6 +262,52 @@ async function measure(server, clients, phase, expectedDeliveries, run, perfPhas
     expectedDeliveries: expected(),
     errors: errors.slice(0, 5),
     perf: perf?.file,
+  };
+}
+
+/**
+ * A V8 CPU profile of the worker's isolate (through wrangler's inspector proxy): JS self time per
+ * function, where perf sees only unnamed JIT code. Native work is charged to the JS that called it.
+ */
+async function startV8Profile(inspector) {
+  const targets = await (await fetch(`http://${inspector}/json`)).json();
+  const ws = new WebSocket(targets[0].webSocketDebuggerUrl.replace(/^ws:\/\/[^/]+/, `ws://${inspector}`));
+  await new Promise((r, j) => {
+    ws.once("open", r);
+    ws.once("error", j);
+  });
+  let id = 0;
+  const pending = new Map();
+  ws.on("message", (data) => {
+    const m = JSON.parse(data.toString());
+    if (m.id && pending.has(m.id)) pending.get(m.id)(m.result);
+  });
+  const call = (method, params = {}) =>
+    new Promise((r) => {
+      pending.set(++id, r);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  await call("Profiler.enable");
+  await call("Profiler.setSamplingInterval", { interval: 100 });
+  await call("Profiler.start");
+  return {
+    async stop(file) {
+      const { profile } = await call("Profiler.stop");
+      ws.close();
+      writeFileSync(file, JSON.stringify(profile));
+      const total = profile.samples.length;
+      const self = new Map();
+      const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+      const counts = new Map();
+      for (const s of profile.samples) counts.set(s, (counts.get(s) ?? 0) + 1);
+      for (const [nodeId, count] of counts) {
+        const { functionName, url, lineNumber } = byId.get(nodeId).callFrame;
+        const key = `${functionName || "(anonymous)"} ${url.split("/").slice(-2).join("/")}:${lineNumber + 1}`;
+        self.set(key, (self.get(key) ?? 0) + count);
+      }
+      console.log(`  v8 profile: ${total} samples, ${file}`);
+      for (const [key, count] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`    ${((100 * count) / total).toFixed(1).padStart(5)}%  ${key}`);
+    },
   };
 }
 
@@ -301,7 +350,7 @@ async function runServer(name, dir, vars, graph, tokens) {
     await sleep(2000);
     const degree = clients.map((_, i) => graph.friends[i].length);
     for (let r = 0; r < REPEAT; r++) {
-      const perfOn = (phase) => r === 0 && args.perf === phase;
+      const perfOn = (phase) => (r === 0 && args.perf === phase) || (r === 0 && args.v8 === phase ? "v8" : false);
       if (name === "floor") {
         const body = (c) => heartbeat(c, ++c.requests);
         const units = Math.ceil(N_HEARTBEATS / 10);

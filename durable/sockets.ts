@@ -36,6 +36,9 @@ export interface SocketAttachment {
   published?: Presence;
 }
 
+const KEPT = Symbol("attachment");
+type Kept = WebSocket & { [KEPT]?: SocketAttachment };
+
 export class Sockets {
   /** Per-socket abuse accounting. */
   private readonly buckets = new WeakMap<WebSocket, Bucket>();
@@ -68,26 +71,26 @@ export class Sockets {
   }
 
   /**
-   * The attachments of this part's sockets as last written or read (this
-   * instance): a frame reads its socket's attachment several times (and
-   * `friendSubsets` every socket's), and deserializing is not free. Only
-   * Sockets writes a JSON socket's attachment, so the copy cannot go stale;
-   * Decentraland sockets (`dcl` field, written by durable/dcl.ts) are not kept.
-   * The objects are shared: never mutate one, write a new one (`setAttachment`).
+   * A socket's attachment as last written or read, kept on the socket object
+   * itself: one frame reads its socket's attachment several times, and
+   * deserializing is not free. Only Sockets writes a JSON socket's attachment,
+   * so the copy cannot go stale; Decentraland sockets (`dcl` field, written by
+   * durable/dcl.ts) are not kept. A property, not a WeakMap: the runtime may
+   * hand out a new wrapper per event (`getWebSockets`), and a WeakMap entry per
+   * wrapper cost more than it saved (bench/hot-path.mjs). The objects are
+   * shared: never mutate one, write a new one (`setAttachment`).
    */
-  private readonly attachments = new WeakMap<WebSocket, SocketAttachment>();
-
   private read(ws: WebSocket): SocketAttachment | null {
-    const kept = this.attachments.get(ws);
+    const kept = (ws as Kept)[KEPT];
     if (kept) return kept;
     const attachment = ws.deserializeAttachment() as SocketAttachment | null;
-    if (attachment && !("dcl" in attachment)) this.attachments.set(ws, attachment);
+    if (attachment && !("dcl" in attachment)) (ws as Kept)[KEPT] = attachment;
     return attachment;
   }
 
-  /** Whether `ws` is known to be a JSON socket of this part (its attachment is kept): no other part owns it. */
+  /** Whether `ws` is known to be a JSON socket of this part (its attachment is kept on it): no other part owns it. */
   isJsonSocket(ws: WebSocket): boolean {
-    return this.attachments.has(ws);
+    return (ws as Kept)[KEPT] !== undefined;
   }
 
   attachment(ws: WebSocket): SocketAttachment {
@@ -124,7 +127,7 @@ export class Sockets {
 
   private setAttachment(ws: WebSocket, attachment: SocketAttachment): void {
     ws.serializeAttachment(attachment);
-    if (!("dcl" in attachment)) this.attachments.set(ws, attachment);
+    if (!("dcl" in attachment)) (ws as Kept)[KEPT] = attachment;
   }
 
   /** Keeps the device's latest state with its socket (not a storage write). */

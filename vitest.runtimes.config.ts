@@ -15,8 +15,12 @@ export default defineConfig({
   test: {
     include: ["test/unit/**/*.test.ts", "test/fuzz/**/*.test.ts", "test/client/**/*.test.ts", "test/runtimes/*.test.ts"],
     exclude: [
-      // Needs a running service and the `ws` package; the service under Bun and Deno is test/runtimes/smoke.
+      // These start `wrangler dev` and use the `ws` package (test:client runs them); the service under Bun
+      // and Deno is test/runtimes/smoke.
       "test/client/live.test.ts",
+      "test/client/realm.test.ts",
+      "test/client/status-expiry.test.ts",
+      "test/client/subset.test.ts",
       // Static (module graphs, type-check): the same answer on every runtime, so only Node pays for it.
       ...(isBun || isDeno ? ["test/runtimes/imports.test.ts"] : []),
     ],

@@ -25,7 +25,7 @@
  */
 import { aggregate, classifyChange, isLive, type Aggregate } from "../src/presence/aggregate";
 import { heartbeatExpiry, pendingExpiry } from "../src/presence/expiry";
-import { offlinePresence } from "../src/presence/protocol";
+import { offlinePresence, withoutLastSeen } from "../src/presence/protocol";
 import { refuse, type Refusal } from "../src/presence/result";
 import type { HeartbeatBody } from "../src/presence/schema";
 import { deviceDeadline, positionPublishAt } from "../src/presence/timers";
@@ -220,7 +220,7 @@ export class OwnPresence {
     const seen = audience.hidden ?? (audience.seqOffset === 0 ? presence : { ...presence, seq: presence.seq - audience.seqOffset });
     const lastSeen = this.lastSeen;
     const showsLastSeen = lastSeen === "all" || (lastSeen === "chosen" && audience.lastSeen);
-    return showsLastSeen || seen.lastActiveAt === null ? seen : { ...seen, lastActiveAt: null };
+    return showsLastSeen ? seen : withoutLastSeen(seen);
   }
 
   /**

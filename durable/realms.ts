@@ -33,6 +33,8 @@ export class RealmMembership {
   private inFlight: { want: string | null } | null = null;
   /** A change held back by the per-user interval: when to apply it. */
   private heldUntil: number | null = null;
+  /** The last join failed: the next wake-up is its retry, not a renewal. */
+  private retrying = false;
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -81,9 +83,15 @@ export class RealmMembership {
       this.inFlight = null;
     });
     const joined = want === null || settled[settled.length - 1]?.status === "fulfilled";
+    this.retrying = !joined;
     // A failed leave is not retried: the old shard's lease runs out.
     if (want === null) this.current = null;
     else this.current = { realm: want, shard, renewAt: joined ? renewAt(now, this.config.realmLeaseMs) : now + RETRY_MS };
+  }
+
+  /** The next wake-up when it is only the lease's renewal (it may come late: the lease runs another half-life); null otherwise. */
+  renewalWakeUp(): number | null {
+    return this.heldUntil === null && !this.retrying ? (this.current?.renewAt ?? null) : null;
   }
 
   /** The alarm: a lease to renew, a failed join to retry, or a held-back change. */

@@ -245,7 +245,14 @@ export class UserStore {
 
   /** Hides from a friend (the frozen view) or shows again, with the friend's seq offset from now on: one row. */
   setAudience(friend: string, hidden: Presence | null, seqOffset: number): void {
-    if (this.tables.exist) this.sql.exec(`UPDATE friends SET hidden = ?, hidden_view = ?, seq_offset = ? WHERE friend_id = ?`, hidden ? 1 : 0, hidden ? JSON.stringify(hidden) : null, seqOffset, friend);
+    if (this.tables.exist)
+      this.sql.exec(
+        `UPDATE friends SET hidden = ?, hidden_view = ?, seq_offset = ? WHERE friend_id = ?`,
+        hidden ? 1 : 0,
+        hidden ? JSON.stringify(hidden) : null,
+        seqOffset,
+        friend,
+      );
   }
 
   /** Chooses a friend to see "last seen" (or not). */

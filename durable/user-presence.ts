@@ -199,9 +199,22 @@ export class UserPresence extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(at);
   }
 
-  /** Every part's next wake-up (one physical alarm serves them all). */
+  /**
+   * Every part's next wake-up (one physical alarm serves them all). Lease
+   * renewals (watch leases, the realm membership) are due at half-life and may
+   * come up to a quarter of their lease late: when a deadline that cannot wait
+   * (a device's TTL, a publish, a retry) comes within that slack after one,
+   * that fire serves it too (the renewal is overdue by then), so a live user's
+   * renewals cost no alarm of their own (issue #11).
+   */
   private wakeUps(): Array<number | null> {
-    return [...this.presence.nextWakeUps(), this.watching.nextWakeUp(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp(), this.realms.nextWakeUp()];
+    const { ttlMs, watchLeaseMs, realmLeaseMs } = this.config;
+    const renewal = this.realms.renewalWakeUp();
+    const realm = this.realms.nextWakeUp();
+    const firm = [...this.presence.nextWakeUps(), this.outbox.nextWakeUp(), this.dcl.nextWakeUp(), realm === renewal ? null : realm];
+    const first = nextDeadline(firm);
+    const servedBy = (at: number | null, slackMs: number) => (at !== null && first !== null && first <= at + Math.min(ttlMs, slackMs) ? null : at);
+    return [...firm, servedBy(this.watching.nextWakeUp(), watchLeaseMs / 4), servedBy(renewal, realmLeaseMs / 4)];
   }
 
   /**
@@ -279,14 +292,17 @@ export class UserPresence extends DurableObject<Env> {
     return this.budget.admitHttp(Date.now(), target !== this.host.userId) ?? this.ops.lookup(target);
   }
 
-  async httpHeartbeat(deviceId: string, kind: DeviceKind, body: HeartbeatBody): Promise<Result<Presence, "rate_limited" | "too_many_devices">> {
+  /** `POST /v1/heartbeat`: like `heartbeat_ack`, the presence and, while a "clear after" is ahead, `expiresAt`. */
+  async httpHeartbeat(deviceId: string, kind: DeviceKind, body: HeartbeatBody): Promise<Result<{ presence: Presence; expiresAt?: number }, "rate_limited" | "too_many_devices">> {
     this.register();
     const now = Date.now();
     const limited = this.budget.admitHttp(now, false);
     if (limited) return limited;
     const refusal = this.presence.deviceLimit(deviceId, now);
     if (refusal) return refusal;
-    return ok(await this.ops.heartbeat(deviceId, kind, "http", body, now));
+    const presence = await this.ops.heartbeat(deviceId, kind, "http", body, now);
+    const expiresAt = this.presence.expiryOf(deviceId, now);
+    return ok({ presence, ...(expiresAt ? { expiresAt } : {}) });
   }
 
   /** `GET /v1/friends/online`: from the cache for a live user, else asked of the friends within the call budget (CallBudget.onlineFriends). */

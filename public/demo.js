@@ -60,6 +60,12 @@ let shownClearsAt = null;
 /** "Last seen" privacy, from the friends list. */
 let privacy = { lastSeen: "all", lastSeenShownTo: [] };
 const flashes = new Map();
+/** The realm this page last published (its count is shown first). */
+let myRealm = null;
+/** Live realm counts shown, by realm: one SDK subscription each (`subscribeRealm`, its own socket). */
+const realmCounts = new Map();
+/** The user's realm and at most this many in all with the friends' realms. */
+const MAX_REALMS = 6;
 
 function readForm() {
   const num = (id) => {
@@ -112,10 +118,16 @@ function clearAfter(choice) {
 }
 
 function renderFriends() {
-  const friends = (client?.friends ?? []).slice().sort((a, b) => {
-    const rank = (p) => (isShownOnline(p.status) ? 0 : p.status === "unknown" ? 1 : 2);
-    return rank(a) - rank(b) || a.userId.localeCompare(b.userId);
-  });
+  const everyone = client?.friends ?? [];
+  // Following a subset: the others get no pushes, so what the page holds of them would go stale. Not shown.
+  const following = client?.following ?? null;
+  renderFollowChoices(everyone, following);
+  const friends = everyone
+    .filter((p) => following === null || following.includes(p.userId))
+    .sort((a, b) => {
+      const rank = (p) => (isShownOnline(p.status) ? 0 : p.status === "unknown" ? 1 : 2);
+      return rank(a) - rank(b) || a.userId.localeCompare(b.userId);
+    });
   const list = $("friends");
   list.replaceChildren(
     ...friends.map((p) => {
@@ -142,7 +154,104 @@ function renderFriends() {
   );
   const onlineCount = friends.filter((p) => isShownOnline(p.status)).length;
   $("online-count").textContent = friends.length ? `${onlineCount} of ${friends.length} online` : "";
-  $("no-friends").hidden = friends.length > 0;
+  $("no-friends").hidden = everyone.length > 0;
+  $("following-note").hidden = following === null;
+  $("following-note").textContent = following === null ? "" : `Showing only ${friends.length} of your ${everyone.length} friends.`;
+  syncRealms();
+}
+
+/** One box per friend, ticked for the ones followed (kept as the user left them while the panel is open). */
+function renderFollowChoices(everyone, following) {
+  const box = $("follow-choices");
+  const ticked = new Set([...box.querySelectorAll("input:checked")].map((i) => i.value));
+  const known = new Set([...box.querySelectorAll("input")].map((i) => i.value));
+  const ids = everyone.map((p) => p.userId).sort();
+  if (ids.length === known.size && ids.every((id) => known.has(id))) return;
+  box.replaceChildren(
+    ...ids.map((id) => {
+      const input = el("input", { type: "checkbox", value: id, "data-follow": id });
+      input.checked = known.has(id) ? ticked.has(id) : following === null || following.includes(id);
+      return el("label", { class: "small" }, input, id);
+    }),
+  );
+}
+
+async function follow(choice) {
+  try {
+    await client.setFriends(choice);
+    log(choice === "all" ? "showing every friend" : `showing only ${choice.length ? choice.join(", ") : "nobody"}`);
+  } catch (error) {
+    log(`follow: ${error.code ?? error.message}`);
+  }
+  renderFriends();
+}
+
+/** The user's realm first, then the realms online friends are in (most friends first), at most MAX_REALMS. */
+function shownRealms() {
+  const byRealm = friendsByRealm();
+  const others = [...byRealm.keys()].filter((r) => r !== myRealm).sort((a, b) => byRealm.get(b).length - byRealm.get(a).length || a.localeCompare(b));
+  return [...(myRealm ? [myRealm] : []), ...others].slice(0, MAX_REALMS);
+}
+
+function friendsByRealm() {
+  const byRealm = new Map();
+  const following = client?.following ?? null;
+  for (const p of client?.friends ?? []) {
+    if (!isShownOnline(p.status) || !p.realm || (following !== null && !following.includes(p.userId))) continue;
+    byRealm.set(p.realm, [...(byRealm.get(p.realm) ?? []), p.userId]);
+  }
+  return byRealm;
+}
+
+/** Subscribes to the realms to show and drops the others; counts arrive batched, at most one a second per realm. */
+function syncRealms() {
+  if (!client) return;
+  const wanted = shownRealms();
+  for (const [realm, entry] of realmCounts) {
+    if (wanted.includes(realm)) continue;
+    entry.subscription.close();
+    realmCounts.delete(realm);
+  }
+  for (const realm of wanted) {
+    if (realmCounts.has(realm)) continue;
+    const entry = { subscription: null, count: null };
+    realmCounts.set(realm, entry);
+    entry.subscription = client.subscribeRealm(realm, (c) => {
+      if (realmCounts.get(realm) !== entry) return; // a frame still on its way after the page let go of this realm
+      entry.count = c.count;
+      renderRealms();
+    });
+  }
+  renderRealms();
+}
+
+function closeRealms() {
+  for (const entry of realmCounts.values()) entry.subscription.close();
+  realmCounts.clear();
+}
+
+function renderRealms() {
+  const countOf = (realm) => realmCounts.get(realm)?.count;
+  const shown = (count) => (count === null || count === undefined ? "…" : String(count));
+  const self = client?.self;
+  const uncounted = self?.invisible ? " (you are not counted while invisible)" : "";
+  $("realm-here").replaceChildren(
+    ...(myRealm ? [el("span", { class: "realm-count", id: "realm-count" }, shown(countOf(myRealm))), ` online in ${myRealm}${uncounted}`] : ["not in a realm yet"]),
+  );
+  const byRealm = friendsByRealm();
+  $("realms").replaceChildren(
+    ...shownRealms().map((realm) => {
+      const friends = byRealm.get(realm) ?? [];
+      const count = countOf(realm);
+      return el(
+        "li",
+        { class: `realm${realm === myRealm ? " current" : ""}`, dataset: { realm, count: count === null || count === undefined ? "" : String(count) } },
+        el("span", { class: "realm-name" }, realm, realm === myRealm ? el("span", { class: "muted" }, " · you are here") : null),
+        el("span", { class: "realm-count" }, `${shown(count)} online`),
+        friends.length ? el("span", { class: "realm-friends" }, `friends here: ${friends.sort().join(", ")}`) : null,
+      );
+    }),
+  );
 }
 
 /** With "friends I choose": whether this friend sees your last seen, and a click to change it. */
@@ -237,6 +346,7 @@ async function signIn(userId) {
   $("me-name").hidden = false;
   $("sign-out").hidden = false;
   document.title = `${userId} · edge-presence`;
+  myRealm = readForm().realm;
 
   client = connect({
     url: location.origin,
@@ -251,9 +361,14 @@ async function signIn(userId) {
     log(`connection ${e.state}${e.delayMs !== undefined ? `, retry in ${(e.delayMs / 1000).toFixed(1)} s` : ""}${e.code ? ` (code ${e.code})` : ""}`);
     renderSelf();
   });
+  client.on("self", renderRealms);
   client.on("online", (p) => log(`${p.userId} is ${p.status}`));
   client.on("offline", (p) => log(`${p.userId} went offline`));
-  client.on("update", ({ presence }) => {
+  client.on("update", ({ presence, previous }) => {
+    // Online ↔ offline is logged above; a change between shown statuses here.
+    if (previous && previous.status !== presence.status && isShownOnline(previous.status) && isShownOnline(presence.status)) {
+      log(`${presence.userId} is now ${presence.status}`);
+    }
     flash(presence.userId);
     renderFriends();
   });
@@ -285,6 +400,8 @@ async function signIn(userId) {
 }
 
 function signOut() {
+  closeRealms();
+  myRealm = null;
   client?.close();
   client = null;
   appliedStatus = null;
@@ -297,6 +414,8 @@ function signOut() {
   $("me-name").hidden = true;
   $("sign-out").hidden = true;
   $("friends").replaceChildren();
+  $("follow-choices").replaceChildren();
+  $("following-note").hidden = true;
   document.title = "edge-presence · demo";
 }
 
@@ -305,6 +424,8 @@ async function publish() {
   const { position, realm, status, statusText } = readForm();
   const clear = $("clear-after").value;
   const choice = JSON.stringify([status, statusText, clear]);
+  myRealm = realm;
+  syncRealms();
   try {
     if (choice === appliedStatus) await client.heartbeat({ position, realm, status, statusText });
     else {
@@ -329,6 +450,11 @@ $("status-form").addEventListener("submit", (event) => {
 });
 $("status").addEventListener("change", () => void publish());
 $("clear-after").addEventListener("change", () => void publish());
+$("follow-apply").addEventListener("click", () => void follow([...$("follow-choices").querySelectorAll("input:checked")].map((i) => i.value)));
+$("follow-all").addEventListener("click", () => {
+  for (const input of $("follow-choices").querySelectorAll("input")) input.checked = true;
+  void follow("all");
+});
 $("last-seen").addEventListener("change", async () => {
   try {
     applyPrivacy(await client.setLastSeen($("last-seen").value));
@@ -374,7 +500,10 @@ $("befriend-form").addEventListener("submit", async (event) => {
   renderFriends();
 });
 // A closing tab says goodbye, so friends see it offline at once rather than after the TTL.
-addEventListener("pagehide", () => client?.close());
+addEventListener("pagehide", () => {
+  closeRealms();
+  client?.close();
+});
 setInterval(renderFriends, 5_000);
 
 const params = new URLSearchParams(location.search);

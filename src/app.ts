@@ -136,7 +136,7 @@ app.post("/v1/heartbeat", requireUser, async (c) => {
   const body = parse(heartbeatBody, raw);
   const result = await c.env.USER.getByName(c.var.userId).httpHeartbeat(deviceId ?? "http", kind, body);
   if (!result.ok) throw refusalError(result, 429);
-  return c.json({ presence: result.value });
+  return c.json(result.value);
 });
 
 app.get("/v1/friends/online", requireUser, async (c) => {

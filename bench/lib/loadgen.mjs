@@ -396,7 +396,8 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
   let next = 0;
   await Promise.all(
     Array.from({ length: p.connectConcurrency }, async () => {
-      while (next < startOnline.length) await connect(startOnline[next++]);
+      // With a connect deadline (params.connectDeadlineMs), the run goes on with the users connected by then.
+      while (next < startOnline.length && !(p.connectDeadlineMs && now() - connectStarted > p.connectDeadlineMs)) await connect(startOnline[next++]);
     }),
   );
   const connectMs = now() - connectStarted;

@@ -15,7 +15,11 @@ export const TUNABLES = {
   ttlMs: { name: "PRESENCE_TTL_MS", default: 120_000, doc: "online until this long after the last sign of life" },
   heartbeatIntervalMs: { name: "HEARTBEAT_INTERVAL_MS", default: 30_000, doc: "heartbeat interval announced to clients (at most a third of the TTL)" },
   positionCoalesceMs: { name: "POSITION_COALESCE_MS", default: 1_000, doc: "at most one position-only push per user per interval" },
-  watchLeaseMs: { name: "WATCH_LEASE_MS", default: 3_600_000, doc: "lease of a watching friend; renewed at half-life while online" },
+  watchLeaseMs: {
+    name: "WATCH_LEASE_MS",
+    default: 21_600_000,
+    doc: "lease of a watching friend; renewed at half-life while online; a lease left by a watcher that vanished is dropped by its first refused push",
+  },
   maxFrameBytes: { name: "MAX_FRAME_BYTES", default: 4_096, doc: "largest frame / HTTP body (admin bodies: 1 MB)" },
   maxDevicesPerUser: { name: "MAX_DEVICES_PER_USER", default: 10, doc: "live devices per user" },
   maxFriends: { name: "MAX_FRIENDS", default: 1_000, doc: "friends per user" },

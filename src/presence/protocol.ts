@@ -11,3 +11,9 @@ export function errorFrame(code: ErrorCode, message: string, id?: RequestId): Se
 export function offlinePresence(userId: string, lastActiveAt: number | null = null, seq = 0): Presence {
   return { userId, status: "offline", realm: null, position: null, statusText: null, devices: [], lastActiveAt, seq };
 }
+
+/** A presence without "last seen": neither the user's `lastActiveAt` nor any device's (issue #16, hide last seen). */
+export function withoutLastSeen(presence: Presence): Presence {
+  if (presence.lastActiveAt === null && presence.devices.every((d) => d.lastActiveAt === null)) return presence;
+  return { ...presence, lastActiveAt: null, devices: presence.devices.map((d) => ({ ...d, lastActiveAt: null })) };
+}

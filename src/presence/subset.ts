@@ -59,20 +59,19 @@ export interface PageRequest {
 
 const ID = /^[A-Za-z0-9_.@:-]{1,128}$/;
 
-/** The opaque cursor after `lastId` (base64url of the id: stable order is by friend id). */
+/** The opaque cursor after `lastId` (hex of its bytes: stable order is by friend id; no base64, which src/presence may not assume). */
 export function encodeCursor(lastId: string): string {
-  return btoa(lastId).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  let hex = "";
+  for (const byte of new TextEncoder().encode(lastId)) hex += byte.toString(16).padStart(2, "0");
+  return hex;
 }
 
 /** The friend id a cursor points after, or null when it is not a cursor this server gave. */
 export function decodeCursor(cursor: string): string | null {
-  if (!/^[A-Za-z0-9_-]{1,172}$/.test(cursor)) return null;
-  let id: string;
-  try {
-    id = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
-  } catch {
-    return null;
-  }
+  // Ids are ASCII (ID below): one byte per character, two hex digits per byte.
+  if (!/^(?:[0-9a-f]{2}){1,128}$/.test(cursor)) return null;
+  let id = "";
+  for (let i = 0; i < cursor.length; i += 2) id += String.fromCharCode(Number.parseInt(cursor.slice(i, i + 2), 16));
   return ID.test(id) ? id : null;
 }
 

@@ -53,7 +53,8 @@ export interface PublicDevice {
   deviceId: string;
   kind: DeviceKind;
   status: Exclude<PublicStatus, "offline" | "unknown">;
-  lastActiveAt: number;
+  /** `null` when the user hides "last seen" from the reader (each device's activity would tell it). */
+  lastActiveAt: number | null;
 }
 
 /** The one shape every presence update has on the wire. */

@@ -127,6 +127,90 @@ describe.skipIf(!hasChromium)("demo page", () => {
     await e.screenshot({ path: `${results}/demo-last-seen-hidden.png`, fullPage: true });
   });
 
+  it("realm counts: the page shows how many are online in the user's realm, live, and the realms friends are in (issue #16)", async () => {
+    const [gus, hal, ivy] = [user("gus"), user("hal"), user("ivy")];
+    const [plaza, dock] = [user("plaza"), user("dock")];
+    await server.befriend(gus, hal);
+    const enter = async (page: Page, realm: string) => {
+      await page.fill("#realm", realm);
+      await page.click("#apply");
+    };
+    const here = async (page: Page) => ((await page.textContent("#realm-here")) ?? "").trim();
+    const realmRow = (page: Page, realm: string) => page.locator(`#realms .realm[data-realm="${realm}"]`);
+    const listedCount = async (page: Page, realm: string) => ((await realmRow(page, realm).count()) ? await realmRow(page, realm).getAttribute("data-count") : null);
+
+    const g = await signIn(gus);
+    await enter(g, plaza);
+    await until("gus's page counts him in the plaza", async () => (await here(g)) === `1 online in ${plaza}`);
+
+    // Ivy is no friend of gus: she is counted all the same when she walks into the plaza.
+    const i = await signIn(ivy);
+    await enter(i, plaza);
+    await until("gus's page counts ivy too", async () => (await here(g)) === `2 online in ${plaza}`);
+    expect(await here(i)).toBe(`2 online in ${plaza}`);
+
+    // Hal, a friend, is at the dock: his realm is listed on gus's page with its own count and his name.
+    const h = await signIn(hal);
+    await enter(h, dock);
+    await until("gus's page lists the dock with hal in it", async () => (await listedCount(g, dock)) === "1");
+    // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered is what the user reads.
+    expect(await realmRow(g, dock).innerText()).toMatch(new RegExp(`1 online[\\s\\S]*friends here: ${hal}`));
+    await g.screenshot({ path: `${results}/demo-realm-counts.png`, fullPage: true });
+
+    // Hal walks over to the plaza; then ivy leaves. Each change reaches gus's page within the batching.
+    await enter(h, plaza);
+    await until("gus's page counts hal in the plaza", async () => (await here(g)) === `3 online in ${plaza}`);
+    await until("the dock is no longer listed", async () => (await realmRow(g, dock).count()) === 0);
+    await i.context().close();
+    await until("gus's page drops ivy from the count", async () => (await here(g)) === `2 online in ${plaza}`);
+
+    // Invisible users are not counted: hal goes invisible.
+    await h.selectOption("#status", "invisible");
+    await until("gus's page no longer counts hal", async () => (await here(g)) === `1 online in ${plaza}`);
+    await until("hal's page says why", async () => /not counted while invisible/.test(await here(h)));
+    await h.context().close();
+    await g.context().close();
+  });
+
+  it("show only some friends: the page follows the ticked ones and hears nothing about the others until it shows all again (issue #16)", async () => {
+    const [kay, lou, max] = [user("kay"), user("lou"), user("max")];
+    await server.befriend(kay, lou);
+    await server.befriend(kay, max);
+    const k = await signIn(kay);
+    const l = await signIn(lou);
+    const m = await signIn(max);
+    await until("kay sees both online", async () => /online/i.test(await rowText(k, lou)) && /online/i.test(await rowText(k, max)));
+
+    await k.click("#follow summary");
+    await until("a box per friend", async () => (await k.locator("[data-follow]").count()) === 2);
+    await k.uncheck(`[data-follow="${max}"]`);
+    await k.click("#follow-apply");
+    await until("max's row is gone", async () => (await row(k, max).count()) === 0);
+    expect(await k.textContent("#following-note")).toBe("Showing only 1 of your 2 friends.");
+    expect(await k.textContent("#online-count")).toBe("1 of 1 online");
+
+    // Max goes busy: nothing about it reaches kay's page; lou's change does.
+    await m.fill("#status-text", "in a meeting");
+    await m.selectOption("#status", "busy");
+    await l.selectOption("#status", "away");
+    await until("kay sees lou away", async () => /away/i.test(await rowText(k, lou)));
+    await k.waitForTimeout(1_000);
+    const log = async () => (await k.textContent("#log")) ?? "";
+    expect(await log()).toContain(`${lou} is now away`);
+    expect(await log()).not.toContain(`${max} is now`);
+    expect(await row(k, max).count()).toBe(0);
+    await k.screenshot({ path: `${results}/demo-follow-subset.png`, fullPage: true });
+
+    // Show all: max is back, busy, from the snapshot.
+    await k.click("#follow-all");
+    await until("kay sees max busy again", async () => /busy/i.test(await rowText(k, max)) && /in a meeting/.test(await rowText(k, max)));
+    expect(await k.isHidden("#following-note")).toBe(true);
+    // Followed again: max's next change is pushed.
+    await m.selectOption("#status", "away");
+    await until("kay hears max go away", async () => (await log()).includes(`${max} is now away`));
+    for (const page of [k, l, m]) await page.context().close();
+  });
+
   it("asks a user to be friends from the page; they accept from theirs; both lists show each other", async () => {
     const [cleo, dan] = [user("cleo"), user("dan")];
     const d = await signIn(dan);

@@ -41,8 +41,10 @@ export class Peer extends FrameClient {
     });
   }
 
-  static async connect(baseUrl: string, userId: string, device = "d1", kind = "desktop"): Promise<Peer> {
-    const ws = new WebSocket(`${baseUrl.replace("http", "ws")}/v1/connect?device=${device}&kind=${kind}`, {
+  /** `query`: more connect-URL parameters (e.g. `{ friends: "a,b" }`). */
+  static async connect(baseUrl: string, userId: string, device = "d1", kind = "desktop", query: Record<string, string> = {}): Promise<Peer> {
+    const params = new URLSearchParams({ device, kind, ...query });
+    const ws = new WebSocket(`${baseUrl.replace("http", "ws")}/v1/connect?${params}`, {
       headers: { Authorization: `Bearer ${await token(userId)}` },
     });
     const peer = new Peer(ws);

@@ -141,29 +141,75 @@ const coordinate = fc.oneof(
 export const position = fc.record({ x: coordinate, y: coordinate, z: coordinate });
 export const deviceStatus = fc.constantFrom("online", "away", "busy", "invisible");
 
-export const heartbeatBody = fc.record(
+/** Longest "clear after" duration (docs/PROTOCOL.md: `expiresInMs` 1 ms – 366 days). */
+const MAX_EXPIRY_MS = 366 * 86_400_000;
+/** "Clear after": none, a time (`expiresAt`, past, near or far; or `null`) or a duration (`expiresInMs`), never both. */
+export const heartbeatDeadline = fc.oneof(
+  { arbitrary: fc.constant({}), weight: 2 },
   {
-    position,
-    realm: printableText(64),
-    status: deviceStatus,
-    statusText: fc.oneof(fc.constant(null), printableText(140)),
+    arbitrary: fc.record({
+      expiresAt: fc.oneof(
+        fc.constant(null),
+        fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+        fc.integer({ min: -120_000, max: 3_600_000 }).map((d) => Math.max(0, Date.now() + d)),
+        fc.constantFrom(0, Number.MAX_SAFE_INTEGER),
+      ),
+    }),
+    weight: 1,
   },
-  { requiredKeys: ["position", "realm", "status"] },
+  { arbitrary: fc.record({ expiresInMs: fc.oneof(fc.integer({ min: 1, max: MAX_EXPIRY_MS }), fc.constantFrom(1, MAX_EXPIRY_MS)) }), weight: 1 },
 );
+
+/**
+ * Deadlines that cannot pass during a fuzz session (an hour or more ahead, or
+ * `null`): the default for whole frames, so the live-session fuzz
+ * (test/workers/hardening-fuzz.test.ts), whose model of the user's presence
+ * knows nothing of expiry, still holds. `deadlines: "any"` adds past ones and
+ * 1 ms durations (the schema fuzz, where no state follows).
+ */
+export const laterDeadline = fc.oneof(
+  { arbitrary: fc.constant({}), weight: 2 },
+  { arbitrary: fc.constant({ expiresAt: null }), weight: 1 },
+  { arbitrary: fc.integer({ min: 3_600_000, max: MAX_EXPIRY_MS }).map((d) => ({ expiresAt: Date.now() + d })), weight: 1 },
+  { arbitrary: fc.integer({ min: 3_600_000, max: MAX_EXPIRY_MS }).map((expiresInMs) => ({ expiresInMs })), weight: 1 },
+);
+
+function heartbeatBodyWith(deadline: fc.Arbitrary<Record<string, unknown>>) {
+  return fc
+    .tuple(
+      fc.record(
+        {
+          position,
+          realm: printableText(64),
+          status: deviceStatus,
+          statusText: fc.oneof(fc.constant(null), printableText(140)),
+        },
+        { requiredKeys: ["position", "realm", "status"] },
+      ),
+      deadline,
+    )
+    .map(([body, extra]): Record<string, unknown> => ({ ...body, ...extra }));
+}
+
+/** A valid heartbeat body, with any deadline or none. */
+export const heartbeatBody = heartbeatBodyWith(heartbeatDeadline);
 
 /** A valid user id: the allowed characters, except `.` and `..`, which cannot be addressed over HTTP (#12). */
 const anyUserId = fc.stringMatching(/^[A-Za-z0-9_.@:-]{1,128}$/).filter((id) => id !== "." && id !== "..");
 
 export interface Targets {
+  /** Heartbeat deadlines ("clear after") in valid frames: only ones that cannot pass in a session (default), or any. */
+  deadlines?: "later" | "any";
   /** Whom GetPresence asks about. */
   lookups?: fc.Arbitrary<string>;
   /** Whom friendship operations and HidePresence name. */
   others?: fc.Arbitrary<string>;
 }
 
-export function validMessage({ lookups = anyUserId, others = anyUserId }: Targets = {}) {
+export function validMessage({ lookups = anyUserId, others = anyUserId, deadlines = "later" }: Targets = {}) {
+  const heartbeat = deadlines === "any" ? heartbeatBody : heartbeatBodyWith(laterDeadline);
   return fc.oneof(
-    fc.tuple(heartbeatBody, maybeId).map(([body, id]) => withId({ type: "PositionHeartbeat", ...body }, id)),
+    fc.tuple(heartbeat, maybeId).map(([body, id]) => withId({ type: "PositionHeartbeat", ...body }, id)),
     fc
       .tuple(fc.constantFrom("GetOnlineFriends", "SubscribeFriendshipPresenceUpdates", "UnsubscribeFriendshipPresenceUpdates", "ListFriends"), maybeId)
       .map(([type, id]) => withId({ type }, id)),
@@ -184,6 +230,15 @@ function withId<T extends Record<string, unknown>>(message: T, id: unknown): T {
 }
 
 // ─── invalid messages, each with the code the protocol promises ─────────────
+
+/** Replaces the heartbeat's deadline (whichever it had) with `fields`. */
+function withDeadline(fields: Record<string, unknown>) {
+  return (m: Record<string, any>) => {
+    delete m.expiresAt;
+    delete m.expiresInMs;
+    Object.assign(m, fields);
+  };
+}
 
 /** A valid heartbeat with exactly one field broken: always `invalid_message`. */
 const brokenHeartbeat = fc
@@ -209,6 +264,15 @@ const brokenHeartbeat = fc
       ["statusText too long", (m) => (m.statusText = "x".repeat(141))],
       ["statusText has a control/lone surrogate", (m, junk) => (m.statusText = `ok${junk}`)],
       ["statusText is an object", (m) => (m.statusText = { text: "hi" })],
+      ["expiresInMs is zero", withDeadline({ expiresInMs: 0 })],
+      ["expiresInMs is negative", withDeadline({ expiresInMs: -5 })],
+      ["expiresInMs over 366 days", withDeadline({ expiresInMs: MAX_EXPIRY_MS + 1 })],
+      ["expiresInMs is a float", withDeadline({ expiresInMs: 1.5 })],
+      ["expiresInMs is null", withDeadline({ expiresInMs: null })],
+      ["expiresAt is negative", withDeadline({ expiresAt: -1 })],
+      ["expiresAt is a string", withDeadline({ expiresAt: "soon" })],
+      ["expiresAt beyond safe integers", withDeadline({ expiresAt: Number.MAX_SAFE_INTEGER + 2 })],
+      ["expiresAt and expiresInMs both", withDeadline({ expiresAt: Date.now() + 60_000, expiresInMs: 60_000 })],
       ["id is negative", (m) => (m.id = -1)],
       ["id is a float", (m) => (m.id = 1.5)],
       ["id too long", (m) => (m.id = "i".repeat(65))],
@@ -337,7 +401,29 @@ function validFrames(targets?: Targets) {
     .tuple(
       validMessage(targets),
       fc.dictionary(
-        fc.string({ maxLength: 10 }).filter((k) => !["type", "id", "userId", "position", "realm", "status", "statusText", "message", "shareLocation", "hidden"].includes(k)),
+        fc
+          .string({ maxLength: 10 })
+          .filter(
+            (k) =>
+              ![
+                "type",
+                "id",
+                "userId",
+                "position",
+                "realm",
+                "status",
+                "statusText",
+                "expiresAt",
+                "message",
+                "shareLocation",
+                "hidden",
+                "lastSeen",
+                "limit",
+                "cursor",
+                "friends",
+                "positions",
+              ].includes(k),
+          ),
         fc.jsonValue({ maxDepth: 3 }),
         { maxKeys: 3 },
       ),

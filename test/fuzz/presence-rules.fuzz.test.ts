@@ -140,7 +140,7 @@ describe("change classification", () => {
       fc.property(viewArb, fc.integer({ min: 1, max: 100_000 }), (view, dt) => {
         expect(classifyChange(view, view)).toBe("none");
         expect(classifyChange(null, view)).toBe("significant");
-        const later = { ...view, lastActiveAt: (view.lastActiveAt ?? 0) + dt, devices: view.devices.map((d) => ({ ...d, lastActiveAt: d.lastActiveAt + dt })) };
+        const later = { ...view, lastActiveAt: (view.lastActiveAt ?? 0) + dt, devices: view.devices.map((d) => ({ ...d, lastActiveAt: (d.lastActiveAt ?? 0) + dt })) };
         expect(classifyChange(view, later)).toBe("none");
       }),
       { numRuns: RUNS },

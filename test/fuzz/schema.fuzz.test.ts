@@ -49,7 +49,7 @@ describe("parseClientFrame under fuzzing", () => {
 
   it(`answers every labelled frame as the protocol documents (${RUNS} runs)`, () => {
     fc.assert(
-      fc.property(labelledFrame(), ({ label, frame, expect: expected }) => {
+      fc.property(labelledFrame({ deadlines: "any" }), ({ label, frame, expect: expected }) => {
         let result: ParseResult;
         expect(() => (result = parse(frame)), label).not.toThrow();
         result = result!;

@@ -10,7 +10,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { describe, expect, it } from "vitest";
 import { meterTotals } from "../../durable/meter";
 import type { UserStore } from "../../durable/store";
-import { ageDevices, api, befriend, Client, stubOf, user } from "./helpers";
+import { ageDevices, api, befriend, Client, setMeta, stubOf, user } from "./helpers";
 
 const TTL = 120_000;
 
@@ -164,5 +164,43 @@ describe("position-only moves go only to watchers who asked for them (issue #11)
     // A status change reaches every watcher, with the current position.
     await ca.heartbeat({ realm: "lobby", position: { x: 7, y: 0, z: 0 }, status: "busy" });
     for (const c of watchers.values()) expect((await c.presenceOf(a, (p) => p.status === "busy")).position).toEqual({ x: 7, y: 0, z: 0 });
+  });
+});
+
+describe("renewals ride on the TTL's alarm (issue #11)", () => {
+  it("a realm membership and watch leases due for renewal before the device's TTL get no alarm of their own: the TTL's fire renews them", async () => {
+    const a = user("a");
+    const b = user("b");
+    await befriend(a, b);
+    const ca = await Client.connect(a);
+    await ca.request({ type: "GetOnlineFriends" });
+    await ca.heartbeat({ realm: "lobby" });
+    const alarmAt = () => runInDurableObject(stubOf(a), (_, state) => state.storage.getAlarm());
+    const ttlAlarm = (await alarmAt())!;
+    expect(ttlAlarm).toBeGreaterThan(Date.now() + TTL / 2);
+    type Membership = { realm: string; shard: number; renewAt: number };
+    const membership = (await runInDurableObject(stubOf(a), (_, state) => state.storage.kv.get<Membership>("realm-membership")))!;
+    // Both renewals fall due within the slack before the TTL's deadline.
+    const soon = Date.now() + 10_000;
+    await runInDurableObject(stubOf(a), (_, state) => state.storage.kv.put("realm-membership", { ...membership, renewAt: soon }));
+    await setMeta(a, "watch_renew_at", () => soon);
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // the realm part's one round per second
+    const beat = await written(() => ca.heartbeat({ realm: "lobby" }));
+    expect(beat.rows).toBe(0);
+    expect(await alarmAt()).toBe(ttlAlarm);
+    // The TTL's fire comes after them (moved here: the renewals are overdue by then) and renews both.
+    await runInDurableObject(stubOf(a), (_, state) => state.storage.kv.put("realm-membership", { ...membership, renewAt: Date.now() - 1 }));
+    await setMeta(a, "watch_renew_at", () => Date.now() - 1);
+    expect(await runDurableObjectAlarm(stubOf(a))).toBe(true);
+    const renewed = (await runInDurableObject(stubOf(a), (_, state) => state.storage.kv.get<Membership>("realm-membership")))!;
+    expect(renewed.renewAt).toBeGreaterThan(Date.now() + 200_000);
+    const watchRenewAt = await runInDurableObject(stubOf(a), (instance) => (instance as unknown as { store: UserStore }).store.get("watch_renew_at"));
+    expect(watchRenewAt).toBeGreaterThan(Date.now() + 60 * 60_000);
+    expect(await alarmAt()).toBeGreaterThan(Date.now() + TTL / 2);
+    expect(await stubOf(a).lookup(a)).toMatchObject({ ok: true, value: { status: "online", realm: "lobby" } });
+    // And the TTL is kept: silent for a TTL, the device is gone at the next fire.
+    await ageDevices(a, TTL + 1);
+    expect(await runDurableObjectAlarm(stubOf(a))).toBe(true);
+    expect(await stubOf(a).lookup(a)).toMatchObject({ ok: true, value: { status: "offline" } });
   });
 });

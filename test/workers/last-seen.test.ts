@@ -33,7 +33,12 @@ describe("hide last seen (issue #16)", () => {
     const ca = await Client.connect(a);
     const ack = await ca.heartbeat({ realm: "lobby" });
     expect(ack.presence.lastActiveAt).toBeGreaterThan(0);
-    expect(await f!.client.presenceOf(a, (p) => p.status === "online")).toMatchObject({ lastActiveAt: null });
+    const online = await f!.client.presenceOf(a, (p) => p.status === "online");
+    expect(online).toMatchObject({ lastActiveAt: null });
+    // Each device's activity would tell it too: hidden as well, while the device itself is shown.
+    expect(online.devices).toHaveLength(1);
+    expect(online.devices[0]).toMatchObject({ status: "online", lastActiveAt: null });
+    expect(ack.presence.devices[0].lastActiveAt).toBeGreaterThan(0);
     await ca.close();
     expect(await f!.client.presenceOf(a, (p) => p.status === "offline")).toMatchObject({ lastActiveAt: null });
     expect((await api(f!.id, `/v1/presence/${a}`)).body.presence).toMatchObject({ status: "offline", lastActiveAt: null });
@@ -52,8 +57,12 @@ describe("hide last seen (issue #16)", () => {
     const list = await ca.request({ type: "HidePresence", userId: chosen!.id, lastSeen: true });
     expect(list).toMatchObject({ type: "friends_list", lastSeen: "chosen", lastSeenShownTo: [chosen!.id], hiddenFrom: [] });
     await ca.heartbeat({ realm: "lobby", status: "busy" });
-    expect((await chosen!.client.presenceOf(a, (p) => p.status === "busy")).lastActiveAt).toBeGreaterThan(0);
-    expect((await other!.client.presenceOf(a, (p) => p.status === "busy")).lastActiveAt).toBeNull();
+    const toChosen = await chosen!.client.presenceOf(a, (p) => p.status === "busy");
+    expect(toChosen.lastActiveAt).toBeGreaterThan(0);
+    expect(toChosen.devices[0]?.lastActiveAt).toBeGreaterThan(0);
+    const toOther = await other!.client.presenceOf(a, (p) => p.status === "busy");
+    expect(toOther.lastActiveAt).toBeNull();
+    expect(toOther.devices[0]?.lastActiveAt).toBeNull();
     // Over HTTP, per friend; the choice shows in the friends list.
     const http = await put(a, `/v1/friends/${other!.id}/privacy`, { lastSeen: true });
     expect(http.body.lastSeenShownTo.sort()).toEqual([chosen!.id, other!.id].sort());

@@ -128,10 +128,13 @@ describe("status expiry, 'clear after' (issue #16)", () => {
     const beat = (body: Record<string, unknown>) =>
       api(a, "/v1/heartbeat?device=h", { method: "POST", body: JSON.stringify({ realm: "r", position: { x: 0, y: 0, z: 0 }, ...body }) });
     expect((await beat({ status: "busy", statusText: "late", expiresAt: Date.now() - 1 })).body.presence).toMatchObject({ status: "online", statusText: null });
-    expect((await beat({ status: "busy", expiresInMs: 60_000 })).body.presence).toMatchObject({ status: "busy" });
+    const busy = await beat({ status: "busy", expiresInMs: 60_000 });
+    expect(busy.body.presence).toMatchObject({ status: "busy" });
+    expect(busy.body.expiresAt).toBeGreaterThan(Date.now()); // as in heartbeat_ack
+    expect(busy.body.expiresAt).toBeLessThanOrEqual(Date.now() + 60_000);
     expect(await alarmOf(a)).toBeLessThanOrEqual(Date.now() + 60_000);
     // Online with no text has nothing to clear: the deadline is dropped (the alarm goes back to the TTL).
-    await beat({ status: "online", expiresInMs: 1_000 });
+    expect((await beat({ status: "online", expiresInMs: 1_000 })).body).not.toHaveProperty("expiresAt");
     const device = await runInDurableObject(stubOf(a), (_, state) => state.storage.sql.exec(`SELECT expires_at FROM devices`).one().expires_at);
     expect(device).toBeNull();
   });

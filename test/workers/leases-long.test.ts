@@ -1,0 +1,83 @@
+/**
+ * Issue #11: watch leases of 6 h (WATCH_LEASE_MS), renewed at half-life. A
+ * long lease costs nothing in correctness: a watcher whose client is gone
+ * answers the next push with a refusal and loses its lease there, so a lease
+ * left behind (its release lost) costs one refused call, never a stream of them.
+ */
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { afterEach, describe, expect, it } from "vitest";
+import { DEFAULT_CONFIG } from "../../src/presence/config";
+import type { UserStore } from "../../durable/store";
+import { until } from "../shared/util";
+import { ageDevices, befriend, Client, patchObject, restorePatches, stubOf, user } from "./helpers";
+
+afterEach(restorePatches);
+
+const HOUR = 3_600_000;
+const TTL = 120_000;
+
+function leaseOf(owner: string, watcher: string): Promise<number | null> {
+  return runInDurableObject(stubOf(owner), (_, state) => {
+    const rows = state.storage.sql.exec(`SELECT lease_expires_at FROM watchers WHERE watcher_id = ?`, watcher).toArray();
+    return rows.length ? Number(rows[0]!.lease_expires_at) : null;
+  });
+}
+
+function callsTo(userId: string, method: string): { count: () => number } {
+  let calls = 0;
+  patchObject(userId, method, (original) => {
+    calls++;
+    return original();
+  });
+  return { count: () => calls };
+}
+
+describe("watch leases of 6 h (issue #11)", () => {
+  it("the default lease is 6 h, granted in full, and renewed at half-life (3 h)", async () => {
+    expect(DEFAULT_CONFIG.watchLeaseMs).toBe(6 * HOUR);
+    const a = user("a");
+    const b = user("b");
+    await befriend(a, b);
+    const cb = await Client.connect(b);
+    await cb.request({ type: "GetOnlineFriends" });
+    const granted = Date.now();
+    await until("b holds a lease on a", async () => (await leaseOf(a, b)) !== null);
+    const lease = (await leaseOf(a, b))!;
+    expect(lease).toBeGreaterThan(granted + 6 * HOUR - 10_000);
+    expect(lease).toBeLessThanOrEqual(Date.now() + 6 * HOUR);
+    const renewAt = await runInDurableObject(stubOf(b), (instance) => (instance as unknown as { store: UserStore }).store.get("watch_renew_at"));
+    expect(renewAt).toBeGreaterThan(granted + 3 * HOUR - 10_000);
+    expect(renewAt).toBeLessThanOrEqual(Date.now() + 3 * HOUR);
+    await cb.close();
+  });
+
+  it("a lease whose release was lost is dropped by its first refused push: one call, then none", async () => {
+    const a = user("a");
+    const b = user("b");
+    await befriend(a, b);
+    const cb = await Client.connect(b);
+    await cb.request({ type: "SubscribeFriendshipPresenceUpdates" });
+    await cb.heartbeat();
+    const ca = await Client.connect(a);
+    await ca.heartbeat({ realm: "one" });
+    await cb.presenceOf(a, (p) => p.realm === "one");
+    await until("b holds a lease on a", async () => (await leaseOf(a, b)) !== null);
+
+    // b's client vanishes (silent drop) and b's release of its leases never arrives.
+    patchObject(a, "unwatch", () => undefined);
+    await ageDevices(b, TTL + 1);
+    await runDurableObjectAlarm(stubOf(b));
+    expect(await stubOf(b).lookup(b)).toMatchObject({ ok: true, value: { status: "offline" } });
+    expect(await leaseOf(a, b)).toBeGreaterThan(Date.now() + 5 * HOUR);
+
+    // a's next change reaches b once, is refused (b has no live client), and the lease is gone.
+    const pushes = callsTo(b, "receivePresence");
+    await ca.heartbeat({ realm: "two", status: "busy" });
+    await until("the refused push dropped the lease", async () => (await leaseOf(a, b)) === null);
+    expect(pushes.count()).toBe(1);
+    await ca.heartbeat({ realm: "three", status: "away" });
+    await ca.heartbeat({ realm: "four", status: "online" });
+    expect(pushes.count()).toBe(1);
+    await ca.close();
+  });
+});

@@ -65,7 +65,7 @@ export class DclSockets {
 
   /** Whether `ws` is a DCL socket. */
   owns(ws: WebSocket): boolean {
-    return this.attachment(ws) !== null;
+    return !this.sockets.isJsonSocket(ws) && this.attachment(ws) !== null;
   }
 
   /** The worker hands over a verified connection: accept it, as a live device shown online at once. */

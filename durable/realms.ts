@@ -43,11 +43,16 @@ export class RealmMembership {
     private readonly userId: () => string,
   ) {}
 
+  /** The stored membership as last read or written (this object is its only writer): `kv.get` on every refresh was a SQL read. */
+  private kept: Membership | null | undefined;
+
   private get current(): Membership | null {
-    return this.storage.kv.get<Membership>(KEY) ?? null;
+    if (this.kept === undefined) this.kept = this.storage.kv.get<Membership>(KEY) ?? null;
+    return this.kept;
   }
 
   private set current(membership: Membership | null) {
+    this.kept = membership;
     if (membership) this.storage.kv.put(KEY, membership);
     else this.storage.kv.delete(KEY);
   }

@@ -36,6 +36,9 @@ export interface SocketAttachment {
   published?: Presence;
 }
 
+const KEPT = Symbol("attachment");
+type Kept = WebSocket & { [KEPT]?: SocketAttachment };
+
 export class Sockets {
   /** Per-socket abuse accounting. */
   private readonly buckets = new WeakMap<WebSocket, Bucket>();
@@ -67,8 +70,31 @@ export class Sockets {
     return { client, server };
   }
 
+  /**
+   * A socket's attachment as last written or read, kept on the socket object
+   * itself: one frame reads its socket's attachment several times, and
+   * deserializing is not free. Only Sockets writes a JSON socket's attachment,
+   * so the copy cannot go stale; Decentraland sockets (`dcl` field, written by
+   * durable/dcl.ts) are not kept. A property, not a WeakMap: the runtime may
+   * hand out a new wrapper per event (`getWebSockets`), and a WeakMap entry per
+   * wrapper cost more than it saved (bench/hot-path.mjs). The objects are
+   * shared: never mutate one, write a new one (`setAttachment`).
+   */
+  private read(ws: WebSocket): SocketAttachment | null {
+    const kept = (ws as Kept)[KEPT];
+    if (kept) return kept;
+    const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+    if (attachment && !("dcl" in attachment)) (ws as Kept)[KEPT] = attachment;
+    return attachment;
+  }
+
+  /** Whether `ws` is known to be a JSON socket of this part (its attachment is kept on it): no other part owns it. */
+  isJsonSocket(ws: WebSocket): boolean {
+    return (ws as Kept)[KEPT] !== undefined;
+  }
+
   attachment(ws: WebSocket): SocketAttachment {
-    return ws.deserializeAttachment() as SocketAttachment;
+    return this.read(ws) as SocketAttachment;
   }
 
   /** `friends`: a new subset, `"all"` to drop it, absent to keep the socket's. */
@@ -83,7 +109,7 @@ export class Sockets {
   friendSubsets(): SocketSubset[] {
     const subsets: SocketSubset[] = [];
     for (const ws of this.ctx.getWebSockets()) {
-      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+      const attachment = this.read(ws);
       if (attachment?.deviceId && ws.readyState === WebSocket.OPEN) subsets.push(attachment.friends);
     }
     return subsets;
@@ -93,7 +119,7 @@ export class Sockets {
   positionInterests(): Array<PositionInterest | undefined> {
     const interests: Array<PositionInterest | undefined> = [];
     for (const ws of this.ctx.getWebSockets()) {
-      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+      const attachment = this.read(ws);
       if (attachment && (attachment.subscribed || attachment.positions)) interests.push(attachment.positions);
     }
     return interests;
@@ -101,6 +127,7 @@ export class Sockets {
 
   private setAttachment(ws: WebSocket, attachment: SocketAttachment): void {
     ws.serializeAttachment(attachment);
+    if (!("dcl" in attachment)) (ws as Kept)[KEPT] = attachment;
   }
 
   /** Keeps the device's latest state with its socket (not a storage write). */
@@ -117,7 +144,7 @@ export class Sockets {
   savedDevices(): DeviceState[] {
     const saved: DeviceState[] = [];
     for (const ws of this.ctx.getWebSockets()) {
-      const device = (ws.deserializeAttachment() as SocketAttachment | null)?.device;
+      const device = this.read(ws)?.device;
       if (device) saved.push(device);
     }
     return saved;
@@ -132,7 +159,7 @@ export class Sockets {
   savePublished(published: Presence): void {
     this.latestPublished = published;
     for (const ws of this.ctx.getWebSockets()) {
-      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+      const attachment = this.read(ws);
       if (attachment) this.setAttachment(ws, { ...attachment, published });
     }
   }
@@ -141,7 +168,7 @@ export class Sockets {
   savedPublished(): Presence | null {
     let latest: Presence | null = null;
     for (const ws of this.ctx.getWebSockets()) {
-      const published = (ws.deserializeAttachment() as SocketAttachment | null)?.published;
+      const published = this.read(ws)?.published;
       if (published && (!latest || published.seq > latest.seq)) latest = published;
     }
     return latest;
@@ -213,7 +240,7 @@ export class Sockets {
     this.onBroadcast(message);
     const about = message.type === "presence" ? message.presence.userId : null;
     for (const ws of this.ctx.getWebSockets()) {
-      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+      const attachment = this.read(ws);
       if (attachment?.subscribed && (about === null || inSubset(attachment.friends, about))) this.send(ws, message);
     }
     this.tap({ type: "broadcast", message });

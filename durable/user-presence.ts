@@ -12,8 +12,8 @@
  * alarm is set to the earliest.
  *
  * This class is the table of contents: the runtime's entry points, the RPC
- * surface, `refresh` (the one place presence moves) and the alarm's
- * scheduling. Each concern lives in its own part (sockets, json-sockets, dcl,
+ * surface, `refresh` (the one place presence moves) and what the alarm
+ * waits for (`wakeUps`; durable/alarm.ts sets it). Each concern lives in its own part (sockets, json-sockets, dcl,
  * matrix, presence, watchers, watching, friendships, outbox, realms, budget);
  * what a user can do, whichever way they ask, is in operations.ts; the
  * presence rules live in src/presence/ (no Cloudflare imports).
@@ -26,12 +26,13 @@ import type { EdgeMessage, EdgeReply, FriendList, LocalOp } from "../src/presenc
 import { CloseCode, PING_FRAME, PONG_FRAME } from "../src/protocol";
 import { ok, refuse, type Result } from "../src/presence/result";
 import type { HeartbeatBody } from "../src/presence/schema";
-import { alarmTime, nextDeadline } from "../src/presence/timers";
+import { nextDeadline } from "../src/presence/timers";
 import type { DeviceKind, PositionInterest, Presence } from "../src/presence/types";
 import type { MatrixSyncRequest, MatrixSyncResult, RateLimited } from "../src/matrix/backend";
 import type { MatrixPresenceState } from "../src/matrix/mapping";
 import { serverNameOf } from "../src/matrix/routes";
 import { DCL_OBJECT_PATH } from "../src/dcl/worker";
+import { Alarm } from "./alarm";
 import { DclSockets } from "./dcl";
 import { CallBudget, type OnlineFriends } from "./budget";
 import { Friendships, type FriendshipChange, type FriendshipRefusalCode } from "./friendships";
@@ -65,16 +66,19 @@ export class UserPresence extends DurableObject<Env> {
   private readonly realms: RealmMembership;
   private readonly json: JsonSockets;
   private readonly ops: Operations;
+  /** The one physical alarm, set to the earliest of `wakeUps()` (durable/alarm.ts). */
+  private readonly scheduler: Alarm;
   /** What the bill counts (durable/meter.ts); the entry points are wrapped at the end of this file. */
   readonly meter = new ObjectMeter();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.scheduler = new Alarm(ctx.storage, this.meter, () => this.wakeUps());
     this.store = new UserStore(ctx.storage, this.meter);
     this.config = readConfig(env);
     this.host = createHost(ctx.id, this.store, this.config, env.USER);
     this.sockets = new Sockets(ctx, this.config);
-    this.outbox = new Outbox(this.host, (at) => this.armBy(at));
+    this.outbox = new Outbox(this.host, (at) => this.scheduler.armBy(at));
     this.watchers = new Watchers(this.host, this.outbox);
     this.watching = new Watching(this.host, this.sockets, this.outbox);
     this.presence = new OwnPresence(this.host, this.watchers, this.sockets);
@@ -82,7 +86,7 @@ export class UserPresence extends DurableObject<Env> {
     this.store.savedDevices = () => this.sockets.savedDevices();
     this.friendships = new Friendships(this.host, this.sockets, this.outbox, this.watching);
     // Server-side events (docs/EVENTS.md): off without an EVENTS queue binding.
-    this.presence.events = this.friendships.events = ServerEvents.create(env, this.host, this.outbox, (at) => this.armBy(at));
+    this.presence.events = this.friendships.events = ServerEvents.create(env, this.host, this.outbox, (at) => this.scheduler.armBy(at));
     this.matrix = new MatrixPart(
       ctx,
       this.host,
@@ -93,7 +97,7 @@ export class UserPresence extends DurableObject<Env> {
       (now) => this.refresh(now),
     );
     const { host, presence, friendships, watching } = this;
-    this.ops = userOperations({ host, presence, friendships, watching, refresh: (now) => this.refresh(now), scheduleAlarm: (now) => this.scheduleAlarm(now) });
+    this.ops = userOperations({ host, presence, friendships, watching, refresh: (now) => this.refresh(now), scheduleAlarm: (now) => this.scheduler.schedule(now) });
     this.dcl = new DclSockets(ctx, this.host, this.sockets, this.presence, this.ops);
     this.budget = new CallBudget(this.host, this.sockets);
     this.json = new JsonSockets(ctx, this.host, this.sockets, this.presence, this.watching, this.budget, this.ops);
@@ -172,31 +176,7 @@ export class UserPresence extends DurableObject<Env> {
     if (!hasLiveDevice && wasLive) await this.watching.stop();
     if (hasLiveDevice) await this.watching.renewIfDue(now);
     await this.outbox.deliver(now);
-    await this.scheduleAlarm(now);
-  }
-
-  /**
-   * One physical alarm: the earliest wake-up any part asks for. Set only when
-   * that is earlier than the alarm already set (or none is): a setAlarm is a
-   * row written, and a heartbeat moves the TTL later every time. An alarm that
-   * fires early finds nothing due and is set again to the real deadline, about
-   * once per TTL while the user is online.
-   */
-  private async scheduleAlarm(now: number): Promise<void> {
-    const deadline = nextDeadline(this.wakeUps());
-    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
-    if (deadline === null) {
-      if (this.alarmAt === null) return;
-      this.alarmAt = null;
-      this.meter.alarmDeleted();
-      await this.ctx.storage.deleteAlarm();
-      return;
-    }
-    const at = alarmTime(deadline, now);
-    if (this.alarmAt !== null && this.alarmAt <= at && this.alarmAt > now) return;
-    this.alarmAt = at;
-    this.meter.alarmSet();
-    await this.ctx.storage.setAlarm(at);
+    await this.scheduler.schedule(now);
   }
 
   /**
@@ -217,25 +197,8 @@ export class UserPresence extends DurableObject<Env> {
     return [...firm, servedBy(this.watching.nextWakeUp(), watchLeaseMs / 4), servedBy(renewal, realmLeaseMs / 4)];
   }
 
-  /**
-   * The alarm fires no later than `at`. Synchronous on purpose: called right
-   * after an outbox row is written, with no await in between, so the row and
-   * the alarm are committed together (a crash cannot keep one without the other).
-   */
-  private armBy(at: number): void {
-    const now = Date.now();
-    if (this.alarmAt != null && this.alarmAt > now && this.alarmAt <= at) return;
-    this.alarmAt = alarmTime(nextDeadline([at, ...this.wakeUps()]) ?? at, now);
-    this.meter.alarmSet();
-    this.ctx.storage.setAlarm(this.alarmAt).catch((error) => console.error("setAlarm failed", error));
-  }
-
-  /** The alarm as this instance set it or read it (undefined: not read yet since the wake). */
-  private alarmAt: number | null | undefined;
-
   override async alarm(): Promise<void> {
-    // The alarm that fired is gone; refresh sets the next one.
-    this.alarmAt = null;
+    this.scheduler.fired();
     await this.refresh(Date.now());
   }
 
@@ -322,7 +285,7 @@ export class UserPresence extends DurableObject<Env> {
     this.register();
     const now = Date.now();
     const result = await this.friendships.setAll(others, state, now);
-    if (result.ok) await this.scheduleAlarm(now);
+    if (result.ok) await this.scheduler.schedule(now);
     return result;
   }
 

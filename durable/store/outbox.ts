@@ -20,6 +20,8 @@ export class OutboxRows {
    * that friend — the common case.
    */
   private keyedCache: Set<string> | null = null;
+  /** Known to hold no row (a read found none and nothing was queued since): every refresh asks, and it is usually empty. */
+  private empty = false;
 
   private keyed(): Set<string> {
     this.keyedCache ??= new Set(
@@ -36,6 +38,7 @@ export class OutboxRows {
   /** Presence pushes and watch retries: one row per (kind, target); an existing row stays as it is. */
   enqueueKeyed(kind: "presence" | "watch", target: string, nextAttemptAt: number): void {
     this.keyed().add(`${kind}:${target}`);
+    this.empty = false;
     this.tables.create();
     this.sql.exec(
       `INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (?, ?, ?, '{}', 0, ?)
@@ -49,13 +52,16 @@ export class OutboxRows {
 
   /** Edge messages: queued in order per target, never merged. */
   enqueueEdge(target: string, payload: string, now: number): void {
+    this.empty = false;
     this.tables.create();
     this.sql.exec(`INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (NULL, ?, 'edge', ?, 0, ?)`, target, payload, now);
   }
 
   all(): OutboxRow[] {
-    if (!this.tables.exist) return [];
-    return this.sql.exec(`SELECT * FROM outbox ORDER BY id`).toArray() as unknown as OutboxRow[];
+    if (!this.tables.exist || this.empty) return [];
+    const rows = this.sql.exec(`SELECT * FROM outbox ORDER BY id`).toArray() as unknown as OutboxRow[];
+    this.empty = rows.length === 0;
+    return rows;
   }
 
   delivered(row: Pick<OutboxRow, "id" | "key">): void {
@@ -95,7 +101,7 @@ export class OutboxRows {
 
   /** When the outbox next needs the alarm: only the head of each target's edge queue counts (the rest wait for it). */
   nextAttempt(): number | null {
-    if (!this.tables.exist) return null;
+    if (!this.tables.exist || this.empty) return null;
     const next = this.sql
       .exec(
         `SELECT MIN(next_attempt_at) AS next FROM outbox o
@@ -107,6 +113,7 @@ export class OutboxRows {
 
   /** A batch of server-side events whose send to the queue failed (durable/events.ts): one row, not keyed, retried like the others. */
   enqueueEvents(payload: string, nextAttemptAt: number): void {
+    this.empty = false;
     this.tables.create();
     this.sql.exec(`INSERT INTO outbox (key, target, kind, payload, attempts, next_attempt_at) VALUES (NULL, 'EVENTS', 'event', ?, 1, ?)`, payload, nextAttemptAt);
   }

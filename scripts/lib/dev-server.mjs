@@ -152,6 +152,10 @@ export async function startDevServer(options = {}) {
         CI: "1",
         WRANGLER_REGISTRY_PATH: join(persistDir, "registry"),
         WRANGLER_CI_DISABLE_CONFIG_WATCHING: "true",
+        // wrangler's local observability sends every event through a tail stream into an object that writes
+        // each span to SQLite: about 2/3 of the runtime's CPU per event (docs/BENCHMARKS.md, "CPU per event").
+        // Production has nothing like it; tests and the benchmark measure the worker without it.
+        X_LOCAL_OBSERVABILITY: "false",
         ...env,
       },
       logFile,

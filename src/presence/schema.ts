@@ -136,8 +136,9 @@ export function parseClientFrame(frame: string | ArrayBuffer, maxBytes: number):
   if (typeof frame !== "string") {
     return { ok: false, code: "binary_not_supported", message: "send JSON text frames" };
   }
-  // Cheap bound first: a UTF-16 string never has fewer bytes than code units / 1... but may have 3x.
-  if (frame.length > maxBytes || new TextEncoder().encode(frame).byteLength > maxBytes) {
+  // Bounds first: UTF-8 has at least one byte per UTF-16 code unit and at most three, so only a frame
+  // between maxBytes/3 and maxBytes code units needs counting (the usual heartbeat is far below).
+  if (frame.length > maxBytes || (frame.length * 3 > maxBytes && utf8Length(frame) > maxBytes)) {
     return { ok: false, code: "frame_too_large", message: `frames are at most ${maxBytes} bytes` };
   }
   let raw: unknown;
@@ -147,6 +148,11 @@ export function parseClientFrame(frame: string | ArrayBuffer, maxBytes: number):
     return { ok: false, code: "bad_json", message: "frame is not valid JSON" };
   }
   return parseClientMessage(raw);
+}
+
+const encoder = new TextEncoder();
+function utf8Length(text: string): number {
+  return encoder.encode(text).byteLength;
 }
 
 /** Validates an already-parsed value as a client message. */

@@ -288,14 +288,20 @@ describe("renewals ride on the TTL's alarm (issue #11)", () => {
     const membership = (await runInDurableObject(stubOf(a), (_, state) => state.storage.kv.get<Membership>("realm-membership")))!;
     // Both renewals fall due within the slack before the TTL's deadline.
     const soon = Date.now() + 10_000;
-    await runInDurableObject(stubOf(a), (_, state) => state.storage.kv.put("realm-membership", { ...membership, renewAt: soon }));
+    // The object keeps its membership in memory (the row's only writer): moved in both, as setMeta does for meta.
+    const setMembership = (m: Membership) =>
+      runInDurableObject(stubOf(a), (instance, state) => {
+        state.storage.kv.put("realm-membership", m);
+        (instance as unknown as { realms: { kept?: Membership } }).realms.kept = m;
+      });
+    await setMembership({ ...membership, renewAt: soon });
     await setMeta(a, "watch_renew_at", () => soon);
     await new Promise((resolve) => setTimeout(resolve, 1_100)); // the realm part's one round per second
     const beat = await written(() => ca.heartbeat({ realm: "lobby" }));
     expect(beat.rows).toBe(0);
     expect(await alarmAt()).toBe(ttlAlarm);
     // The TTL's fire comes after them (moved here: the renewals are overdue by then) and renews both.
-    await runInDurableObject(stubOf(a), (_, state) => state.storage.kv.put("realm-membership", { ...membership, renewAt: Date.now() - 1 }));
+    await setMembership({ ...membership, renewAt: Date.now() - 1 });
     await setMeta(a, "watch_renew_at", () => Date.now() - 1);
     expect(await runDurableObjectAlarm(stubOf(a))).toBe(true);
     const renewed = (await runInDurableObject(stubOf(a), (_, state) => state.storage.kv.get<Membership>("realm-membership")))!;

@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { ADMIN, befriend, Client, stubOf, token, user, worker } from "./helpers";
 
@@ -102,6 +102,8 @@ describe("friendships (admin API)", () => {
       );
     });
     expect(await friendsOf(b)).toEqual([a]);
+    // The object knows its outbox was empty (it is the only writer): a wake reads the injected row.
+    await evictDurableObject(stubOf(a));
     // Far in the future, so only runDurableObjectAlarm runs it.
     await runInDurableObject(stubOf(a), (_, state) => state.storage.setAlarm(Date.now() + 60_000));
     expect(await runDurableObjectAlarm(stubOf(a))).toBe(true);

@@ -264,7 +264,7 @@ export class Sockets {
   /** Whether an open JSON socket's attachment carries `published` (it survives hibernation there: issue #11). */
   carriesPublished(published: Presence): boolean {
     return this.ctx.getWebSockets().some((ws) => {
-      const attachment = ws.readyState === WebSocket.OPEN ? (ws.deserializeAttachment() as (SocketAttachment & { dcl?: unknown }) | null) : null;
+      const attachment = ws.readyState === WebSocket.OPEN ? this.read(ws) : null;
       return attachment !== null && !("dcl" in attachment) && attachment.published?.seq === published.seq;
     });
   }

@@ -4,28 +4,36 @@
  * returning, so callers may `await` freely afterwards.
  *
  * One facade over the tables, so callers name what they do, not where it
- * lives: meta (single values), friendship edges, watchers' leases and the
- * friends' presence cache are here; the device map lives in
- * durable/store/devices.ts and the outbox rows in durable/store/outbox.ts.
+ * lives: meta (single values) is here; the friendship edges and what each
+ * friend may see live in durable/store/friends.ts, the device map in
+ * durable/store/devices.ts, the outbox rows in durable/store/outbox.ts,
+ * the watchers' leases in durable/store/watchers.ts and the friends' presence
+ * (in memory only) in durable/store/friend-cache.ts.
  *
  * The tables are created by the first write (durable/store/tables.ts): until
  * then every read answers "nothing" without touching SQL tables, and deletes
  * and updates have nothing to do, so an object only ever asked about (a
  * request to a never-used id) keeps no storage at all.
  */
-import { deriveState, NO_EDGE, type Edge, type EdgeState, type Intent } from "../src/presence/friendship";
+import type { Edge, EdgeState } from "../src/presence/friendship";
 import { offlinePresence } from "../src/presence/protocol";
 import type { DeviceKind, DeviceState, PositionInterest, Presence, Transport } from "../src/presence/types";
 import { meteredSql, type ObjectMeter } from "./meter";
 import { type Audience, DECODE, type EdgeRow, type Lease, type Meta, type MetaKey, type OutboxRow } from "./schema";
 import { DeviceRows } from "./store/devices";
+import { FriendCache } from "./store/friend-cache";
+import { FriendRows } from "./store/friends";
 import { OutboxRows } from "./store/outbox";
 import { Tables } from "./store/tables";
+import { WatcherRows } from "./store/watchers";
 
 export class UserStore {
   private readonly sql: SqlStorage;
   private readonly deviceRows: DeviceRows;
   private readonly outboxRows: OutboxRows;
+  private readonly watcherRows: WatcherRows;
+  private readonly friendRows: FriendRows;
+  private readonly friendCache = new FriendCache();
   private readonly tables: Tables;
 
   constructor(storage: DurableObjectStorage, meter: ObjectMeter) {
@@ -33,6 +41,8 @@ export class UserStore {
     this.tables = new Tables(storage, this.sql);
     this.deviceRows = new DeviceRows(this.sql, this.tables);
     this.outboxRows = new OutboxRows(this.sql, this.tables);
+    this.watcherRows = new WatcherRows(this.sql, this.tables);
+    this.friendRows = new FriendRows(this.sql, this.tables);
   }
 
   /** Whether this object has ever been written to (its tables exist). */
@@ -161,195 +171,103 @@ export class UserStore {
     this.deviceRows.age(shift, deviceId);
   }
 
-  // ─── friendship edges ────────────────────────────────────────────────────
+  // ─── friendship edges and what each friend may see (durable/store/friends.ts) ──
 
   edge(other: string): Edge {
-    if (!this.tables.exist) return NO_EDGE;
-    const row = this.sql.exec(`SELECT mine, my_version, theirs, their_version FROM friends WHERE friend_id = ?`, other).toArray()[0];
-    if (!row) return NO_EDGE;
-    return { mine: row.mine as Intent, myVersion: Number(row.my_version), theirs: row.theirs as Edge["theirs"], theirVersion: Number(row.their_version) };
+    return this.friendRows.edge(other);
   }
 
   /** Stores this side of an edge. Rows are kept after a friendship ends: their versions order later messages. */
   putEdge(other: string, edge: Edge, text: string | null, now: number): void {
-    // No edge is no row (an unblock of someone never contacted used to leave the block in place).
-    if (edge.mine === "none" && edge.theirs === "none" && edge.myVersion === 0 && edge.theirVersion === 0) {
-      this.forgetEdge(other);
-      return;
-    }
-    const state = deriveState(edge);
-    this.tables.create();
-    this.sql.exec(
-      `INSERT INTO friends (friend_id, state, mine, my_version, theirs, their_version, message, hidden, since)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
-       ON CONFLICT(friend_id) DO UPDATE SET state = excluded.state, mine = excluded.mine, my_version = excluded.my_version,
-         theirs = excluded.theirs, their_version = excluded.their_version,
-         message = CASE WHEN excluded.state IN ('incoming', 'outgoing') THEN COALESCE(excluded.message, message) ELSE NULL END,
-         hidden = CASE WHEN excluded.state = 'friends' THEN hidden ELSE 0 END,
-         hidden_view = CASE WHEN excluded.state = 'friends' THEN hidden_view ELSE NULL END,
-         last_seen = CASE WHEN excluded.state = 'friends' THEN last_seen ELSE 0 END,
-         since = CASE WHEN excluded.state = state THEN since ELSE excluded.since END`,
-      other,
-      state,
-      edge.mine,
-      edge.myVersion,
-      edge.theirs,
-      edge.theirVersion,
-      state === "incoming" || state === "outgoing" ? text : null,
-      now,
-    );
+    this.friendRows.putEdge(other, edge, text, now);
   }
 
   /** Drops the edge row of a user this one never had anything recorded with (see Friendships.forgetIfUntouched). */
   forgetEdge(other: string): void {
-    if (this.tables.exist) this.sql.exec(`DELETE FROM friends WHERE friend_id = ?`, other);
+    this.friendRows.forgetEdge(other);
   }
 
   edges(): EdgeRow[] {
-    if (!this.tables.exist) return [];
-    return this.sql
-      .exec(`SELECT friend_id, state, message, hidden, since FROM friends WHERE state != 'none' ORDER BY friend_id`)
-      .toArray()
-      .map((r) => ({
-        userId: String(r.friend_id),
-        state: r.state as EdgeState,
-        message: (r.message as string | null) ?? null,
-        hidden: Number(r.hidden) === 1,
-        since: Number(r.since),
-      }));
+    return this.friendRows.edges();
   }
 
   requestNote(other: string): string | null {
-    if (!this.tables.exist) return null;
-    const row = this.sql.exec(`SELECT message FROM friends WHERE friend_id = ?`, other).toArray()[0];
-    return (row?.message as string | null | undefined) ?? null;
+    return this.friendRows.requestNote(other);
   }
 
   friendIds(): string[] {
-    if (!this.tables.exist) return [];
-    return this.sql
-      .exec(`SELECT friend_id FROM friends WHERE state = 'friends'`)
-      .toArray()
-      .map((r) => String(r.friend_id));
+    return this.friendRows.friendIds();
   }
 
   isFriend(userId: string): boolean {
-    if (!this.tables.exist) return false;
-    return this.sql.exec(`SELECT 1 FROM friends WHERE friend_id = ? AND state = 'friends'`, userId).toArray().length > 0;
+    return this.friendRows.isFriend(userId);
   }
 
   edgeCounts(): Record<EdgeState, number> {
-    const counts: Record<EdgeState, number> = { none: 0, outgoing: 0, incoming: 0, friends: 0, blocked: 0 };
-    if (!this.tables.exist) return counts;
-    for (const r of this.sql.exec(`SELECT state, COUNT(*) AS n FROM friends GROUP BY state`).toArray()) counts[r.state as EdgeState] = Number(r.n);
-    return counts;
+    return this.friendRows.edgeCounts();
   }
 
-  // ─── what one friend may see: hidden, seq numbering, last seen (issues #12, #16) ──
-
-  /** One row read per friend and push (as `hiddenView` was). A non-friend: nothing hidden, no offset. */
+  /** What one friend may see: hidden (the frozen view), its seq offset, last seen. A non-friend: nothing hidden, no offset. */
   audience(friend: string): Audience {
-    if (!this.tables.exist) return { hidden: null, seqOffset: 0, lastSeen: false };
-    const row = this.sql.exec(`SELECT hidden, hidden_view, seq_offset, last_seen FROM friends WHERE friend_id = ?`, friend).toArray()[0];
-    if (!row) return { hidden: null, seqOffset: 0, lastSeen: false };
-    const hidden = Number(row.hidden) === 1 && row.hidden_view ? (JSON.parse(String(row.hidden_view)) as Presence) : null;
-    return { hidden, seqOffset: Number(row.seq_offset), lastSeen: Number(row.last_seen) === 1 };
+    return this.friendRows.audience(friend);
   }
 
   /** Hides from a friend (the frozen view) or shows again, with the friend's seq offset from now on: one row. */
   setAudience(friend: string, hidden: Presence | null, seqOffset: number): void {
-    if (this.tables.exist)
-      this.sql.exec(
-        `UPDATE friends SET hidden = ?, hidden_view = ?, seq_offset = ? WHERE friend_id = ?`,
-        hidden ? 1 : 0,
-        hidden ? JSON.stringify(hidden) : null,
-        seqOffset,
-        friend,
-      );
+    this.friendRows.setAudience(friend, hidden, seqOffset);
   }
 
   /** Chooses a friend to see "last seen" (or not). */
   setLastSeenShown(friend: string, shown: boolean): void {
-    if (this.tables.exist) this.sql.exec(`UPDATE friends SET last_seen = ? WHERE friend_id = ? AND state = 'friends'`, shown ? 1 : 0, friend);
+    this.friendRows.setLastSeenShown(friend, shown);
   }
 
   lastSeenShownTo(): string[] {
-    if (!this.tables.exist) return [];
-    return this.sql
-      .exec(`SELECT friend_id FROM friends WHERE state = 'friends' AND last_seen = 1 ORDER BY friend_id`)
-      .toArray()
-      .map((r) => String(r.friend_id));
+    return this.friendRows.lastSeenShownTo();
   }
 
-  // ─── watchers: friends holding a lease on this user ──────────────────────
+  // ─── watchers: friends holding a lease on this user (durable/store/watchers.ts) ──
 
   putWatcher(watcher: string, expiresAt: number, positions: PositionInterest = "all", realm: string | null = null): void {
-    this.tables.create();
-    this.sql.exec(
-      `INSERT INTO watchers (watcher_id, lease_expires_at, positions, realm) VALUES (?, ?, ?, ?)
-       ON CONFLICT(watcher_id) DO UPDATE SET lease_expires_at = excluded.lease_expires_at, positions = excluded.positions, realm = excluded.realm`,
-      watcher,
-      expiresAt,
-      positions === "all" ? null : positions,
-      realm,
-    );
+    this.watcherRows.put(watcher, expiresAt, positions, realm);
   }
 
   /** A watcher that wants positions of its own realm only moved to `realm`: one row written, only when it changed. */
   watcherRealmSeen(watcher: string, realm: string | null): void {
-    if (this.tables.exist) this.sql.exec(`UPDATE watchers SET realm = ? WHERE watcher_id = ? AND positions = 'realm' AND realm IS NOT ?`, realm, watcher, realm);
+    this.watcherRows.realmSeen(watcher, realm);
   }
 
   removeWatcher(watcher: string): void {
-    if (this.tables.exist) this.sql.exec(`DELETE FROM watchers WHERE watcher_id = ?`, watcher);
+    this.watcherRows.remove(watcher);
   }
 
   /** Watchers with a valid lease (expired ones are dropped here: leases expire lazily), except those hidden from. */
   fanOutTargets(now: number, only?: string): string[] {
-    return this.fanOutLeases(now, only).map((l) => l.watcher);
+    return this.watcherRows.leases(now, only).map((l) => l.watcher);
   }
 
   /** The same, with each watcher's position interest. */
   fanOutLeases(now: number, only?: string): Lease[] {
-    if (!this.tables.exist) return [];
-    this.sql.exec(`DELETE FROM watchers WHERE lease_expires_at <= ?`, now);
-    const rows = only
-      ? this.sql.exec(`SELECT watcher_id, positions, realm FROM watchers WHERE watcher_id = ?`, only).toArray()
-      : this.sql.exec(`SELECT w.watcher_id, w.positions, w.realm FROM watchers w LEFT JOIN friends f ON f.friend_id = w.watcher_id WHERE COALESCE(f.hidden, 0) = 0`).toArray();
-    return rows.map((r) => ({ watcher: String(r.watcher_id), positions: (r.positions as PositionInterest | null) ?? "all", realm: (r.realm as string | null) ?? null }));
+    return this.watcherRows.leases(now, only);
   }
 
-  // ─── friends' presence: cache of watched friends, in memory only ─────────
-  //
-  // Not on disk (issue #11): a friend's presence received by a watcher is what
-  // its sockets were sent; after a wake the object rebuilds it from its friends
-  // (a re-watch, durable/watching.ts). A delivered update writes no row.
-
-  private readonly friendPresence = new Map<string, Presence>();
+  // ─── friends' presence: cache of watched friends, in memory only (durable/store/friend-cache.ts) ──
 
   cached(friend: string): Presence | null {
-    return this.friendPresence.get(friend) ?? null;
+    return this.friendCache.get(friend);
   }
 
   cachedAll(): Presence[] {
-    return [...this.friendPresence.values()].sort((a, b) => (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0));
+    return this.friendCache.all();
   }
 
-  /**
-   * Keeps a friend's presence if it is newer than the cached one (a higher
-   * seq, or the cached one is an `unknown` placeholder), or always with
-   * `force`; returns whether it was kept.
-   */
+  /** Keeps a friend's presence if newer than the cached one (or always with `force`); whether it was kept. */
   cacheIfNewer(presence: Presence, force: boolean): boolean {
-    const held = this.friendPresence.get(presence.userId);
-    if (!force && held && held.status !== "unknown" && presence.seq <= held.seq) return false;
-    this.friendPresence.set(presence.userId, presence);
-    return true;
+    return this.friendCache.keepIfNewer(presence, force);
   }
 
   uncache(friend?: string): void {
-    if (friend === undefined) this.friendPresence.clear();
-    else this.friendPresence.delete(friend);
+    this.friendCache.forget(friend);
   }
 
   // ─── outbox (durable/store/outbox.ts) ───────────────────────────────────

@@ -1,42 +1,18 @@
 // The SDK against a real `wrangler dev`: what each user sees through the client's state and events.
-import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type ConnectOptions, type Presence, type PresenceClient, type WebSocketConstructor } from "../../client/src/index.js";
-import { startDevServer, type DevServer } from "../../scripts/lib/dev-server.mjs";
+import { describe, expect, it } from "vitest";
+import type { Presence, PresenceClient } from "../../client/src/index.js";
 import { until, user } from "../shared/util";
+import { sdkServer } from "./harness";
 
-let server: DevServer;
-const clients: PresenceClient[] = [];
-
-beforeAll(async () => {
-  server = await startDevServer({ vars: { PRESENCE_TTL_MS: "6000", HEARTBEAT_INTERVAL_MS: "2000", POSITION_COALESCE_MS: "50" } });
-});
-afterAll(async () => {
-  for (const client of clients) client.close();
-  await server?.stop();
-});
-
-function open(userId: string, options: Partial<ConnectOptions> = {}): PresenceClient {
-  const client = connect({
-    url: server.url,
-    getToken: () => server.token(userId),
-    device: `${userId}-d1`,
-    kind: "desktop",
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
-    reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
-    initial: { position: { x: 1, y: 2, z: 3 }, realm: "lobby", status: "online" },
-    ...options,
-  });
-  clients.push(client);
-  return client;
-}
+const dev = sdkServer({ PRESENCE_TTL_MS: "6000", HEARTBEAT_INTERVAL_MS: "2000", POSITION_COALESCE_MS: "50" });
+const { open } = dev;
 
 const seen = (client: PresenceClient, userId: string) => client.friend(userId);
 
 describe("SDK against wrangler dev", () => {
   it("shows a friend come online, move, change status, and go offline; requests are answered by id", async () => {
     const [alice, bob] = [user("alice"), user("bob")];
-    await server.befriend(alice, bob);
+    await dev.server.befriend(alice, bob);
     const a = open(alice);
     await a.ready();
     const onlineEvents: Presence[] = [];
@@ -72,7 +48,7 @@ describe("SDK against wrangler dev", () => {
 
   it("lists offline friends with last seen, and reports friends added and removed live", async () => {
     const [alice, carol, dave] = [user("alice"), user("carol"), user("dave")];
-    await server.befriend(alice, carol);
+    await dev.server.befriend(alice, carol);
     const c = open(carol);
     await c.ready();
     c.close();
@@ -84,12 +60,12 @@ describe("SDK against wrangler dev", () => {
     const added = new Promise<Presence>((resolve) => a.once("friendAdded", resolve));
     const d = open(dave);
     await d.ready();
-    await server.befriend(alice, dave);
+    await dev.server.befriend(alice, dave);
     expect(await added).toMatchObject({ userId: dave, status: "online" });
     expect(seen(a, dave)?.status).toBe("online");
 
     const removed = new Promise<string>((resolve) => a.once("friendRemoved", resolve));
-    await server.unfriend(alice, dave);
+    await dev.server.unfriend(alice, dave);
     expect(await removed).toBe(dave);
     expect(seen(a, dave)).toBeUndefined();
   });
@@ -109,8 +85,8 @@ describe("SDK against wrangler dev", () => {
 
   it("reconnects after the server dies and resumes without losing what changed meanwhile", async () => {
     const [alice, bob, carol] = [user("alice"), user("bob"), user("carol")];
-    await server.befriend(alice, bob);
-    await server.befriend(alice, carol);
+    await dev.server.befriend(alice, bob);
+    await dev.server.befriend(alice, carol);
     const b = open(bob);
     const c = open(carol);
     await Promise.all([b.ready(), c.ready()]);
@@ -123,7 +99,7 @@ describe("SDK against wrangler dev", () => {
     const a = open(alice, {
       getToken: async () => {
         if (++tokenCalls > 1) await gate;
-        return server.token(alice);
+        return dev.server.token(alice);
       },
     });
     const states: string[] = [];
@@ -135,18 +111,18 @@ describe("SDK against wrangler dev", () => {
     await until("alice sees bob and carol", () => seen(a, bob)?.position?.y === 1 && seen(a, carol)?.position?.x === 5);
     expect(seen(a, bob)).toMatchObject({ status: "online", position: { x: 1, y: 1, z: 1 } });
 
-    await server.kill();
+    await dev.server.kill();
     await until("alice is reconnecting", () => a.state === "reconnecting" && tokenCalls > 1);
-    await server.start();
+    await dev.server.start();
 
     // While alice is away: bob moves and goes busy, carol leaves.
     await until("bob reconnected", () => b.state === "open");
     await until("carol reconnected", () => c.state === "open");
     await b.heartbeat({ position: { x: 7, y: 8, z: 9 }, realm: "forest", status: "busy" });
     c.close();
-    const aliceToken = await server.token(alice);
+    const aliceToken = await dev.server.token(alice);
     await until("the server has carol offline", async () => {
-      const res = await fetch(`${server.url}/v1/presence/${carol}`, { headers: { Authorization: `Bearer ${aliceToken}` } });
+      const res = await fetch(`${dev.server.url}/v1/presence/${carol}`, { headers: { Authorization: `Bearer ${aliceToken}` } });
       return ((await res.json()) as { presence: Presence }).presence.status === "offline";
     });
     // Alice has not seen any of it yet.
@@ -194,7 +170,7 @@ describe("SDK friendship operations against wrangler dev", () => {
 
   it("hiding from a friend and sharing no location are reflected in what the friend's client sees", async () => {
     const [gia, hal] = [user("gia"), user("hal")];
-    await server.befriend(gia, hal);
+    await dev.server.befriend(gia, hal);
     const g = open(gia);
     const h = open(hal);
     await Promise.all([g.ready(), h.ready()]);

@@ -1,34 +1,14 @@
 // Realm population in the SDK (issue #16): `realmCount` over HTTP and
 // `subscribeRealm` (its own socket, batched counts), against a real `wrangler dev`.
-import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type ConnectOptions, type PresenceClient, type RealmCount, type WebSocketConstructor } from "../../client/src/index.js";
-import { startDevServer, type DevServer } from "../../scripts/lib/dev-server.mjs";
+import { describe, expect, it } from "vitest";
+import type { ConnectOptions, PresenceClient, RealmCount } from "../../client/src/index.js";
 import { sleep, until, user } from "../shared/util";
+import { sdkServer } from "./harness";
 
-let server: DevServer;
-const clients: PresenceClient[] = [];
-
-beforeAll(async () => {
-  server = await startDevServer({ vars: { PRESENCE_TTL_MS: "6000", HEARTBEAT_INTERVAL_MS: "2000", REALM_BATCH_MS: "500" } });
-});
-afterAll(async () => {
-  for (const client of clients) client.close();
-  await server?.stop();
-});
+const dev = sdkServer({ PRESENCE_TTL_MS: "6000", HEARTBEAT_INTERVAL_MS: "2000", REALM_BATCH_MS: "500" });
 
 function open(userId: string, realm: string, options: Partial<ConnectOptions> = {}): PresenceClient {
-  const client = connect({
-    url: server.url,
-    getToken: () => server.token(userId),
-    device: `${userId}-d1`,
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
-    reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
-    initial: { position: { x: 0, y: 0, z: 0 }, realm, status: "online" },
-    ...options,
-  });
-  clients.push(client);
-  return client;
+  return dev.open(userId, { initial: { position: { x: 0, y: 0, z: 0 }, realm, status: "online" }, ...options });
 }
 
 describe("SDK: realm counts against wrangler dev", () => {

@@ -1,40 +1,15 @@
 // The SDK's "clear after" and "last seen" privacy against a real `wrangler dev` (issue #16).
-import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type ConnectOptions, type PresenceClient, type WebSocketConstructor } from "../../client/src/index.js";
-import { startDevServer, type DevServer } from "../../scripts/lib/dev-server.mjs";
+import { describe, expect, it } from "vitest";
 import { until, user } from "../shared/util";
+import { sdkServer } from "./harness";
 
-let server: DevServer;
-const clients: PresenceClient[] = [];
-
-beforeAll(async () => {
-  server = await startDevServer({ vars: { PRESENCE_TTL_MS: "20000", HEARTBEAT_INTERVAL_MS: "500" } });
-});
-afterAll(async () => {
-  for (const client of clients) client.close();
-  await server?.stop();
-});
-
-function open(userId: string, options: Partial<ConnectOptions> = {}): PresenceClient {
-  const client = connect({
-    url: server.url,
-    getToken: () => server.token(userId),
-    device: `${userId}-d1`,
-    kind: "desktop",
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
-    reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
-    initial: { position: { x: 1, y: 2, z: 3 }, realm: "lobby", status: "online" },
-    ...options,
-  });
-  clients.push(client);
-  return client;
-}
+const dev = sdkServer({ PRESENCE_TTL_MS: "20000", HEARTBEAT_INTERVAL_MS: "500" });
+const { open } = dev;
 
 describe("SDK: clear after, last seen (wrangler dev)", () => {
   it("setStatus with clearAfterMs: the friend sees busy, then online without text; the client follows; its periodic heartbeats never bring busy back", async () => {
     const [alice, bob] = [user("alice"), user("bob")];
-    await server.befriend(alice, bob);
+    await dev.server.befriend(alice, bob);
     const a = open(alice);
     const b = open(bob);
     await Promise.all([a.ready(), b.ready()]);
@@ -60,8 +35,8 @@ describe("SDK: clear after, last seen (wrangler dev)", () => {
 
   it("setLastSeen and showLastSeenTo: only the chosen friend gets lastActiveAt", async () => {
     const [alice, bob, carol] = [user("alice"), user("bob"), user("carol")];
-    await server.befriend(alice, bob);
-    await server.befriend(alice, carol);
+    await dev.server.befriend(alice, bob);
+    await dev.server.befriend(alice, carol);
     const b = open(bob);
     const c = open(carol);
     const a = open(alice);

@@ -1,11 +1,10 @@
 // Large friend lists in the SDK (issue #16): following a subset of friends
 // (`friends` option, `setFriends`) and paging the online friends, against a
 // real `wrangler dev`; and the snapshot rule of a subset in FriendsState.
-import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, FriendsState, type ConnectOptions, type Presence, type PresenceClient, type WebSocketConstructor } from "../../client/src/index.js";
-import { startDevServer, type DevServer } from "../../scripts/lib/dev-server.mjs";
+import { describe, expect, it } from "vitest";
+import { FriendsState, type Presence } from "../../client/src/index.js";
 import { until, user } from "../shared/util";
+import { sdkServer } from "./harness";
 
 const presence = (userId: string, status: Presence["status"], seq = 1): Presence => ({
   userId,
@@ -28,37 +27,14 @@ describe("FriendsState with a subset snapshot", () => {
   });
 });
 
-let server: DevServer;
-const clients: PresenceClient[] = [];
-
-beforeAll(async () => {
-  server = await startDevServer({ vars: { PRESENCE_TTL_MS: "6000", HEARTBEAT_INTERVAL_MS: "2000", POSITION_COALESCE_MS: "50" } });
-});
-afterAll(async () => {
-  for (const client of clients) client.close();
-  await server?.stop();
-});
-
-function open(userId: string, options: Partial<ConnectOptions> = {}): PresenceClient {
-  const client = connect({
-    url: server.url,
-    getToken: () => server.token(userId),
-    device: `${userId}-d1`,
-    kind: "desktop",
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
-    reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
-    initial: { position: { x: 1, y: 2, z: 3 }, realm: "lobby", status: "online" },
-    ...options,
-  });
-  clients.push(client);
-  return client;
-}
+const dev = sdkServer({ PRESENCE_TTL_MS: "6000", HEARTBEAT_INTERVAL_MS: "2000", POSITION_COALESCE_MS: "50" });
+const { open } = dev;
 
 describe("SDK: subsets and pages against wrangler dev", () => {
   it("follows only the named friends, switches with setFriends, and pages through every online friend", async () => {
     const alice = user("alice");
     const friends = Array.from({ length: 5 }, (_, i) => user(`f${i}`));
-    for (const f of friends) await server.befriend(alice, f);
+    for (const f of friends) await dev.server.befriend(alice, f);
     const others = friends.map((f) => open(f));
     await Promise.all(others.map((c) => c.ready()));
     await Promise.all(others.map((c) => c.heartbeat({ position: { x: 0, y: 0, z: 0 }, realm: "lobby" })));

@@ -13,7 +13,7 @@ import { ServerEvents } from "../../durable/events";
 import { meterTotals } from "../../durable/meter";
 import type { FriendshipEvent, PresenceEvent, ServerEvent } from "../../src/presence/events";
 import { until } from "../shared/util";
-import { api, befriend, Client, stubOf, user } from "../workers/helpers";
+import { api, befriend, Client, stubOf, user, watchedPair } from "../workers/helpers";
 
 type Received = ServerEvent & { deliveries: number };
 
@@ -221,14 +221,7 @@ describe("at least once", () => {
 
 describe("cost", () => {
   it("a status change with events on writes the same rows as without (no row per event) and sends one message", async () => {
-    const a = user("a");
-    const b = user("b");
-    await befriend(a, b);
-    const watcher = await Client.connect(b);
-    await watcher.request({ type: "SubscribeFriendshipPresenceUpdates" });
-    const ca = await Client.connect(a, { device: "a-pc" });
-    await ca.heartbeat({ realm: "lobby" });
-    await watcher.presenceOf(a, (p) => p.status === "online");
+    const { a, ca, watcher } = await watchedPair();
     const sent = () => runInDurableObject(stubOf(a), (instance) => (instance as unknown as { presence: { events: ServerEvents } }).presence.events.sent);
     const sentBefore = await sent();
     const before = meterTotals();

@@ -10,7 +10,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { describe, expect, it } from "vitest";
 import { meterTotals } from "../../durable/meter";
 import type { UserStore } from "../../durable/store";
-import { ageDevices, api, befriend, Client, setMeta, stubOf, user } from "./helpers";
+import { ageDevices, api, befriend, Client, setMeta, stubOf, user, watchedPair } from "./helpers";
 
 const TTL = 120_000;
 
@@ -38,18 +38,6 @@ async function writtenSeq(userId: string): Promise<number> {
 /** The coalescing interval is over (moved back in memory, where published_at lives, without writing a row). */
 async function coalescingOver(userId: string) {
   await runInDurableObject(stubOf(userId), (instance) => (instance as unknown as { store: UserStore }).store.remember("published_at", null));
-}
-
-async function watchedPair() {
-  const a = user("a");
-  const b = user("b");
-  await befriend(a, b);
-  const watcher = await Client.connect(b);
-  await watcher.request({ type: "SubscribeFriendshipPresenceUpdates" });
-  const ca = await Client.connect(a, { device: "a-pc" });
-  await ca.heartbeat({ realm: "lobby" });
-  const first = await watcher.presenceOf(a, (p) => p.status === "online");
-  return { a, b, ca, watcher, first };
 }
 
 describe("rows written (issue #11)", () => {
@@ -190,7 +178,7 @@ describe("the checkpoints keep the TTL and seq honest across a restart", () => {
 
 describe("unwritten status changes across a restart (the sockets closed without a word)", () => {
   it("the first refresh after the restart tells friends again, with a seq above everything seen, even when it matches the row on disk", async () => {
-    const { a, ca, watcher, first } = await watchedPair();
+    const { a, ca, watcher, online: first } = await watchedPair();
     await ca.heartbeat({ realm: "lobby", status: "busy" });
     const busy = await watcher.presenceOf(a, (p) => p.status === "busy");
     expect(busy.seq).toBe(first.seq + 1);

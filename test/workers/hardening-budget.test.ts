@@ -8,26 +8,11 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { WORKER_TEST_BINDINGS } from "./bindings";
-import { api, befriend, Client, patchObject, restorePatches, user } from "./helpers";
+import { api, befriend, Client, countCalls, restorePatches, user } from "./helpers";
 
 const RATE = Number(WORKER_TEST_BINDINGS.CALL_BUDGET_PER_SECOND);
 const BURST = Number(WORKER_TEST_BINDINGS.CALL_BUDGET_BURST);
 afterEach(restorePatches);
-
-/** Counts calls of `method` arriving at any of `users`' objects. */
-function countCalls(method: "presenceFor" | "receivePresence", users: string[]): { readonly n: number } {
-  const targets = new Set(users);
-  const counter = { n: 0 };
-  patchObject(
-    (userId) => targets.has(userId),
-    method,
-    (original) => {
-      counter.n++;
-      return original();
-    },
-  );
-  return counter;
-}
 
 async function withFriends(n: number): Promise<{ a: string; friends: string[] }> {
   const a = user("a");

@@ -11,7 +11,9 @@ import { mintToken } from "../../src/dev-token.mjs";
 import { FrameClient } from "../shared/frame-client";
 import { WORKER_TEST_BINDINGS } from "./bindings";
 
-export { user } from "../shared/util";
+import { user } from "../shared/util";
+
+export { user };
 
 export const SECRET = WORKER_TEST_BINDINGS.JWT_SECRET;
 export const ADMIN = WORKER_TEST_BINDINGS.ADMIN_TOKEN;
@@ -159,4 +161,34 @@ export async function ageDevices(userId: string, ms: number | ((t: number) => nu
     const presence = (instance as unknown as { presence: OwnPresence }).presence;
     presence.ageSignsOfLife(typeof ms === "number" ? (t) => t - ms : ms, device);
   });
+}
+
+/**
+ * A and B are friends, B's socket is subscribed (B watches A), and A is
+ * connected as `device` and online after one heartbeat (`online`: what B saw).
+ */
+export async function watchedPair(opts: { device?: string; kind?: string; heartbeat?: Record<string, unknown> } = {}) {
+  const [a, b] = [user("a"), user("b")];
+  await befriend(a, b);
+  const watcher = await Client.connect(b);
+  await watcher.request({ type: "SubscribeFriendshipPresenceUpdates" });
+  const ca = await Client.connect(a, { device: opts.device ?? "a-pc", ...(opts.kind ? { kind: opts.kind } : {}) });
+  await ca.heartbeat({ realm: "lobby", ...opts.heartbeat });
+  const online = await watcher.presenceOf(a, (p) => p.status === "online");
+  return { a, b, ca, watcher, online };
+}
+
+/** Counts calls of `method` arriving at any of `users`' objects (restored by `restorePatches`). */
+export function countCalls(method: string, users: string[]): { readonly n: number } {
+  const targets = new Set(users);
+  const counter = { n: 0 };
+  patchObject(
+    (userId) => targets.has(userId),
+    method,
+    (original) => {
+      counter.n++;
+      return original();
+    },
+  );
+  return counter;
 }

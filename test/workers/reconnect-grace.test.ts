@@ -15,7 +15,10 @@ import { describe, expect, it } from "vitest";
 import { meterTotals } from "../../durable/meter";
 import type { UserPresence } from "../../durable/user-presence";
 import { DEFAULT_CONFIG } from "../../src/presence/config";
-import { ageDevices, befriend, Client, stubOf, user } from "./helpers";
+import { ageDevices, Client, stubOf, watchedPair } from "./helpers";
+
+/** A on a phone, with a status text, watched by B. */
+const GRACE_PAIR = { device: "a-phone", kind: "mobile", heartbeat: { statusText: "on the train" } };
 
 const GRACE = DEFAULT_CONFIG.reconnectGraceMs;
 
@@ -29,24 +32,12 @@ async function drop(userId: string, device: string, how: "1006" | "error" = "100
   });
 }
 
-async function watchedPair() {
-  const a = user("a");
-  const b = user("b");
-  await befriend(a, b);
-  const watcher = await Client.connect(b);
-  await watcher.request({ type: "SubscribeFriendshipPresenceUpdates" });
-  const ca = await Client.connect(a, { device: "a-phone", kind: "mobile" });
-  await ca.heartbeat({ realm: "lobby", statusText: "on the train" });
-  const online = await watcher.presenceOf(a, (p) => p.status === "online");
-  return { a, b, ca, watcher, online };
-}
-
 const alarmOf = (userId: string) => runInDurableObject(stubOf(userId), (_, state) => state.storage.getAlarm());
 const aboutA = (userId: string) => (f: any) => f.type === "presence" && f.presence.userId === userId;
 
 describe("reconnect grace (RECONNECT_GRACE_MS, issue #16)", () => {
   it("a drop without a close frame and a reconnect of the same device within the grace: friends see nothing at all", async () => {
-    const { a, ca, watcher, online } = await watchedPair();
+    const { a, ca, watcher, online } = await watchedPair(GRACE_PAIR);
     await drop(a, "a-phone");
     await watcher.expectNone(aboutA(a), 300);
     // The phone is back on another network: same device id, its usual heartbeat.
@@ -63,7 +54,7 @@ describe("reconnect grace (RECONNECT_GRACE_MS, issue #16)", () => {
 
   it("does not hide a real departure: offline once the grace is over, through the alarm (webSocketError too)", async () => {
     for (const how of ["1006", "error"] as const) {
-      const { a, watcher } = await watchedPair();
+      const { a, watcher } = await watchedPair(GRACE_PAIR);
       await drop(a, "a-phone", how);
       // The alarm is due when the grace ends, not at the TTL.
       const alarm = await alarmOf(a);
@@ -79,7 +70,7 @@ describe("reconnect grace (RECONNECT_GRACE_MS, issue #16)", () => {
   });
 
   it("the grace survives the object's restart (written where the device lives)", async () => {
-    const { a, watcher } = await watchedPair();
+    const { a, watcher } = await watchedPair(GRACE_PAIR);
     await drop(a, "a-phone");
     await evictDurableObject(stubOf(a));
     // A fresh instance still shows the device and still ends it with the grace, not the TTL.
@@ -91,13 +82,13 @@ describe("reconnect grace (RECONNECT_GRACE_MS, issue #16)", () => {
   });
 
   it("a clean close still goes offline at once", async () => {
-    const { a, ca, watcher } = await watchedPair();
+    const { a, ca, watcher } = await watchedPair(GRACE_PAIR);
     await ca.close(1000);
     await watcher.presenceOf(a, (p) => p.status === "offline", 2_000);
   });
 
   it("writes what a removal writes: at most two rows, none when the reconnect follows", async () => {
-    const { a, watcher } = await watchedPair();
+    const { a, watcher } = await watchedPair(GRACE_PAIR);
     const before = meterTotals();
     await drop(a, "a-phone");
     const mid = meterTotals();

@@ -9,7 +9,7 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { meterTotals } from "../../durable/meter";
-import { api, befriend, Client, stubOf, user } from "./helpers";
+import { api, Client, stubOf, user, watchedPair } from "./helpers";
 import { sleep } from "../shared/util";
 
 const rowsDuring = async (during: () => Promise<unknown>) => {
@@ -24,18 +24,6 @@ const alarmOf = (userId: string) => runInDurableObject(stubOf(userId), (_, state
 async function deadlinePasses(userId: string, at: number) {
   await sleep(Math.max(0, at - Date.now() + 20));
   await runDurableObjectAlarm(stubOf(userId));
-}
-
-async function watchedPair() {
-  const a = user("a");
-  const b = user("b");
-  await befriend(a, b);
-  const watcher = await Client.connect(b);
-  await watcher.request({ type: "SubscribeFriendshipPresenceUpdates" });
-  const ca = await Client.connect(a, { device: "a-pc" });
-  await ca.heartbeat({ realm: "lobby" });
-  const online = await watcher.presenceOf(a, (p) => p.status === "online");
-  return { a, b, ca, watcher, online };
 }
 
 describe("status expiry, 'clear after' (issue #16)", () => {

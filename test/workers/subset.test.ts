@@ -8,24 +8,9 @@
  */
 import { evictDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { api, befriend, Client, patchObject, restorePatches, stubOf, user } from "./helpers";
+import { api, befriend, Client, countCalls, restorePatches, stubOf, user } from "./helpers";
 
 afterEach(restorePatches);
-
-/** Counts calls of `method` arriving at any of `users`' objects. */
-function countCalls(method: string, users: string[]): { readonly n: number } {
-  const targets = new Set(users);
-  const counter = { n: 0 };
-  patchObject(
-    (userId) => targets.has(userId),
-    method,
-    (original) => {
-      counter.n++;
-      return original();
-    },
-  );
-  return counter;
-}
 
 /** `a` and `n` friends, each online (connected, one heartbeat) in realm "lobby". */
 async function onlineFriends(n: number): Promise<{ a: string; friends: string[]; sockets: Client[] }> {

@@ -12,12 +12,8 @@ import type { ErrorCode } from "../../src/presence/schema";
 
 /** Codes the parser itself answers with (docs/PROTOCOL.md, Errors). */
 export const PARSE_ERROR_CODES: readonly ErrorCode[] = ["bad_json", "binary_not_supported", "frame_too_large", "unknown_type", "invalid_message"];
-/** Every error code a frame may get back. */
-export const FRAME_ERROR_CODES: readonly ErrorCode[] = [
-  ...PARSE_ERROR_CODES,
-  "rate_limited",
-  "not_found",
-  "internal",
+/** Codes a friendship frame may be refused with (docs/PROTOCOL.md, Friendships). */
+const FRIENDSHIP_ERROR_CODES: ErrorCode[] = [
   "user_not_found",
   "already_friends",
   "blocked",
@@ -29,6 +25,9 @@ export const FRAME_ERROR_CODES: readonly ErrorCode[] = [
   "request_limit",
   "block_limit",
 ];
+
+/** Every error code a frame may get back. */
+export const FRAME_ERROR_CODES: readonly ErrorCode[] = [...PARSE_ERROR_CODES, "rate_limited", "not_found", "internal", ...FRIENDSHIP_ERROR_CODES];
 
 /** Every client → server type (src/presence/schema.ts). */
 export const MESSAGE_TYPES = [
@@ -58,26 +57,10 @@ export const REPLIES: Record<MessageType, { type: string; errors: ErrorCode[] }>
   SubscribeFriendshipPresenceUpdates: { type: "subscribed", errors: [] },
   UnsubscribeFriendshipPresenceUpdates: { type: "unsubscribed", errors: [] },
   GetPresence: { type: "presence_result", errors: ["not_found"] },
-  ...(Object.fromEntries(
-    FRIENDSHIP_TYPES.map((t) => [
-      t,
-      {
-        type: "friendship",
-        errors: [
-          "user_not_found",
-          "already_friends",
-          "blocked",
-          "no_pending_request",
-          "not_friends",
-          "not_blocked",
-          "cannot_befriend_self",
-          "friend_limit",
-          "request_limit",
-          "block_limit",
-        ],
-      },
-    ]),
-  ) as Record<(typeof FRIENDSHIP_TYPES)[number], { type: string; errors: ErrorCode[] }>),
+  ...(Object.fromEntries(FRIENDSHIP_TYPES.map((t) => [t, { type: "friendship", errors: FRIENDSHIP_ERROR_CODES }])) as Record<
+    (typeof FRIENDSHIP_TYPES)[number],
+    { type: string; errors: ErrorCode[] }
+  >),
   ListFriends: { type: "friends_list", errors: [] },
   SetPrivacy: { type: "friends_list", errors: [] },
   HidePresence: { type: "friends_list", errors: ["not_found"] },

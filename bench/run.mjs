@@ -332,6 +332,7 @@ function figures(scenario, serverName, server, graph, importMs, load, s, ttlMs) 
     notifyLatencyMs: load.notifyLatencyMs,
     offlineLatencyMs: load.offlineLatencyMs,
     connectToSnapshotMs: load.connectToSnapshotMs,
+    connectToSnapshotSteadyMs: load.connectToSnapshotSteadyMs,
     connectToOpenMs: load.connectToOpenMs,
     heartbeatAckMs: load.heartbeatAckMs,
     memory: {
@@ -382,7 +383,7 @@ function print(r) {
   const c = r.counts;
   log(
     `${r.scenario} × ${r.server}: ${r.connected} connected | hb/s ${r.heartbeatsPerSec} (offered ${r.heartbeatsPerSecOffered}) | delivered/s ${r.deliveredPerSec}` +
-      ` | notify ms p50 ${l.p50} p95 ${l.p95} p99 ${l.p99} max ${l.max} (status changes p50 ${r.notifyLatencyMs.significant.p50} p99 ${r.notifyLatencyMs.significant.p99}) | snapshot ms p50 ${r.connectToSnapshotMs.p50} p99 ${r.connectToSnapshotMs.p99}` +
+      ` | notify ms p50 ${l.p50} p95 ${l.p95} p99 ${l.p99} max ${l.max} (status changes p50 ${r.notifyLatencyMs.significant.p50} p99 ${r.notifyLatencyMs.significant.p99}) | snapshot ms p50 ${r.connectToSnapshotMs.p50} p99 ${r.connectToSnapshotMs.p99} (steady-state connects p50 ${r.connectToSnapshotSteadyMs?.p50 ?? "-"} p99 ${r.connectToSnapshotSteadyMs?.p99 ?? "-"})` +
       ` | offline clean p50 ${r.offlineLatencyMs.clean.p50 ?? "-"} reset p50 ${r.offlineLatencyMs.reset.p50 ?? "-"} silent p50 ${r.offlineLatencyMs.silentFromLastSignOfLife.p50 ?? "-"}` +
       ` | RSS/user ${r.memory.perConnectedUserKiB} KiB | CPU ${r.cpu.serverCoresSteady} cores, ${r.cpu.serverCpuMsPer1000Delivered} ms/1k updates` +
       ` | load avg ${JSON.stringify(r.loadAvg?.["steady-start"])} → ${JSON.stringify(r.loadAvg?.["steady-end"])}` +

@@ -91,6 +91,8 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
   const offlineLat = { churn: [], clean: [], reset: [], silent: [] };
   const connectOpen = [];
   const connectSnapshot = [];
+  // Connects begun in the steady state (churn), apart from the initial storm: what one user sees connecting while the others are online.
+  const connectSnapshotSteady = [];
   const ackLat = [];
   const counts = {
     connects: 0,
@@ -214,6 +216,7 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
   function connect(i) {
     return new Promise((resolve) => {
       const t0 = now();
+      const inSteady = steady;
       const id = graph.ids[i];
       const ws = new WebSocket(`${wsUrl}?device=d-${id}&kind=desktop${p.positions ? `&positions=${p.positions}` : ""}`, {
         headers: { Authorization: `Bearer ${tokens.get(id)}` },
@@ -296,6 +299,7 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
           case "subscribed": {
             c.subscribedAt = t;
             connectSnapshot.push(t - t0);
+            if (inSteady) connectSnapshotSteady.push(t - t0);
             const shown = new Set(m.friends.map((f) => f.userId));
             for (const f of c.onlineAtSubscribe) if (!shown.has(graph.ids[f]) && clients[f] && !clients[f].closing) counts.snapshotMissing++;
             for (const presence of m.friends) settle(i, presence, t, true);
@@ -522,6 +526,7 @@ export async function runLoad({ wsUrl, graph, tokens, params, hooks = {}, log = 
     probeSeconds: probeMs / 1000,
     connectToOpenMs: summarize(connectOpen),
     connectToSnapshotMs: summarize(connectSnapshot),
+    connectToSnapshotSteadyMs: summarize(connectSnapshotSteady),
     heartbeatAckMs: summarize(ackLat),
     counts,
     generatorEventLoopDelayMs: { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },

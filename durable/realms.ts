@@ -37,7 +37,8 @@ export class RealmMembership {
   private retrying = false;
 
   constructor(
-    private readonly storage: DurableObjectStorage,
+    /** The object's sync KV, metered (durable/meter.ts `meteredKv`: each get/put/delete is a billed row). */
+    private readonly kv: SyncKvStorage,
     private readonly config: PresenceConfig,
     private readonly shards: DurableObjectNamespace<RealmShard>,
     private readonly userId: () => string,
@@ -47,14 +48,14 @@ export class RealmMembership {
   private kept: Membership | null | undefined;
 
   private get current(): Membership | null {
-    if (this.kept === undefined) this.kept = this.storage.kv.get<Membership>(KEY) ?? null;
+    if (this.kept === undefined) this.kept = this.kv.get<Membership>(KEY) ?? null;
     return this.kept;
   }
 
   private set current(membership: Membership | null) {
     this.kept = membership;
-    if (membership) this.storage.kv.put(KEY, membership);
-    else this.storage.kv.delete(KEY);
+    if (membership) this.kv.put(KEY, membership);
+    else this.kv.delete(KEY);
   }
 
   /** The realm this user should be counted in now, and the calls that make it so (none if nothing changed). */

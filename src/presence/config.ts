@@ -40,12 +40,12 @@ export const TUNABLES = {
   realmShards: {
     name: "REALM_SHARDS",
     default: 16,
-    doc: "shard objects per realm that count its members (a user's shard is a hash of its id); changing it moves members as their leases renew",
+    doc: "shard objects per realm that count its members (a user's shard is a hash of its id); changing it moves members as their leases renew (each leaves its old shard then)",
   },
   realmLeaseMs: {
     name: "REALM_LEASE_MS",
     default: 21_600_000,
-    doc: "lease of a realm membership in its shard (6 h); the user's object renews it at half-life; a member whose leave never arrived is counted until it runs out",
+    doc: "lease of a realm membership in its shard (6 h); the user's object renews it at half-life and retries a failed leave; a member whose object never runs again is counted until it runs out",
   },
   realmBatchMs: { name: "REALM_BATCH_MS", default: 1_000, doc: "a realm shard reports its count, and a realm counter pushes the total to subscribers, at most once per interval" },
   callBudgetBurst: { name: "CALL_BUDGET_BURST", default: 2_000, doc: "burst of `CALL_BUDGET_PER_SECOND` (one connect of a user with `MAX_FRIENDS` friends must fit)" },

@@ -243,12 +243,12 @@ export class UserStore {
 
   /** Watchers with a valid lease (expired ones are dropped here: leases expire lazily), except those hidden from. */
   fanOutTargets(now: number, only?: string): string[] {
-    return this.watcherRows.leases(now, only).map((l) => l.watcher);
+    return this.fanOutLeases(now, only).map((l) => l.watcher);
   }
 
-  /** The same, with each watcher's position interest. */
-  fanOutLeases(now: number, only?: string): Lease[] {
-    return this.watcherRows.leases(now, only);
+  /** The same, with each watcher's position interest; `keep` picks among them before the hidden check reads their rows. */
+  fanOutLeases(now: number, only?: string, keep?: (lease: Lease) => boolean): Lease[] {
+    return this.watcherRows.leases(now, (watcher) => this.friendRows.hiddenFrom(watcher), only, keep);
   }
 
   // ─── friends' presence: cache of watched friends, in memory only (durable/store/friend-cache.ts) ──

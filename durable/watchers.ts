@@ -14,6 +14,7 @@ import { ok, refuse, type Result } from "../src/presence/result";
 import { wantsPosition } from "../src/presence/interest";
 import type { PositionInterest, Presence } from "../src/presence/types";
 import { FANOUT_CHUNK, type Host } from "./host";
+import type { Lease } from "./schema";
 import type { Outbox } from "./outbox";
 
 /** Shortest and longest lease a watcher may ask for (a configured WATCH_LEASE_MS above 24 h raises the longest). */
@@ -84,10 +85,8 @@ export class Watchers {
   async push(presence: Presence, now: number, only?: string, positionOnly = false): Promise<void> {
     const { store } = this.host;
     // A position-only move goes only to watchers who asked for it (the watcher's realm as its lease says: it survives a wake).
-    const leases = store.fanOutLeases(now, only);
-    const targets = positionOnly
-      ? leases.filter((l) => wantsPosition(l.positions, l.realm ?? store.cached(l.watcher)?.realm, presence.realm)).map((l) => l.watcher)
-      : leases.map((l) => l.watcher);
+    const wanted = positionOnly ? (l: Lease) => wantsPosition(l.positions, l.realm ?? store.cached(l.watcher)?.realm, presence.realm) : undefined;
+    const targets = store.fanOutLeases(now, only, wanted).map((l) => l.watcher);
     const waiting: Array<Promise<void>> = [];
     const free: string[] = [];
     for (const watcher of targets) {

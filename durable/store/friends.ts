@@ -10,11 +10,51 @@ import type { Presence } from "../../src/presence/types";
 import type { Audience, EdgeRow } from "../schema";
 import type { Tables } from "./tables";
 
+/** What a push to one friend needs of their row, kept in memory per wake. */
+interface Facts {
+  state: EdgeState;
+  /** Hidden from them (the flag; `audience.hidden` is the frozen view, when there is one). */
+  hidden: boolean;
+  audience: Audience;
+}
+
+/** More remembered rows than this and the memory starts over (ids named by requests need not be friends). */
+const FACTS_KEPT = 4_096;
+
 export class FriendRows {
+  /**
+   * Each friend's row as pushes and checks need it (is a friend? hidden from?
+   * what may they see?), read once per wake instead of once or twice per push
+   * and delivery (issue #11); forgotten by every write to that row. `null`:
+   * no row.
+   */
+  private readonly facts = new Map<string, Facts | null>();
+
   constructor(
     private readonly sql: SqlStorage,
     private readonly tables: Tables,
   ) {}
+
+  private factsOf(friend: string): Facts | null {
+    if (!this.tables.exist) return null;
+    const known = this.facts.get(friend);
+    if (known !== undefined) return known;
+    const row = this.sql.exec(`SELECT state, hidden, hidden_view, seq_offset, last_seen FROM friends WHERE friend_id = ?`, friend).toArray()[0];
+    const facts: Facts | null = row
+      ? {
+          state: row.state as EdgeState,
+          hidden: Number(row.hidden) === 1,
+          audience: {
+            hidden: Number(row.hidden) === 1 && row.hidden_view ? (JSON.parse(String(row.hidden_view)) as Presence) : null,
+            seqOffset: Number(row.seq_offset),
+            lastSeen: Number(row.last_seen) === 1,
+          },
+        }
+      : null;
+    if (this.facts.size >= FACTS_KEPT) this.facts.clear();
+    this.facts.set(friend, facts);
+    return facts;
+  }
 
   edge(other: string): Edge {
     if (!this.tables.exist) return NO_EDGE;
@@ -31,6 +71,7 @@ export class FriendRows {
       return;
     }
     const state = deriveState(edge);
+    this.facts.delete(other);
     this.tables.create();
     this.sql.exec(
       `INSERT INTO friends (friend_id, state, mine, my_version, theirs, their_version, message, hidden, since)
@@ -55,6 +96,7 @@ export class FriendRows {
 
   /** Drops the edge row of a user this one never had anything recorded with (see Friendships.forgetIfUntouched). */
   forgetEdge(other: string): void {
+    this.facts.delete(other);
     if (this.tables.exist) this.sql.exec(`DELETE FROM friends WHERE friend_id = ?`, other);
   }
 
@@ -87,8 +129,12 @@ export class FriendRows {
   }
 
   isFriend(userId: string): boolean {
-    if (!this.tables.exist) return false;
-    return this.sql.exec(`SELECT 1 FROM friends WHERE friend_id = ? AND state = 'friends'`, userId).toArray().length > 0;
+    return this.factsOf(userId)?.state === "friends";
+  }
+
+  /** This user hides from them (their pushes get the frozen offline view). */
+  hiddenFrom(friend: string): boolean {
+    return this.factsOf(friend)?.hidden === true;
   }
 
   edgeCounts(): Record<EdgeState, number> {
@@ -100,17 +146,14 @@ export class FriendRows {
 
   // What one friend may see: hidden, seq numbering, last seen (issues #12, #16).
 
-  /** One row read per friend and push (as `hiddenView` was). A non-friend: nothing hidden, no offset. */
+  /** One row read per friend and wake. A non-friend: nothing hidden, no offset. */
   audience(friend: string): Audience {
-    if (!this.tables.exist) return { hidden: null, seqOffset: 0, lastSeen: false };
-    const row = this.sql.exec(`SELECT hidden, hidden_view, seq_offset, last_seen FROM friends WHERE friend_id = ?`, friend).toArray()[0];
-    if (!row) return { hidden: null, seqOffset: 0, lastSeen: false };
-    const hidden = Number(row.hidden) === 1 && row.hidden_view ? (JSON.parse(String(row.hidden_view)) as Presence) : null;
-    return { hidden, seqOffset: Number(row.seq_offset), lastSeen: Number(row.last_seen) === 1 };
+    return this.factsOf(friend)?.audience ?? { hidden: null, seqOffset: 0, lastSeen: false };
   }
 
   /** Hides from a friend (the frozen view) or shows again, with the friend's seq offset from now on: one row. */
   setAudience(friend: string, hidden: Presence | null, seqOffset: number): void {
+    this.facts.delete(friend);
     if (this.tables.exist)
       this.sql.exec(
         `UPDATE friends SET hidden = ?, hidden_view = ?, seq_offset = ? WHERE friend_id = ?`,
@@ -123,6 +166,7 @@ export class FriendRows {
 
   /** Chooses a friend to see "last seen" (or not). */
   setLastSeenShown(friend: string, shown: boolean): void {
+    this.facts.delete(friend);
     if (this.tables.exist) this.sql.exec(`UPDATE friends SET last_seen = ? WHERE friend_id = ? AND state = 'friends'`, shown ? 1 : 0, friend);
   }
 

@@ -7,6 +7,7 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
+import type { UserStore } from "../../durable/store";
 import { until } from "../shared/util";
 import { befriend, Client, patchObject, restorePatches, stubOf, user } from "./helpers";
 
@@ -50,9 +51,8 @@ describe("lease expiry", () => {
 
     // The lease of `expired` runs out: aged in storage, as if WATCH_LEASE_MS had passed without a renewal.
     const now = Date.now();
-    await runInDurableObject(stubOf(a), (_, state) => {
-      state.storage.sql.exec(`UPDATE watchers SET lease_expires_at = ? WHERE watcher_id = ?`, now - 1, expired);
-    });
+    // Through the object's store, which keeps the leases in memory too.
+    await runInDurableObject(stubOf(a), (instance) => (instance as unknown as { store: UserStore }).store.putWatcher(expired, now - 1));
     expect((await leases(a)).find((l) => l.watcher === expired)?.expiresAt).toBeLessThan(now);
 
     const toExpired = countPresenceCallsTo(expired);

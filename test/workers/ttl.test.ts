@@ -123,7 +123,7 @@ describe("watch renewal", () => {
     await ca.heartbeat({ realm: "one" });
     await watcher.presenceOf(a, (p) => p.realm === "one");
     // A push that never arrived: a changed realm while b held no lease (as after a lost delivery).
-    await runInDurableObject(stubOf(a), (_, state) => state.storage.sql.exec(`DELETE FROM watchers`));
+    await runInDurableObject(stubOf(a), (instance) => (instance as unknown as { store: UserStore }).store.removeWatcher(b));
     await ca.heartbeat({ realm: "two" });
     await watcher.expectNone((f) => f.type === "presence");
     // b's renewal is due: its alarm renews the lease and finds the newer presence.

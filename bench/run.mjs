@@ -232,9 +232,11 @@ async function devCounters(baseUrl) {
 
 /**
  * The realm population's share of the bill (issue #16), outside the meter: each
- * shard call (a join, renewal or leave) is a request plus about two rows (the
- * member's upsert at the shard and the user's own membership record in KV);
- * each shard→counter report and counter push a request and a row. Approximate.
+ * shard call (a join, renewal or leave) is a request plus about two rows at the
+ * shard (the member's upsert or delete, and its alarm when the deadline moves);
+ * each shard→counter report and counter push a request and a row. The user's
+ * own membership record (sync KV, a row per join, move or leave) is the meter's.
+ * Approximate.
  */
 function realmShare(s, users, seconds) {
   const a = s["steady-start"].devCounters?.realm;
@@ -246,18 +248,40 @@ function realmShare(s, users, seconds) {
   return { shardCalls: calls, reportsAndPushes: reports, usdPerUserMonth: +cost.usd.total.toFixed(4) };
 }
 
-/** Billed counts in the steady window → per online user per second, and $ per online user-month. */
 /**
- * Lease renewals happen once per WATCH_LEASE_MS / 2 (3 h), so no steady window
- * sees them: priced from what the code does. A live user renews a lease on every
- * friend (online or not): one call and one row (the lease's upsert) per friend.
+ * Lease renewals happen once per half-life, watch leases every WATCH_LEASE_MS / 2
+ * (12 h) and realm memberships every REALM_LEASE_MS / 2 (3 h), so no steady window
+ * sees them: priced from what the code does (they ride on the TTL alarm's fire:
+ * no alarm of their own).
+ *   - watch: a live user renews a lease on every friend (online or not): one call
+ *     and one row (the lease's upsert) per friend, and one row of its own per
+ *     round (`watch_renew_at`);
+ *   - realm: a user counted in a realm (every user of these workloads: each
+ *     heartbeat names one) renews its membership: one call to its shard, there the
+ *     member's upsert and the shard's alarm moved to the next expiry (≈ 2 rows),
+ *     and its own membership record (1 KV row; the meter counts it when a window
+ *     sees one).
  */
 function leaseRenewals(meanFriends) {
-  const perUserSecond = meanFriends / (DEFAULT_CONFIG.watchLeaseMs / 2 / 1000);
-  const usd = perUserSecond * MONTH_SECONDS * (PRICES.requestUsd + PRICES.rowWrittenUsd);
-  return { watchLeaseMs: DEFAULT_CONFIG.watchLeaseMs, callsAndRowsPerUserSecond: +perUserSecond.toFixed(6), usdPerUserMonth: +usd.toFixed(4) };
+  const watchRounds = 1 / (DEFAULT_CONFIG.watchLeaseMs / 2 / 1000);
+  const realmRounds = 1 / (DEFAULT_CONFIG.realmLeaseMs / 2 / 1000);
+  const month = (requests, rows) => MONTH_SECONDS * (requests * PRICES.requestUsd + rows * PRICES.rowWrittenUsd);
+  const watch = { requests: meanFriends * watchRounds, rows: (meanFriends + 1) * watchRounds };
+  const realm = { requests: realmRounds, rows: 3 * realmRounds };
+  const watchUsd = month(watch.requests, watch.rows);
+  const realmUsd = month(realm.requests, realm.rows);
+  return {
+    watchLeaseMs: DEFAULT_CONFIG.watchLeaseMs,
+    realmLeaseMs: DEFAULT_CONFIG.realmLeaseMs,
+    requestsPerUserSecond: +(watch.requests + realm.requests).toFixed(6),
+    rowsWrittenPerUserSecond: +(watch.rows + realm.rows).toFixed(6),
+    watchUsdPerUserMonth: +watchUsd.toFixed(4),
+    realmUsdPerUserMonth: +realmUsd.toFixed(4),
+    usdPerUserMonth: +(watchUsd + realmUsd).toFixed(4),
+  };
 }
 
+/** Billed counts in the steady window → per online user per second, and $ per online user-month. */
 function billing(serverName, s, load, steadyCpu, meanFriends) {
   const users = load.connected;
   // The counts span from one answer of the stats endpoint to the other (the load generator's window on a runtime that keeps up).
@@ -388,7 +412,7 @@ function print(r) {
       ` | RSS/user ${r.memory.perConnectedUserKiB} KiB | CPU ${r.cpu.serverCoresSteady} cores, ${r.cpu.serverCpuMsPer1000Delivered} ms/1k updates` +
       ` | load avg ${JSON.stringify(r.loadAvg?.["steady-start"])} → ${JSON.stringify(r.loadAvg?.["steady-end"])}` +
       (r.billing?.usdPerUserMonth !== undefined
-        ? ` | $/user-month ${r.billing.usdPerUserMonth} (with watch lease renewals and realm population ${r.billing.usdPerUserMonthWithRenewals ?? "-"})`
+        ? ` | $/user-month ${r.billing.usdPerUserMonth} (with lease renewals (watch and realm) and realm population ${r.billing.usdPerUserMonthWithRenewals ?? "-"})`
         : "") +
       ` | expected ${c.expected} exact ${c.exact} coalesced ${c.coalesced} lost ${c.lost} lostOffline ${c.lostOffline} errors ${JSON.stringify(c.errorFrames)} failures ${c.connectFailures} unexpectedCloses ${JSON.stringify(c.unexpectedCloseCodes)}`,
   );
@@ -468,7 +492,7 @@ function markdown(rows) {
           b.rowsReadPerUserSecond,
           b.gbSecondsPerUserSecond,
           `${b.rowsWrittenPerDelivery ?? "-"} / ${b.rowsWrittenPerHeartbeatEvent ?? "-"}; ${b.rowsWrittenPerHeartbeatAllIn ?? "-"}`,
-          `${b.usdPerUserMonth} (${b.usd.requests} + ${b.usd.rowsWritten} + ${b.usd.duration}); with watch lease renewals and realm population ${b.usdPerUserMonthWithRenewals}`,
+          `${b.usdPerUserMonth} (${b.usd.requests} + ${b.usd.rowsWritten} + ${b.usd.duration}); with lease renewals (watch and realm) and realm population ${b.usdPerUserMonthWithRenewals}`,
         ].join(" | ")} |`,
       );
     }

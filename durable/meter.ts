@@ -1,9 +1,9 @@
 /**
  * Meter: counts what Cloudflare bills a user's object for, per event kind —
  * requests (RPC calls, fetches, alarms), incoming WebSocket messages, SQLite
- * rows read and written (from the cursors' own rowsRead/rowsWritten), alarms
- * set (each one a row written on the bill) and the wall time objects were
- * busy handling events. The bench reads the sums (`GET /v1/admin/stats`) and
+ * rows read and written (from the cursors' own rowsRead/rowsWritten, and the
+ * sync KV API's, `meteredKv`), alarms set (each one a row written on the bill)
+ * and the wall time objects were busy handling events. The bench reads the sums (`GET /v1/admin/stats`) and
  * turns them into $ per online user-month (src/presence/cost.ts).
  *
  * The sums are per isolate (module state), over every object it ran, so an
@@ -42,9 +42,14 @@ export interface MeterTotals {
   /** Billed requests: RPC calls, fetches and alarms (WebSocket messages are separate). */
   requests: number;
   wsMessagesIn: number;
+  /** Rows read by SQL and the KV API (`kvRowsRead` of them). */
   rowsRead: number;
-  /** Rows written by SQL, not counting alarms. */
+  /** Rows written by SQL and the KV API (`kvRowsWritten` of them), not counting alarms. */
   rowsWritten: number;
+  /** Of rowsRead, by the sync KV API (the realm membership record). */
+  kvRowsRead: number;
+  /** Of rowsWritten, by the sync KV API. */
+  kvRowsWritten: number;
   alarmsSet: number;
   alarmsDeleted: number;
   /** Wall ms during which some event of an object was running, summed over objects (union per object). */
@@ -52,7 +57,19 @@ export interface MeterTotals {
   byEvent: Record<string, MeterBucket>;
 }
 
-const empty = (): MeterTotals => ({ instances: 0, requests: 0, wsMessagesIn: 0, rowsRead: 0, rowsWritten: 0, alarmsSet: 0, alarmsDeleted: 0, activeMs: 0, byEvent: {} });
+const empty = (): MeterTotals => ({
+  instances: 0,
+  requests: 0,
+  wsMessagesIn: 0,
+  rowsRead: 0,
+  rowsWritten: 0,
+  kvRowsRead: 0,
+  kvRowsWritten: 0,
+  alarmsSet: 0,
+  alarmsDeleted: 0,
+  activeMs: 0,
+  byEvent: {},
+});
 
 let totals = empty();
 const pending: Array<{ cursor: SqlStorageCursor<Record<string, SqlStorageValue>>; kind: string }> = [];
@@ -99,7 +116,45 @@ export function meteredSql(sql: SqlStorage, meter: ObjectMeter): SqlStorage {
   });
 }
 
-/** One object's view of the meter: its busy time, and its alarms. */
+/**
+ * The sync KV API (`ctx.storage.kv`), counted as rows of `meter`'s current
+ * event. On a SQLite-backed object, KV methods "store and query data in a
+ * hidden SQLite table and are billed as rows read and rows written", deletes
+ * counted as rows written (https://developers.cloudflare.com/durable-objects/platform/pricing/,
+ * "SQLite storage backend", footnotes 2 and 4). That table is workerd's
+ * `_cf_KV (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID` (no separate key
+ * index), and the same statements run on a table of that shape through
+ * `sql.exec` count: a put (`INSERT … ON CONFLICT DO UPDATE`) 1 row written,
+ * new key or not; a get 1 row read when the key exists, 0 when not; a delete
+ * 1 read and 1 written when the key existed, 0 when not. `list` reads a row
+ * per entry returned.
+ */
+export function meteredKv(kv: SyncKvStorage, meter: ObjectMeter): SyncKvStorage {
+  return {
+    get<T>(key: string): T | undefined {
+      const value = kv.get<T>(key);
+      meter.kvRows(value === undefined ? 0 : 1, 0);
+      return value;
+    },
+    put<T>(key: string, value: T): void {
+      kv.put(key, value);
+      meter.kvRows(0, 1);
+    },
+    delete(key: string): boolean {
+      const deleted = kv.delete(key);
+      if (deleted) meter.kvRows(1, 1);
+      return deleted;
+    },
+    *list<T>(options?: SyncKvListOptions): Iterable<[string, T]> {
+      for (const entry of kv.list<T>(options)) {
+        meter.kvRows(1, 0);
+        yield entry;
+      }
+    },
+  };
+}
+
+/** One object's view of the meter: its busy time, its alarms and its KV rows. */
 export class ObjectMeter {
   private running = 0;
   private busySince = 0;
@@ -120,6 +175,17 @@ export class ObjectMeter {
 
   alarmDeleted(): void {
     totals.alarmsDeleted++;
+  }
+
+  /** Rows read and written by the sync KV API (`meteredKv`). */
+  kvRows(read: number, written: number): void {
+    const b = bucket(this.kind);
+    b.rowsRead += read;
+    b.rowsWritten += written;
+    totals.rowsRead += read;
+    totals.rowsWritten += written;
+    totals.kvRowsRead += read;
+    totals.kvRowsWritten += written;
   }
 
   /** Runs one entry point as an event of `kind` (nested calls count as part of the outer event). */

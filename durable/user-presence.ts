@@ -45,7 +45,7 @@ import { Outbox } from "./outbox";
 import { RealmMembership } from "./realms";
 import { OwnPresence } from "./presence";
 import { Sockets } from "./sockets";
-import { meterEntryPoints, ObjectMeter, USER_PRESENCE_ENTRY_POINTS } from "./meter";
+import { meteredKv, meterEntryPoints, ObjectMeter, USER_PRESENCE_ENTRY_POINTS } from "./meter";
 import { UserStore } from "./store";
 import { Watchers } from "./watchers";
 import { Watching } from "./watching";
@@ -101,7 +101,7 @@ export class UserPresence extends DurableObject<Env> {
     this.dcl = new DclSockets(ctx, this.host, this.sockets, this.presence, this.ops);
     this.budget = new CallBudget(this.host, this.sockets);
     this.json = new JsonSockets(ctx, this.host, this.sockets, this.presence, this.watching, this.budget, this.ops);
-    this.realms = new RealmMembership(ctx.storage, this.config, env.REALM_SHARD, () => this.host.userId);
+    this.realms = new RealmMembership(meteredKv(ctx.storage.kv, this.meter), this.config, env.REALM_SHARD, () => this.host.userId);
     // Keep-alive pings are answered by the runtime without waking this object;
     // their timestamps are read back as a sign of life when the alarm runs.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));

@@ -17,8 +17,8 @@ export const TUNABLES = {
   positionCoalesceMs: { name: "POSITION_COALESCE_MS", default: 1_000, doc: "at most one position-only push per user per interval" },
   watchLeaseMs: {
     name: "WATCH_LEASE_MS",
-    default: 21_600_000,
-    doc: "lease of a watching friend; renewed at half-life while online; a lease left by a watcher that vanished is dropped by its first refused push",
+    default: 86_400_000,
+    doc: "lease of a watching friend (24 h); renewed at half-life while online, which also re-reads every friend's presence; a lease left by a watcher that vanished is dropped by its first refused push",
   },
   maxFrameBytes: { name: "MAX_FRAME_BYTES", default: 4_096, doc: "largest frame / HTTP body (admin bodies: 1 MB)" },
   maxDevicesPerUser: { name: "MAX_DEVICES_PER_USER", default: 10, doc: "live devices per user" },
@@ -40,9 +40,13 @@ export const TUNABLES = {
   realmShards: {
     name: "REALM_SHARDS",
     default: 16,
-    doc: "shard objects per realm that count its members (a user's shard is a hash of its id); changing it moves members as their leases renew",
+    doc: "shard objects per realm that count its members (a user's shard is a hash of its id); changing it moves members as their leases renew (each leaves its old shard then)",
   },
-  realmLeaseMs: { name: "REALM_LEASE_MS", default: 3_600_000, doc: "lease of a realm membership in its shard; the user's object renews it at half-life" },
+  realmLeaseMs: {
+    name: "REALM_LEASE_MS",
+    default: 21_600_000,
+    doc: "lease of a realm membership in its shard (6 h); the user's object renews it at half-life and retries a failed leave; a member whose object never runs again is counted until it runs out",
+  },
   realmBatchMs: { name: "REALM_BATCH_MS", default: 1_000, doc: "a realm shard reports its count, and a realm counter pushes the total to subscribers, at most once per interval" },
   callBudgetBurst: { name: "CALL_BUDGET_BURST", default: 2_000, doc: "burst of `CALL_BUDGET_PER_SECOND` (one connect of a user with `MAX_FRIENDS` friends must fit)" },
   maxTokenLifetimeS: {

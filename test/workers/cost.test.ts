@@ -4,17 +4,24 @@
  * a heartbeat that changes nothing and a delivered update write nothing, a
  * status change writes at most two rows; what is no longer written every
  * time (a device's last sign of life, position-only publishes and their seq)
- * still keeps the TTL and seq honest across a restart.
+ * still keeps the TTL and seq honest across a restart. The realm membership
+ * record (sync KV, billed as SQLite rows) is counted too: a realm join, move,
+ * leave or renewal writes it once; a heartbeat that changes nothing never
+ * touches it.
  */
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { meterTotals } from "../../durable/meter";
 import type { UserStore } from "../../durable/store";
+import { until } from "../shared/util";
 import { ageDevices, api, befriend, Client, setMeta, stubOf, user, watchedPair } from "./helpers";
 
 const TTL = 120_000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** The realm part's one round of shard calls per second per user (REALM_BATCH_MS): a change sooner is held back (an alarm). */
+const pastRealmBatch = () => sleep(1_100);
 
-/** Rows written (SQL + setAlarm) by everything `during` causes, and by the receivers of pushes. */
+/** Rows written (SQL + KV + setAlarm) by everything `during` causes, and by the receivers of pushes; the KV rows (realm membership) apart. */
 async function written(during: () => Promise<unknown>) {
   const before = meterTotals();
   await during();
@@ -22,9 +29,27 @@ async function written(during: () => Promise<unknown>) {
   const receive = (t: typeof before) => t.byEvent["rpc:receivePresence"] ?? { rowsWritten: 0, alarmsSet: 0, events: 0 };
   return {
     rows: after.rowsWritten - before.rowsWritten + after.alarmsSet - before.alarmsSet,
+    kv: { read: after.kvRowsRead - before.kvRowsRead, written: after.kvRowsWritten - before.kvRowsWritten },
     deliveries: receive(after).events - receive(before).events,
     onDelivery: receive(after).rowsWritten - receive(before).rowsWritten + receive(after).alarmsSet - receive(before).alarmsSet,
   };
+}
+
+type Membership = { realm: string; shard: number; renewAt: number };
+
+function membershipOf(userId: string): Promise<Membership | null> {
+  return runInDurableObject(stubOf(userId), (_, state) => state.storage.kv.get<Membership>("realm-membership") ?? null);
+}
+
+/**
+ * The user's membership record says `realm` (null: none). A shard call started
+ * by another refresh (the connect's, after its fan-in) may still be in flight
+ * when a heartbeat is answered (that heartbeat's refresh leaves it to the call
+ * in flight): its row is written when the shard answers, so a window opened
+ * before then would count it (watchedPair waits for it too).
+ */
+async function membershipSettled(userId: string, realm: string | null): Promise<void> {
+  await until(`${userId}'s realm membership is ${realm}`, async () => ((await membershipOf(userId))?.realm ?? null) === realm);
 }
 
 /** The seq of the published presence on disk (0: none written; a socket's attachment carries it). */
@@ -41,12 +66,13 @@ async function coalescingOver(userId: string) {
 }
 
 describe("rows written (issue #11)", () => {
-  it("a heartbeat that changes nothing writes no row and sets no alarm", async () => {
+  it("a heartbeat that changes nothing writes no row, sets no alarm and does not touch the realm membership", async () => {
     const { ca } = await watchedPair();
     const cost = await written(async () => {
       for (let i = 0; i < 5; i++) await ca.heartbeat({ realm: "lobby" });
     });
     expect(cost.rows).toBe(0);
+    expect(cost.kv).toEqual({ read: 0, written: 0 });
   });
 
   it("a socket device's status change writes no row (its attachment carries it); its delivery writes none", async () => {
@@ -64,28 +90,35 @@ describe("rows written (issue #11)", () => {
     expect(cost.rows).toBe(0);
   });
 
-  it("what must survive a restart is still written: a device appearing, going invisible, a 'clear after' deadline; an HTTP device's status change (≤ 2 rows)", async () => {
+  it("what must survive a restart is still written: a device appearing, going invisible, a 'clear after' deadline; an HTTP device's status change (≤ 2 rows; a realm leave or join 1 more)", async () => {
     const { a, ca, watcher } = await watchedPair();
-    await new Promise((resolve) => setTimeout(resolve, 1_100)); // the realm part's one round per second (leaving it would set an alarm)
+    await pastRealmBatch();
+    // Invisible: the published presence (and the device), and the realm membership left (its record deleted: 1 row).
     const invisible = await written(async () => {
       await ca.heartbeat({ realm: "lobby", status: "invisible" });
       await watcher.presenceOf(a, (p) => p.status === "offline");
     });
-    expect(invisible.rows).toBeGreaterThanOrEqual(1);
-    expect(invisible.rows).toBeLessThanOrEqual(2);
+    expect(invisible.kv.written).toBe(1);
+    expect(invisible.rows - invisible.kv.written).toBeGreaterThanOrEqual(1);
+    expect(invisible.rows - invisible.kv.written).toBeLessThanOrEqual(2);
+    await pastRealmBatch();
+    // Visible again with a deadline: the device row and published (the device reappears), a sooner alarm; the realm joined again (1 row).
     const deadline = await written(() => ca.heartbeat({ realm: "lobby", status: "busy", expiresInMs: 60_000 }));
-    expect(deadline.rows).toBeGreaterThanOrEqual(1);
-    expect(deadline.rows).toBeLessThanOrEqual(3); // the device row and published (the device reappears); a sooner alarm
+    expect(deadline.kv.written).toBe(1);
+    expect(deadline.rows - deadline.kv.written).toBeGreaterThanOrEqual(1);
+    expect(deadline.rows - deadline.kv.written).toBeLessThanOrEqual(3);
     // HTTP: no socket carries the device or the published presence.
     const beat = (status: string) => api(a, "/v1/heartbeat?device=h", { method: "POST", body: JSON.stringify({ status, realm: "r", position: { x: 1, y: 2, z: 3 } }) });
     await ca.close(1000);
     await watcher.presenceOf(a, (p) => p.status === "offline");
     expect((await beat("online")).status).toBe(200);
     await watcher.presenceOf(a, (p) => p.status === "online");
+    await membershipSettled(a, "r"); // held back past the per-user interval after the leave, then joined by the alarm
     const http = await written(async () => {
       expect((await beat("busy")).status).toBe(200);
       await watcher.presenceOf(a, (p) => p.status === "busy");
     });
+    expect(http.kv).toEqual({ read: 0, written: 0 });
     expect(http.rows).toBeGreaterThanOrEqual(1);
     expect(http.rows).toBeLessThanOrEqual(2);
   });
@@ -126,6 +159,44 @@ describe("the first position-only move and a session's meta keys (issue #11, thi
     await evictDurableObject(stubOf(a), { webSockets: "hibernate" });
     expect(await runInDurableObject(stubOf(a), (instance) => (instance as unknown as { store: UserStore }).store.get("watch_renew_at"))).toBeNull();
     expect((await written(() => setMeta(a, "watch_renew_at", () => Date.now() + 60_000))).rows).toBe(1);
+  });
+});
+
+describe("the realm membership record (sync KV on SQLite: billed as rows read and written)", () => {
+  it("a realm join, a move and a leave write the record once each; a heartbeat that keeps the realm, none", async () => {
+    const a = user("a");
+    const ca = await Client.connect(a);
+    await ca.request({ type: "GetOnlineFriends" }); // the connect's fan-in is over
+    const join = await written(async () => {
+      await ca.heartbeat({ realm: "one" });
+      await membershipSettled(a, "one");
+    });
+    expect(join.kv).toEqual({ read: 0, written: 1 });
+    expect((await written(() => ca.heartbeat({ realm: "one" }))).kv).toEqual({ read: 0, written: 0 });
+    await pastRealmBatch();
+    // A move is two shard calls (leave the old, join the new) and one row here: the record rewritten.
+    const move = await written(async () => {
+      await ca.heartbeat({ realm: "two" });
+      await membershipSettled(a, "two");
+    });
+    expect(move.kv).toEqual({ read: 0, written: 1 });
+    await pastRealmBatch();
+    // Leaving every realm deletes the record: a delete reads and writes its row.
+    const leave = await written(async () => {
+      await ca.heartbeat({ realm: "two", status: "invisible" });
+      await membershipSettled(a, null);
+    });
+    expect(leave.kv).toEqual({ read: 1, written: 1 });
+  });
+
+  it("after a wake the record is read once (one row read), never written by a heartbeat that keeps the realm", async () => {
+    const { a, ca } = await watchedPair();
+    await evictDurableObject(stubOf(a), { webSockets: "hibernate" });
+    const first = await written(() => ca.heartbeat({ realm: "lobby" }));
+    expect(first.kv).toEqual({ read: 1, written: 0 });
+    expect(first.rows).toBe(0);
+    const next = await written(() => ca.heartbeat({ realm: "lobby" }));
+    expect(next.kv).toEqual({ read: 0, written: 0 });
   });
 });
 
@@ -269,11 +340,11 @@ describe("renewals ride on the TTL's alarm (issue #11)", () => {
     const ca = await Client.connect(a);
     await ca.request({ type: "GetOnlineFriends" });
     await ca.heartbeat({ realm: "lobby" });
+    await membershipSettled(a, "lobby");
     const alarmAt = () => runInDurableObject(stubOf(a), (_, state) => state.storage.getAlarm());
     const ttlAlarm = (await alarmAt())!;
     expect(ttlAlarm).toBeGreaterThan(Date.now() + TTL / 2);
-    type Membership = { realm: string; shard: number; renewAt: number };
-    const membership = (await runInDurableObject(stubOf(a), (_, state) => state.storage.kv.get<Membership>("realm-membership")))!;
+    const membership = (await membershipOf(a))!;
     // Both renewals fall due within the slack before the TTL's deadline.
     const soon = Date.now() + 10_000;
     // The object keeps its membership in memory (the row's only writer): moved in both, as setMeta does for meta.
@@ -284,15 +355,17 @@ describe("renewals ride on the TTL's alarm (issue #11)", () => {
       });
     await setMembership({ ...membership, renewAt: soon });
     await setMeta(a, "watch_renew_at", () => soon);
-    await new Promise((resolve) => setTimeout(resolve, 1_100)); // the realm part's one round per second
+    await pastRealmBatch();
     const beat = await written(() => ca.heartbeat({ realm: "lobby" }));
     expect(beat.rows).toBe(0);
     expect(await alarmAt()).toBe(ttlAlarm);
     // The TTL's fire comes after them (moved here: the renewals are overdue by then) and renews both.
     await setMembership({ ...membership, renewAt: Date.now() - 1 });
     await setMeta(a, "watch_renew_at", () => Date.now() - 1);
-    expect(await runDurableObjectAlarm(stubOf(a))).toBe(true);
-    const renewed = (await runInDurableObject(stubOf(a), (_, state) => state.storage.kv.get<Membership>("realm-membership")))!;
+    // The realm renewal rewrites the membership record: one row (besides the shard's, which the meter does not see).
+    const fire = await written(async () => expect(await runDurableObjectAlarm(stubOf(a))).toBe(true));
+    expect(fire.kv).toEqual({ read: 0, written: 1 });
+    const renewed = (await membershipOf(a))!;
     expect(renewed.renewAt).toBeGreaterThan(Date.now() + 200_000);
     const watchRenewAt = await runInDurableObject(stubOf(a), (instance) => (instance as unknown as { store: UserStore }).store.get("watch_renew_at"));
     expect(watchRenewAt).toBeGreaterThan(Date.now() + 60 * 60_000);

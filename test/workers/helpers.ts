@@ -11,7 +11,8 @@ import { mintToken } from "../../src/dev-token.mjs";
 import { FrameClient } from "../shared/frame-client";
 import { WORKER_TEST_BINDINGS } from "./bindings";
 
-import { user } from "../shared/util";
+import { memberRealm } from "../../src/presence/realm";
+import { until, user } from "../shared/util";
 
 export { user };
 
@@ -175,6 +176,13 @@ export async function watchedPair(opts: { device?: string; kind?: string; heartb
   const ca = await Client.connect(a, { device: opts.device ?? "a-pc", ...(opts.kind ? { kind: opts.kind } : {}) });
   await ca.heartbeat({ realm: "lobby", ...opts.heartbeat });
   const online = await watcher.presenceOf(a, (p) => p.status === "online");
+  // a's realm membership recorded (its KV row is written when the shard answers, which may be after the ack): row counts start after it.
+  await until("a's realm membership is recorded", () =>
+    runInDurableObject(stubOf(a), (instance, state) => {
+      const wanted = memberRealm((instance as unknown as { presence: OwnPresence }).presence.published());
+      return (state.storage.kv.get<{ realm: string }>("realm-membership")?.realm ?? null) === wanted;
+    }),
+  );
   return { a, b, ca, watcher, online };
 }
 

@@ -1,8 +1,9 @@
 /**
- * Issue #11: watch leases of 6 h (WATCH_LEASE_MS), renewed at half-life. A
- * long lease costs nothing in correctness: a watcher whose client is gone
- * answers the next push with a refusal and loses its lease there, so a lease
- * left behind (its release lost) costs one refused call, never a stream of them.
+ * Issue #11: watch leases of 24 h (WATCH_LEASE_MS), renewed at half-life
+ * (12 h). A long lease costs nothing in correctness: a watcher whose client is
+ * gone answers the next push with a refusal and loses its lease there, so a
+ * lease left behind (its release lost) costs one refused call, never a stream
+ * of them. A watcher may ask for up to 24 h (or the configured lease if longer).
  */
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
@@ -32,9 +33,9 @@ function callsTo(userId: string, method: string): { count: () => number } {
   return { count: () => calls };
 }
 
-describe("watch leases of 6 h (issue #11)", () => {
-  it("the default lease is 6 h, granted in full, and renewed at half-life (3 h)", async () => {
-    expect(DEFAULT_CONFIG.watchLeaseMs).toBe(6 * HOUR);
+describe("watch leases of 24 h (issue #11)", () => {
+  it("the default lease is 24 h, granted in full, and renewed at half-life (12 h)", async () => {
+    expect(DEFAULT_CONFIG.watchLeaseMs).toBe(24 * HOUR);
     const a = user("a");
     const b = user("b");
     await befriend(a, b);
@@ -43,12 +44,38 @@ describe("watch leases of 6 h (issue #11)", () => {
     const granted = Date.now();
     await until("b holds a lease on a", async () => (await leaseOf(a, b)) !== null);
     const lease = (await leaseOf(a, b))!;
-    expect(lease).toBeGreaterThan(granted + 6 * HOUR - 10_000);
-    expect(lease).toBeLessThanOrEqual(Date.now() + 6 * HOUR);
+    expect(lease).toBeGreaterThan(granted + 24 * HOUR - 10_000);
+    expect(lease).toBeLessThanOrEqual(Date.now() + 24 * HOUR);
     const renewAt = await runInDurableObject(stubOf(b), (instance) => (instance as unknown as { store: UserStore }).store.get("watch_renew_at"));
-    expect(renewAt).toBeGreaterThan(granted + 3 * HOUR - 10_000);
-    expect(renewAt).toBeLessThanOrEqual(Date.now() + 3 * HOUR);
+    expect(renewAt).toBeGreaterThan(granted + 12 * HOUR - 10_000);
+    expect(renewAt).toBeLessThanOrEqual(Date.now() + 12 * HOUR);
     await cb.close();
+  });
+
+  it("a watcher may ask for 24 h at most (or the configured lease if longer), and 1 s at least", async () => {
+    const a = user("a");
+    const b = user("b");
+    await befriend(a, b);
+    /** The lease granted for `askedMs`, as [least, most] it can be (the object's clock ran between the two reads). */
+    const granted = async (askedMs: number): Promise<[number, number]> => {
+      const before = Date.now();
+      expect((await stubOf(a).watch(b, askedMs)).ok).toBe(true);
+      const after = Date.now();
+      const lease = (await leaseOf(a, b))!;
+      return [lease - after, lease - before];
+    };
+    const twoDays = 48 * HOUR;
+    const [least, most] = await granted(twoDays);
+    expect(most).toBeGreaterThanOrEqual(24 * HOUR);
+    expect(least).toBeLessThanOrEqual(24 * HOUR);
+    expect((await granted(1))[0]).toBeLessThanOrEqual(1_000);
+    expect((await granted(1))[1]).toBeGreaterThanOrEqual(1_000);
+    // Configured above 24 h (as WATCH_LEASE_MS would): the configured lease is granted in full, and no more.
+    await runInDurableObject(stubOf(a), (instance) => {
+      (instance as unknown as { config: { watchLeaseMs: number } }).config.watchLeaseMs = twoDays;
+    });
+    expect((await granted(twoDays))[1]).toBeGreaterThanOrEqual(twoDays);
+    expect((await granted(3 * twoDays))[0]).toBeLessThanOrEqual(twoDays);
   });
 
   it("a lease whose release was lost is dropped by its first refused push: one call, then none", async () => {
@@ -68,7 +95,7 @@ describe("watch leases of 6 h (issue #11)", () => {
     await ageDevices(b, TTL + 1);
     await runDurableObjectAlarm(stubOf(b));
     expect(await stubOf(b).lookup(b)).toMatchObject({ ok: true, value: { status: "offline" } });
-    expect(await leaseOf(a, b)).toBeGreaterThan(Date.now() + 5 * HOUR);
+    expect(await leaseOf(a, b)).toBeGreaterThan(Date.now() + 23 * HOUR);
 
     // a's next change reaches b once, is refused (b has no live client), and the lease is gone.
     const pushes = callsTo(b, "receivePresence");

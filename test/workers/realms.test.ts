@@ -1,13 +1,69 @@
 /**
  * Realm population (issue #16): counts converge after joins, realm moves,
- * closes, TTL expiry and lost leaves; invisible and `shareLocation: none`
- * users are never counted; subscribers get batched totals at most once per
- * REALM_BATCH_MS; a bulk join costs one call per shard.
+ * closes, TTL expiry and lost leaves (a failed leave is retried by the alarm;
+ * a user object that never says goodbye is dropped by the lease); invisible
+ * and `shareLocation: none` users are never counted; subscribers get batched
+ * totals at most once per REALM_BATCH_MS; a bulk join costs one call per shard.
  */
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
+import { RealmShard } from "../../durable/realm-shard";
+import { shardName, shardOf } from "../../src/presence/realm";
+import { until } from "../shared/util";
 import { ADMIN, ageDevices, api, Client, stubOf, token, user, worker } from "./helpers";
+
+type ShardMethod = "join" | "leave";
+const shardProto = RealmShard.prototype as unknown as Record<ShardMethod, (...args: unknown[]) => Promise<number>>;
+/** Patches of RealmShard's prototype (RPC dispatches through it), undone after each test. */
+const restores: Array<() => void> = [];
+afterEach(() => {
+  for (const restore of restores.splice(0).reverse()) restore();
+});
+function patchShard(method: ShardMethod, impl: (original: () => Promise<number>) => Promise<number>): void {
+  const original = shardProto[method];
+  shardProto[method] = function (this: RealmShard, ...args: unknown[]) {
+    return impl(() => original.apply(this, args));
+  };
+  restores.push(() => {
+    shardProto[method] = original;
+  });
+}
+
+/** The next `n` leave calls reaching a shard fail, as a call lost in transit would. */
+function failLeaves(n: number): { readonly failed: number } {
+  const state = { failed: 0 };
+  patchShard("leave", async (original) => {
+    if (state.failed >= n) return original();
+    state.failed++;
+    throw new Error("leave lost in transit");
+  });
+  return state;
+}
+
+/**
+ * The next join call reaching a shard waits for `release()` (or the end of the test); `reached` says it came.
+ * (Polled, not awaited: a promise resolved inside the shard would run the test on in the shard's I/O context.)
+ */
+function holdJoin(): { readonly reached: boolean; release: () => void } {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const state = { reached: false, release };
+  patchShard("join", async (original) => {
+    if (state.reached) return original();
+    state.reached = true;
+    await released;
+    return original();
+  });
+  restores.push(release);
+  return state;
+}
+
+type Membership = { realm: string | null; shard: number; renewAt: number; owed?: Array<{ realm: string; shard: number; attempts: number }> };
+
+function membershipOf(userId: string): Promise<Membership | undefined> {
+  return runInDurableObject(stubOf(userId), (_, state) => state.storage.kv.get<Membership>("realm-membership"));
+}
 
 const TTL = 120_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -108,6 +164,73 @@ describe("realm population", () => {
     await simulate(realm, { action: "join", prefix: "ghost-", from: 0, count: 5, leaseMs: 1_500 });
     await countConverges(realm, 5);
     await countConverges(realm, 0, 10_000);
+  });
+
+  it("a leave that fails is retried by the alarm (with backoff, in the same record), not left to the 6 h lease", async () => {
+    const realm = user("retry");
+    const { id, client } = await member(realm);
+    await countConverges(realm, 1);
+    const leaves = failLeaves(1);
+    await sleep(1_100); // past the per-user interval
+    await client.heartbeat({ realm, status: "invisible" });
+    expect(leaves.failed).toBe(1);
+    // Counted no more here; the shard still counts it: the leave is owed.
+    expect(await membershipOf(id)).toMatchObject({ realm: null, owed: [{ realm, attempts: 1 }] });
+    // The alarm retries it within seconds (RETRY_MS, then backoff): the count drops, the record goes.
+    await countConverges(realm, 0, 12_000);
+    expect(await membershipOf(id)).toBeUndefined();
+  });
+
+  it("a realm move whose leave fails: the new realm counts at once, the old one once the retry gets through", async () => {
+    const [from, to] = [user("from"), user("to")];
+    const { id, client } = await member(from);
+    await countConverges(from, 1);
+    failLeaves(1);
+    await sleep(1_100);
+    await client.heartbeat({ realm: to });
+    expect(await membershipOf(id)).toMatchObject({ realm: to, owed: [{ realm: from, attempts: 1 }] });
+    await countConverges(to, 1);
+    await countConverges(from, 0, 12_000);
+    expect((await membershipOf(id))?.owed).toBeUndefined();
+  });
+
+  it("a leave asked for while the join is still out goes after it: a leave never overtakes a join at the shard", async () => {
+    const realm = user("order");
+    const id = user("m");
+    const client = await Client.connect(id);
+    await client.request({ type: "GetOnlineFriends" }); // the connect's fan-in is over
+    const join = holdJoin();
+    const joining = client.heartbeat({ realm });
+    await until("the join reached the shard", () => join.reached);
+    await sleep(1_100); // past the per-user interval
+    // Invisible while the join is out: nothing goes to the shard yet (the round in flight re-checks when it settles).
+    await client.heartbeat({ realm, status: "invisible" });
+    join.release();
+    await joining;
+    await countConverges(realm, 0);
+    expect(await membershipOf(id)).toBeUndefined();
+  });
+
+  it("a renewal after REALM_SHARDS changed leaves the old shard as it joins the new one: never counted twice", async () => {
+    const realm = user("reshard");
+    const { id } = await member(realm);
+    await countConverges(realm, 1);
+    const before = (await membershipOf(id))!;
+    const shards = [2, 3, 4, 5, 6, 7, 8, 9].find((n) => shardOf(id, n) !== before.shard)!;
+    // REALM_SHARDS changed (this instance's config, as a deploy would) and the renewal is due.
+    await runInDurableObject(stubOf(id), (instance, state) => {
+      const object = instance as unknown as { config: { realmShards: number }; realms: { kept?: Membership } };
+      object.config.realmShards = shards;
+      const due = { ...before, renewAt: Date.now() - 1 };
+      state.storage.kv.put("realm-membership", due);
+      object.realms.kept = due;
+    });
+    await sleep(1_100);
+    expect(await runDurableObjectAlarm(stubOf(id))).toBe(true);
+    expect((await membershipOf(id))?.shard).toBe(shardOf(id, shards));
+    expect(await env.REALM_SHARD.getByName(shardName(realm, before.shard)).count()).toBe(0);
+    expect(await env.REALM_SHARD.getByName(shardName(realm, shardOf(id, shards))).count()).toBe(1);
+    await countConverges(realm, 1);
   });
 
   it("the user's object renews its lease at half-life, not per heartbeat, and its alarm includes the renewal", async () => {

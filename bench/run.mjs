@@ -76,6 +76,21 @@ const FULL = [
   // (a) ADR-246: heartbeat every 30 s carrying a position that moves every time, a status change every 5 min on average,
   //     clients want positions only of friends in their own realm (5 realms: about a fifth of friends share it).
   { name: "adr246-1000", users: 1250, friends: 25, online: 0.8, hbIntervalMs: 30000, moveProb: 1, statusProb: 0.1, positions: "realm", realms: 5, steadyMs: 130000, pingMs: 20000 },
+  // The same with the deployer's cost lever POSITION_INTERVAL_MS at 60 s: position-only moves pushed at most once a minute (every other heartbeat).
+  {
+    name: "adr246-1000-interval60",
+    users: 1250,
+    friends: 25,
+    online: 0.8,
+    hbIntervalMs: 30000,
+    moveProb: 1,
+    statusProb: 0.1,
+    positions: "realm",
+    realms: 5,
+    steadyMs: 130000,
+    pingMs: 20000,
+    serverVars: { POSITION_INTERVAL_MS: "60000" },
+  },
   // (b) harsh: a change every 5 s (every heartbeat moves; 5 % of them change status), every watcher wants every position.
   { name: "harsh-1000", users: 1250, friends: 25, online: 0.8, hbIntervalMs: 5000, moveProb: 1, statusProb: 0.05, steadyMs: 30000 },
   // (b) scaled down to 300 online users where 1,000 do not connect in reasonable time on a shared 2-core machine (same per-user load).
@@ -166,7 +181,14 @@ for (const scenario of scenarios) {
       `── ${scenario.name} × ${serverName}: ${graph.stats.users} users, ${graph.stats.edges} friendships (mean ${graph.stats.meanFriends.toFixed(1)}, max ${graph.stats.maxFriends})`,
     );
     const ttlMs = scenario.ttlMs ?? 120000;
-    const server = await startServer(serverName, { ttlMs, secret: vars.JWT_SECRET, adminToken: vars.ADMIN_TOKEN, logDir, label: `${scenario.name}.${serverName}` });
+    const server = await startServer(serverName, {
+      ttlMs,
+      secret: vars.JWT_SECRET,
+      adminToken: vars.ADMIN_TOKEN,
+      logDir,
+      label: `${scenario.name}.${serverName}`,
+      vars: scenario.serverVars ?? {},
+    });
     try {
       const samples = {};
       const take = async (name) => {

@@ -75,9 +75,12 @@ export class OwnPresence {
     const { store } = this.host;
     const onDisk = store.get("published");
     const saved = this.sockets.savedPublished();
-    if (saved && (!onDisk || saved.seq > onDisk.seq)) store.remember("published", saved);
+    if (saved && (!onDisk || saved.presence.seq > onDisk.seq)) store.remember("published", saved.presence);
+    // When friends were last told: kept in the attachments, so POSITION_INTERVAL_MS spans a wake (every heartbeat may be one).
+    if (saved?.at != null && store.get("published_at") === null) store.remember("published_at", saved.at);
     if (!saved) this.seqFloor = store.get("seq_ceiling") ?? 0;
     this.sockets.latestPublished = store.get("published");
+    this.sockets.latestPublishedAt = store.get("published_at");
     // Status changes of socket devices are not written (their attachments carry them): when such a device's
     // socket is gone without a word (a restart), what friends were told since the row is lost. Told again once.
     this.uncertain = !saved && store.lostSockets;
@@ -197,7 +200,14 @@ export class OwnPresence {
     if (wait > 0) store.remember("publish_at", now + wait);
     else if (change === "significant") await this.publish(view, now, true);
     else if (change === "position") {
-      const at = positionPublishAt(store.get("published_at"), now, config.positionCoalesceMs);
+      // POSITION_INTERVAL_MS (a cost lever, off by default): within the interval a move is held, and goes with the
+      // first refresh after it (the client's next frame, the TTL alarm): no alarm, no row of its own.
+      const lastPublished = store.get("published_at");
+      if (config.positionIntervalMs > 0 && lastPublished !== null && now < lastPublished + config.positionIntervalMs) {
+        store.remember("publish_at", null);
+        return;
+      }
+      const at = positionPublishAt(lastPublished, now, config.positionCoalesceMs);
       if (at <= now && !this.watchers.busy) await this.publish(view, now, false);
       else store.remember("publish_at", Math.max(at, this.watchers.busy ? now + config.positionCoalesceMs : at));
     } else store.remember("publish_at", null);
@@ -218,7 +228,7 @@ export class OwnPresence {
     const seq = this.seq() + 1;
     const presence: Presence = { ...view, seq };
     this.uncertain = false;
-    this.sockets.savePublished(presence);
+    this.sockets.savePublished(presence, now);
     const written = significant && (devicesMoved(before, presence) || !this.sockets.carriesPublished(presence));
     if (written) store.set("published", presence);
     else store.remember("published", presence);

@@ -34,6 +34,8 @@ export interface SocketAttachment {
   device?: DeviceState;
   /** What friends were last told (its seq is the user's current seq). */
   published?: Presence;
+  /** When that was (POSITION_INTERVAL_MS counts from it across a wake). */
+  publishedAt?: number;
 }
 
 const KEPT = Symbol("attachment");
@@ -46,8 +48,9 @@ export class Sockets {
   /** One bucket for the whole user (all sockets + HTTP), twice a socket's size: many tabs cannot multiply the rate. */
   private userBucket: Bucket | undefined;
   private readonly taps: Array<(event: SocketTap) => void> = [];
-  /** Set by the presence part: a new socket carries the current seq from the start. */
+  /** Set by the presence part: a new socket carries the current seq from the start (and when it was published). */
   latestPublished: Presence | null = null;
+  latestPublishedAt: number | null = null;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -66,6 +69,7 @@ export class Sockets {
       ...(positions ? { positions } : {}),
       ...(friends ? { friends } : {}),
       ...(this.latestPublished ? { published: this.latestPublished } : {}),
+      ...(this.latestPublished && this.latestPublishedAt !== null ? { publishedAt: this.latestPublishedAt } : {}),
     });
     return { client, server };
   }
@@ -156,20 +160,22 @@ export class Sockets {
   }
 
   /** Keeps what friends were last told with every socket of the user. */
-  savePublished(published: Presence): void {
+  savePublished(published: Presence, at: number): void {
     this.latestPublished = published;
+    this.latestPublishedAt = at;
     for (const ws of this.ctx.getWebSockets()) {
       const attachment = this.read(ws);
-      if (attachment) this.setAttachment(ws, { ...attachment, published });
+      if (attachment) this.setAttachment(ws, { ...attachment, published, publishedAt: at });
     }
   }
 
-  /** The latest published presence any socket carries, or null when no socket does. */
-  savedPublished(): Presence | null {
-    let latest: Presence | null = null;
+  /** The latest published presence any socket carries (and when it was published, if known), or null when no socket does. */
+  savedPublished(): { presence: Presence; at: number | null } | null {
+    let latest: { presence: Presence; at: number | null } | null = null;
     for (const ws of this.ctx.getWebSockets()) {
-      const published = this.read(ws)?.published;
-      if (published && (!latest || published.seq > latest.seq)) latest = published;
+      const attachment = this.read(ws);
+      const published = attachment?.published;
+      if (published && (!latest || published.seq > latest.presence.seq)) latest = { presence: published, at: attachment.publishedAt ?? null };
     }
     return latest;
   }

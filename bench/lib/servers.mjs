@@ -61,7 +61,7 @@ export function versions() {
 }
 
 /** Returns { name, baseUrl, wsUrl, pids() → server pids to measure, stop() }. */
-export async function startServer(name, { ttlMs, secret, adminToken, logDir, label = name }) {
+export async function startServer(name, { ttlMs, secret, adminToken, logDir, label = name, vars = {} }) {
   const logFile = join(logDir, `${label}.log`);
   if (name === "edge") {
     // Durable Object storage goes to tmpfs by default: on this machine's disk every SQLite commit of
@@ -69,7 +69,7 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir, lab
     // (docs/BENCHMARKS.md shows both). BENCH_PERSIST_ROOT=/tmp measures the disk-backed variant.
     const started = Date.now();
     const server = await startDevServer({
-      vars: { PRESENCE_TTL_MS: String(ttlMs), JWT_SECRET: secret, ADMIN_TOKEN: adminToken },
+      vars: { PRESENCE_TTL_MS: String(ttlMs), JWT_SECRET: secret, ADMIN_TOKEN: adminToken, ...vars },
       ports: PORTS,
       persistRoot: persistRoot(),
       cwd: edgeSnapshot(),

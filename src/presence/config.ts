@@ -15,6 +15,11 @@ export const TUNABLES = {
   ttlMs: { name: "PRESENCE_TTL_MS", default: 120_000, doc: "online until this long after the last sign of life" },
   heartbeatIntervalMs: { name: "HEARTBEAT_INTERVAL_MS", default: 30_000, doc: "heartbeat interval announced to clients (at most a third of the TTL)" },
   positionCoalesceMs: { name: "POSITION_COALESCE_MS", default: 1_000, doc: "at most one position-only push per user per interval" },
+  positionIntervalMs: {
+    name: "POSITION_INTERVAL_MS",
+    default: 0,
+    doc: "0: every position-only move is pushed. Above 0: at most one position-only push per user per interval; a move held back goes with the user's first event after it (a frame, the TTL alarm), never with an alarm of its own — a cost lever (docs/BENCHMARKS.md, issue #11)",
+  },
   watchLeaseMs: {
     name: "WATCH_LEASE_MS",
     default: 86_400_000,

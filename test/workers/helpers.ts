@@ -176,14 +176,18 @@ export async function watchedPair(opts: { device?: string; kind?: string; heartb
   const ca = await Client.connect(a, { device: opts.device ?? "a-pc", ...(opts.kind ? { kind: opts.kind } : {}) });
   await ca.heartbeat({ realm: "lobby", ...opts.heartbeat });
   const online = await watcher.presenceOf(a, (p) => p.status === "online");
-  // a's realm membership recorded (its KV row is written when the shard answers, which may be after the ack): row counts start after it.
-  await until("a's realm membership is recorded", () =>
-    runInDurableObject(stubOf(a), (instance, state) => {
+  await membershipRecorded(a);
+  return { a, b, ca, watcher, online };
+}
+
+/** The user's realm membership is recorded (its KV row is written when the shard answers, which may be after the ack): row counts start after it. */
+export async function membershipRecorded(userId: string): Promise<void> {
+  await until(`${userId}'s realm membership is recorded`, () =>
+    runInDurableObject(stubOf(userId), (instance, state) => {
       const wanted = memberRealm((instance as unknown as { presence: OwnPresence }).presence.published());
       return (state.storage.kv.get<{ realm: string }>("realm-membership")?.realm ?? null) === wanted;
     }),
   );
-  return { a, b, ca, watcher, online };
 }
 
 /** Counts calls of `method` arriving at any of `users`' objects (restored by `restorePatches`). */

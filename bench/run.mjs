@@ -76,6 +76,21 @@ const FULL = [
   // (a) ADR-246: heartbeat every 30 s carrying a position that moves every time, a status change every 5 min on average,
   //     clients want positions only of friends in their own realm (5 realms: about a fifth of friends share it).
   { name: "adr246-1000", users: 1250, friends: 25, online: 0.8, hbIntervalMs: 30000, moveProb: 1, statusProb: 0.1, positions: "realm", realms: 5, steadyMs: 130000, pingMs: 20000 },
+  // The same with churn (2 users/s sign off and 2 sign on): connect→snapshot of a user arriving while 1,000 are online.
+  {
+    name: "adr246-1000-churn",
+    users: 1250,
+    friends: 25,
+    online: 0.8,
+    hbIntervalMs: 30000,
+    moveProb: 1,
+    statusProb: 0.1,
+    positions: "realm",
+    realms: 5,
+    steadyMs: 60000,
+    pingMs: 20000,
+    churnPerSec: 2,
+  },
   // The same with the deployer's cost lever POSITION_INTERVAL_MS at 60 s: position-only moves pushed at most once a minute (every other heartbeat).
   {
     name: "adr246-1000-interval60",

@@ -124,6 +124,20 @@ const FULL = [
     steadyMs: 30000,
     connectConcurrency: 64,
   },
+  // Where one wrangler dev stops keeping up, with the same load per user.
+  {
+    name: "capacity-6000",
+    users: 7500,
+    friends: 20,
+    online: 0.8,
+    hbIntervalMs: 30000,
+    moveProb: 1,
+    statusProb: 0.1,
+    positions: "realm",
+    realms: 5,
+    steadyMs: 30000,
+    connectConcurrency: 64,
+  },
   { name: "scale-5000", users: 6250, friends: 20, online: 0.8, churnPerSec: 20, steadyMs: 15000, idleMs: 20000, probeClean: 20, connectConcurrency: 64, ...HB },
 ];
 const QUICK = [

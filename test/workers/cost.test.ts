@@ -14,7 +14,7 @@ import { describe, expect, it } from "vitest";
 import { meterTotals } from "../../durable/meter";
 import type { UserStore } from "../../durable/store";
 import { until } from "../shared/util";
-import { ageDevices, api, befriend, Client, setMeta, stubOf, user, watchedPair } from "./helpers";
+import { ageDevices, api, befriend, Client, coalescingOver, setMeta, stubOf, user, watchedPair } from "./helpers";
 
 const TTL = 120_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -58,14 +58,6 @@ async function writtenSeq(userId: string): Promise<number> {
     const row = state.storage.sql.exec(`SELECT value FROM meta WHERE key = 'published'`).toArray()[0];
     return row ? (JSON.parse(String(row.value)) as { seq: number }).seq : 0;
   });
-}
-
-/**
- * The coalescing interval is over: the last push moved an hour back in memory, where published_at lives
- * (no row; after a wake it comes back from the sockets' attachments, which this value then overrides).
- */
-async function coalescingOver(userId: string) {
-  await runInDurableObject(stubOf(userId), (instance) => (instance as unknown as { store: UserStore }).store.remember("published_at", Date.now() - 3_600_000));
 }
 
 describe("rows written (issue #11)", () => {

@@ -204,3 +204,11 @@ export function countCalls(method: string, users: string[]): { readonly n: numbe
   );
   return counter;
 }
+
+/**
+ * The coalescing interval is over: the last push moved an hour back in memory, where published_at lives
+ * (no row; after a wake it comes back from the sockets' attachments, which this value then overrides).
+ */
+export async function coalescingOver(userId: string) {
+  await runInDurableObject(stubOf(userId), (instance) => (instance as unknown as { store: UserStore }).store.remember("published_at", Date.now() - 3_600_000));
+}

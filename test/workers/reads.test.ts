@@ -8,7 +8,7 @@
 import { evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { meterTotals } from "../../durable/meter";
-import { befriend, Client, stubOf, user } from "./helpers";
+import { befriend, Client, coalescingOver, stubOf, user } from "./helpers";
 
 const event = (t: ReturnType<typeof meterTotals>, kind: string) => t.byEvent[kind] ?? { events: 0, rowsRead: 0, rowsWritten: 0, alarmsSet: 0, wallMs: 0 };
 
@@ -33,7 +33,7 @@ describe("rows read (issue #11)", () => {
 
     const before = meterTotals();
     for (let x = 2; x < 5; x++) {
-      await new Promise((r) => setTimeout(r, 1_050)); // past the position coalescing interval
+      await coalescingOver(a); // so the heartbeat itself publishes (not an alarm after POSITION_COALESCE_MS)
       await ca.heartbeat({ realm: "r0", position: { x, y: 0, z: 0 } });
       for (const c of watchers.slice(0, 3)) await c.presenceOf(a, (p) => p.position?.x === x);
     }
@@ -41,6 +41,7 @@ describe("rows read (issue #11)", () => {
     const beats = event(after, "ws:heartbeat").events - event(before, "ws:heartbeat").events;
     const deliveries = event(after, "rpc:receivePresence").events - event(before, "rpc:receivePresence").events;
     expect(beats).toBe(3);
+    expect(event(after, "alarm").events - event(before, "alarm").events).toBe(0); // the heartbeats published, not an alarm
     expect(deliveries).toBeGreaterThanOrEqual(9); // the three "all" watchers each time, and realm-only ones a cannot place
     expect(event(after, "ws:heartbeat").rowsRead - event(before, "ws:heartbeat").rowsRead).toBe(0);
     expect(event(after, "rpc:receivePresence").rowsRead - event(before, "rpc:receivePresence").rowsRead).toBe(0);

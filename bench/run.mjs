@@ -48,6 +48,10 @@ const { values: args } = parseArgs({
 const PEER = { vcpuMonthUsd: 25, headroom: 2, gibMonthUsd: 5 };
 
 const HB = { hbIntervalMs: 5000, moveProb: 0.5, statusProb: 0.05 };
+/** Issue #11 (a), ADR-246: 1,000 online users × 25 friends (20 online), a heartbeat every 30 s carrying a position that moves, a status change per 5 min, positions wanted from the own realm only. */
+const ADR246 = { users: 1250, friends: 25, online: 0.8, hbIntervalMs: 30000, moveProb: 1, statusProb: 0.1, positions: "realm", realms: 5, pingMs: 20000 };
+/** How many users one wrangler dev holds: 20 friends, a heartbeat every 30 s as in production (30 s counted). */
+const CAPACITY = { friends: 20, online: 0.8, hbIntervalMs: 30000, moveProb: 1, statusProb: 0.1, positions: "realm", realms: 5, steadyMs: 30000, connectConcurrency: 64 };
 /** connected = users × online; the offline scenario shortens the TTL (and says so). */
 const FULL = [
   {
@@ -75,69 +79,19 @@ const FULL = [
   // Issue #11's two cost workloads (25 friends × 80 % online ≈ 20 online friends each; the steady window spans a TTL so alarms count).
   // (a) ADR-246: heartbeat every 30 s carrying a position that moves every time, a status change every 5 min on average,
   //     clients want positions only of friends in their own realm (5 realms: about a fifth of friends share it).
-  { name: "adr246-1000", users: 1250, friends: 25, online: 0.8, hbIntervalMs: 30000, moveProb: 1, statusProb: 0.1, positions: "realm", realms: 5, steadyMs: 130000, pingMs: 20000 },
+  { name: "adr246-1000", ...ADR246, steadyMs: 130000 },
   // The same with churn (2 users/s sign off and 2 sign on): connect→snapshot of a user arriving while 1,000 are online.
-  {
-    name: "adr246-1000-churn",
-    users: 1250,
-    friends: 25,
-    online: 0.8,
-    hbIntervalMs: 30000,
-    moveProb: 1,
-    statusProb: 0.1,
-    positions: "realm",
-    realms: 5,
-    steadyMs: 60000,
-    pingMs: 20000,
-    churnPerSec: 2,
-  },
+  { name: "adr246-1000-churn", ...ADR246, steadyMs: 60000, churnPerSec: 2 },
   // The same with the deployer's cost lever POSITION_INTERVAL_MS at 60 s: position-only moves pushed at most once a minute (every other heartbeat).
-  {
-    name: "adr246-1000-interval60",
-    users: 1250,
-    friends: 25,
-    online: 0.8,
-    hbIntervalMs: 30000,
-    moveProb: 1,
-    statusProb: 0.1,
-    positions: "realm",
-    realms: 5,
-    steadyMs: 130000,
-    pingMs: 20000,
-    serverVars: { POSITION_INTERVAL_MS: "60000" },
-  },
+  { name: "adr246-1000-interval60", ...ADR246, steadyMs: 130000, serverVars: { POSITION_INTERVAL_MS: "60000" } },
   // (b) harsh: a change every 5 s (every heartbeat moves; 5 % of them change status), every watcher wants every position.
   { name: "harsh-1000", users: 1250, friends: 25, online: 0.8, hbIntervalMs: 5000, moveProb: 1, statusProb: 0.05, steadyMs: 30000 },
   // (b) scaled down to 300 online users where 1,000 do not connect in reasonable time on a shared 2-core machine (same per-user load).
   { name: "harsh-300", users: 375, friends: 25, online: 0.8, hbIntervalMs: 5000, moveProb: 1, statusProb: 0.05, steadyMs: 30000 },
   // How many users one wrangler dev holds (issue #11 target 3,000+): 20 friends, a heartbeat every 30 s as in production.
-  {
-    name: "capacity-3000",
-    users: 3750,
-    friends: 20,
-    online: 0.8,
-    hbIntervalMs: 30000,
-    moveProb: 1,
-    statusProb: 0.1,
-    positions: "realm",
-    realms: 5,
-    steadyMs: 30000,
-    connectConcurrency: 64,
-  },
+  { name: "capacity-3000", ...CAPACITY, users: 3750 },
   // Where one wrangler dev stops keeping up, with the same load per user.
-  {
-    name: "capacity-6000",
-    users: 7500,
-    friends: 20,
-    online: 0.8,
-    hbIntervalMs: 30000,
-    moveProb: 1,
-    statusProb: 0.1,
-    positions: "realm",
-    realms: 5,
-    steadyMs: 30000,
-    connectConcurrency: 64,
-  },
+  { name: "capacity-6000", ...CAPACITY, users: 7500 },
   { name: "scale-5000", users: 6250, friends: 20, online: 0.8, churnPerSec: 20, steadyMs: 15000, idleMs: 20000, probeClean: 20, connectConcurrency: 64, ...HB },
 ];
 const QUICK = [

@@ -60,9 +60,6 @@ export class OwnPresence {
    */
   private uncertain = false;
 
-  /** A position-only move waits for the fan-out still out (back-pressure); it goes when that is answered (`takeHeld`). */
-  private heldWhileBusy = false;
-
   constructor(
     private readonly host: Host,
     private readonly watchers: Watchers,
@@ -87,13 +84,6 @@ export class OwnPresence {
     // Status changes of socket devices are not written (their attachments carry them): when such a device's
     // socket is gone without a word (a restart), what friends were told since the row is lost. Told again once.
     this.uncertain = !saved && store.lostSockets;
-  }
-
-  /** Whether a move waited for the fan-out that has just been answered (and forgets it). */
-  takeHeld(): boolean {
-    const held = this.heldWhileBusy;
-    this.heldWhileBusy = false;
-    return held;
   }
 
   /** The seq of the last publish (or more: never less). */
@@ -218,11 +208,8 @@ export class OwnPresence {
         return;
       }
       const at = positionPublishAt(lastPublished, now, config.positionCoalesceMs);
-      // Back-pressure: while the previous fan-out is out, the move waits for it to be answered and goes then
-      // (Watchers.onIdle → the object's refresh), instead of an alarm a coalescing interval later (a row and a request).
-      if (this.watchers.busy) this.heldWhileBusy = true;
-      else if (at <= now) await this.publish(view, now, false);
-      else store.remember("publish_at", at);
+      if (at <= now && !this.watchers.busy) await this.publish(view, now, false);
+      else store.remember("publish_at", Math.max(at, this.watchers.busy ? now + config.positionCoalesceMs : at));
     } else store.remember("publish_at", null);
   }
 

@@ -82,10 +82,6 @@ export class UserPresence extends DurableObject<Env> {
     this.watchers = new Watchers(this.host, this.outbox);
     this.watching = new Watching(this.host, this.sockets, this.outbox);
     this.presence = new OwnPresence(this.host, this.watchers, this.sockets);
-    // A move held back while a fan-out was out goes as soon as that fan-out is answered (no alarm of its own).
-    this.watchers.onIdle = () => {
-      if (this.presence.takeHeld()) ctx.waitUntil(this.refresh(Date.now()).catch((error) => console.error("refresh after the fan-out failed", error)));
-    };
     // A socket's device state rides in its attachment (a heartbeat writes no row): read back after a wake.
     this.store.savedDevices = () => this.sockets.savedDevices();
     this.friendships = new Friendships(this.host, this.sockets, this.outbox, this.watching);

@@ -135,7 +135,6 @@ export class Watchers {
     } finally {
       this.sending.delete(watcher);
       slot.pending?.resolve();
-      if (this.sending.size === 0) this.onIdle();
     }
   }
 
@@ -161,7 +160,4 @@ export class Watchers {
    * (durable/presence.ts `viewFor`: hiding, "last seen", that friend's seq).
    */
   viewFor: (friend: string, presence: Presence) => Presence = (_friend, presence) => presence;
-
-  /** Called when the last call out is answered (set by the object: a move held back meanwhile goes then). */
-  onIdle: () => void = () => {};
 }

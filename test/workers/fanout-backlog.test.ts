@@ -6,10 +6,9 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { meterTotals } from "../../durable/meter";
 import type { Watchers } from "../../durable/watchers";
 import { until } from "../shared/util";
-import { befriend, Client, coalescingOver, patchObject, restorePatches, stubOf, user } from "./helpers";
+import { befriend, Client, patchObject, restorePatches, stubOf, user } from "./helpers";
 
 afterEach(restorePatches);
 
@@ -87,27 +86,5 @@ describe("one call in flight and one state waiting per watcher (issue #11)", () 
     const leases = await runInDurableObject(stubOf(a), (_, state) => state.storage.sql.exec(`SELECT watcher_id FROM watchers`).toArray());
     expect(leases).toEqual([]);
     await ca.close();
-  });
-});
-
-describe("back-pressure without an alarm (issue #11)", () => {
-  it("a move made while a fan-out is out waits for it, sets no alarm, and goes (the latest) as soon as the fan-out is answered", async () => {
-    const { a, b, ca, watcher } = await watchedPair();
-    const pushes = heldPushes(b);
-    // A status change goes out and is held at b: a's fan-out is busy.
-    const busy = ca.heartbeat({ realm: "r0", status: "busy" });
-    await until("the status change's call reached b", async () => pushes.calls() === 1);
-    await coalescingOver(a);
-    const before = meterTotals();
-    for (const x of [1, 2, 3]) await ca.heartbeat({ realm: "r0", status: "busy", position: { x, y: 0, z: 0 } });
-    const beats = (t: typeof before) => t.byEvent["ws:heartbeat"] ?? { events: 0, alarmsSet: 0 };
-    expect(beats(meterTotals()).events - beats(before).events).toBe(3);
-    expect(beats(meterTotals()).alarmsSet - beats(before).alarmsSet).toBe(0);
-    await watcher.expectNone((f) => f.type === "presence" && f.presence.position?.x !== undefined, 200);
-    pushes.release();
-    await busy;
-    // No alarm is run: the end of the fan-out sends the latest move.
-    expect((await watcher.presenceOf(a, (p) => p.position?.x === 3, 2_000)).status).toBe("busy");
-    expect(watcher.frames.filter((f) => f.type === "presence" && (f.presence.position?.x === 1 || f.presence.position?.x === 2))).toEqual([]);
   });
 });

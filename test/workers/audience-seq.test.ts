@@ -10,21 +10,23 @@ import { api, befriend, Client, user } from "./helpers";
 
 const aboutUser = (userId: string) => (f: any) => f.type === "presence" && f.presence.userId === userId;
 
-async function watcherOf(a: string) {
+/** B (and `others`) befriend A, B's client subscribes, A comes online: what B first sees of A. */
+async function onlineWatched(a: string, others: string[] = []) {
   const b = user("b");
   await befriend(a, b);
   const watcher = await Client.connect(b);
   await watcher.request({ type: "SubscribeFriendshipPresenceUpdates" });
-  return { b, watcher };
+  for (const other of others) await befriend(a, other);
+  const ca = await Client.connect(a);
+  await ca.heartbeat({ realm: "lobby" });
+  const online = await watcher.presenceOf(a, (p) => p.status === "online");
+  return { b, watcher, ca, online };
 }
 
 describe("a friend's seq moves only with what that friend sees (issue #12, 5b)", () => {
   it("hidden from a friend while active: showing again is one step past the frozen seq, whatever happened meanwhile", async () => {
     const a = user("a");
-    const { b, watcher } = await watcherOf(a);
-    const ca = await Client.connect(a);
-    await ca.heartbeat({ realm: "lobby" });
-    const online = await watcher.presenceOf(a, (p) => p.status === "online");
+    const { b, watcher, ca, online } = await onlineWatched(a);
 
     await ca.request({ type: "HidePresence", userId: b, hidden: true });
     const frozen = await watcher.presenceOf(a, (p) => p.status === "offline");
@@ -47,10 +49,7 @@ describe("a friend's seq moves only with what that friend sees (issue #12, 5b)",
 
   it("hide and unhide while offline push nothing (offline → offline is no change)", async () => {
     const a = user("a");
-    const { b, watcher } = await watcherOf(a);
-    const ca = await Client.connect(a);
-    await ca.heartbeat({ realm: "lobby" });
-    await watcher.presenceOf(a, (p) => p.status === "online");
+    const { b, watcher, ca } = await onlineWatched(a);
     await ca.close();
     const offline = await watcher.presenceOf(a, (p) => p.status === "offline");
 
@@ -67,12 +66,8 @@ describe("a friend's seq moves only with what that friend sees (issue #12, 5b)",
 
   it("invisible → visible is one step for every friend, however often the user hid from someone else meanwhile", async () => {
     const a = user("a");
-    const { watcher } = await watcherOf(a);
     const other = user("c");
-    await befriend(a, other);
-    const ca = await Client.connect(a);
-    await ca.heartbeat({ realm: "lobby" });
-    await watcher.presenceOf(a, (p) => p.status === "online");
+    const { watcher, ca } = await onlineWatched(a, [other]);
     await ca.heartbeat({ realm: "lobby", status: "invisible" });
     const gone = await watcher.presenceOf(a, (p) => p.status === "offline");
 
@@ -86,12 +81,8 @@ describe("a friend's seq moves only with what that friend sees (issue #12, 5b)",
 
   it("hiding from one friend moves no other friend's seq", async () => {
     const a = user("a");
-    const { watcher } = await watcherOf(a);
     const other = user("c");
-    await befriend(a, other);
-    const ca = await Client.connect(a);
-    await ca.heartbeat({ realm: "lobby" });
-    const online = await watcher.presenceOf(a, (p) => p.status === "online");
+    const { watcher, ca, online } = await onlineWatched(a, [other]);
     for (const hidden of [true, false, true, false]) await ca.request({ type: "HidePresence", userId: other, hidden });
     await ca.heartbeat({ realm: "lobby", status: "away" });
     expect((await watcher.presenceOf(a, (p) => p.status === "away")).seq).toBe(online.seq + 1);
@@ -100,10 +91,7 @@ describe("a friend's seq moves only with what that friend sees (issue #12, 5b)",
 
   it("a hidden friend that watches again (after its own restart) gets the frozen view, and the resumed numbering after unhiding", async () => {
     const a = user("a");
-    const { b, watcher } = await watcherOf(a);
-    const ca = await Client.connect(a);
-    await ca.heartbeat({ realm: "lobby" });
-    await watcher.presenceOf(a, (p) => p.status === "online");
+    const { b, watcher, ca } = await onlineWatched(a);
     await ca.request({ type: "HidePresence", userId: b, hidden: true });
     const frozen = await watcher.presenceOf(a, (p) => p.status === "offline");
     for (const status of ["busy", "away", "online"] as const) await ca.heartbeat({ realm: "lobby", status });

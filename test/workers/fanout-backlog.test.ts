@@ -8,7 +8,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Watchers } from "../../durable/watchers";
 import { until } from "../shared/util";
-import { befriend, Client, patchObject, restorePatches, stubOf, user } from "./helpers";
+import { patchObject, restorePatches, stubOf, watchedPair } from "./helpers";
 
 afterEach(restorePatches);
 
@@ -33,22 +33,9 @@ function publishedRealm(userId: string) {
   return runInDurableObject(stubOf(userId), async (instance) => (await (instance as unknown as { presenceFor: (r: string) => Promise<any> }).presenceFor(userId)).value.realm);
 }
 
-async function watchedPair() {
-  const a = user("a");
-  const b = user("b");
-  await befriend(a, b);
-  const watcher = await Client.connect(b);
-  await watcher.request({ type: "SubscribeFriendshipPresenceUpdates" });
-  await watcher.heartbeat();
-  const ca = await Client.connect(a);
-  await ca.heartbeat({ realm: "r0" });
-  await watcher.presenceOf(a, (p) => p.realm === "r0");
-  return { a, b, ca, watcher };
-}
-
 describe("one call in flight and one state waiting per watcher (issue #11)", () => {
   it("a burst of changes to a watcher whose calls are held: two calls, the last state seen, never more held", async () => {
-    const { a, b, ca, watcher } = await watchedPair();
+    const { a, b, ca, watcher } = await watchedPair({ heartbeat: { realm: "r0" } });
     const pushes = heldPushes(b);
     const statuses = ["busy", "away", "online"] as const;
     const acks = Array.from({ length: 9 }, (_, i) => ca.heartbeat({ realm: `r${i + 1}`, status: statuses[i % 3] }));
@@ -75,7 +62,7 @@ describe("one call in flight and one state waiting per watcher (issue #11)", () 
   });
 
   it("a refused call drops the lease and the state that waited behind it is not sent", async () => {
-    const { a, b, ca } = await watchedPair();
+    const { a, b, ca } = await watchedPair({ heartbeat: { realm: "r0" } });
     const pushes = heldPushes(b, { ok: false, code: "not_watching", message: "this user has no live client" });
     const acks = [1, 2, 3].map((i) => ca.heartbeat({ realm: `r${i}`, status: i % 2 ? "busy" : "away" }));
     await until("the last change is published", async () => (await publishedRealm(a)) === "r3");

@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { meterTotals } from "../../durable/meter";
 import type { UserStore } from "../../durable/store";
 import type { PresenceConfig } from "../../src/presence/config";
-import { befriend, Client, membershipRecorded, stubOf, user } from "./helpers";
+import { stubOf, watchedPair } from "./helpers";
 
 const INTERVAL = 60_000;
 
@@ -42,16 +42,9 @@ async function intervalOver(userId: string) {
 }
 
 async function setup() {
-  const [a, b] = [user("a"), user("b")];
-  await befriend(a, b);
-  const watcher = await Client.connect(b);
-  await watcher.request({ type: "SubscribeFriendshipPresenceUpdates", positions: "all" });
-  const ca = await Client.connect(a);
-  await ca.heartbeat({ realm: "r", position: { x: 0, y: 0, z: 0 } });
-  await watcher.presenceOf(a, (p) => p.position?.x === 0);
-  await membershipRecorded(a);
-  await withInterval(a);
-  return { a, b, ca, watcher };
+  const pair = await watchedPair({ heartbeat: { realm: "r", position: { x: 0, y: 0, z: 0 } } });
+  await withInterval(pair.a);
+  return pair;
 }
 
 describe("POSITION_INTERVAL_MS (issue #11)", () => {

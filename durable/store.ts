@@ -241,12 +241,10 @@ export class UserStore {
     this.watcherRows.remove(watcher);
   }
 
-  /** Watchers with a valid lease (expired ones are dropped here: leases expire lazily), except those hidden from. */
-  fanOutTargets(now: number, only?: string): string[] {
-    return this.fanOutLeases(now, only).map((l) => l.watcher);
-  }
-
-  /** The same, with each watcher's position interest; `keep` picks among them before the hidden check reads their rows. */
+  /**
+   * Watchers with a valid lease (expired ones are dropped here: leases expire lazily), with each one's position
+   * interest, except those hidden from; `keep` picks among them before the hidden check reads their rows.
+   */
   fanOutLeases(now: number, only?: string, keep?: (lease: Lease) => boolean): Lease[] {
     return this.watcherRows.leases(now, (watcher) => this.friendRows.hiddenFrom(watcher), only, keep);
   }

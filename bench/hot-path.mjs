@@ -17,6 +17,8 @@
  * online; then, `--repeat` times:
  *   heartbeat  `--heartbeats` no-op heartbeats (same position, status and realm
  *              as before), round-robin over the users, `--window` in flight;
+ *   ping       as many keep-alive `ping` frames (answered `pong`): what the SDK
+ *              sends instead of a heartbeat that would change nothing;
  *   change     `--changes` status changes (online ↔ busy), each delivered to
  *              every friend: CPU per delivered presence frame.
  * The floor runs the same frames through handlers that do nothing (`empty`),
@@ -206,7 +208,7 @@ async function closedLoop(clients, count, window, frameFor) {
       // Every frame but the last is sent without waiting: only the last one is answered.
       for (const frame of frames.slice(0, -1)) c.ws.send(frame);
       const reply = await request(c, frames[frames.length - 1]);
-      if (!reply.startsWith('{"type":"heartbeat_ack"') && reply !== "S") errors.push(reply.slice(0, 200));
+      if (!reply.startsWith('{"type":"heartbeat_ack"') && reply !== "S" && reply !== "pong") errors.push(reply.slice(0, 200));
       c.busy = false;
     }
   };
@@ -382,6 +384,10 @@ async function runServer(name, dir, vars, graph, tokens) {
       } else {
         const hb = await measure(server, clients, "heartbeat", 0, () => closedLoop(clients, N_HEARTBEATS, WINDOW, (c) => [heartbeat(c, ++c.requests)]), perfOn("heartbeat"));
         results.push({ ...hb, events: N_HEARTBEATS });
+        // The keep-alive `ping` (what the SDK sends instead of a heartbeat that would change nothing): edge's
+        // runtime answers it without waking the object (setWebSocketAutoResponse); the memory peer in its JS.
+        const ping = await measure(server, clients, "ping", 0, () => closedLoop(clients, N_HEARTBEATS, WINDOW, () => ["ping"]), perfOn("ping"));
+        results.push({ ...ping, events: N_HEARTBEATS });
         // Each change reaches every friend (all online and subscribed); which users change is round-robin.
         let expected = 0;
         const change = await measure(
@@ -400,7 +406,7 @@ async function runServer(name, dir, vars, graph, tokens) {
         if (change.delivered < expected) change.errors.push(`delivered ${change.delivered} of ${expected}`);
         results.push({ ...change, events: change.delivered });
       }
-      const last = results.slice(-(name === "floor" ? 4 : 2));
+      const last = results.slice(-(name === "floor" ? 4 : 3));
       for (const m of last) console.log(`  ${m.phase.padEnd(9)} ${describe(m)}`);
     }
   } finally {
@@ -443,7 +449,11 @@ const memory = (phase) => summary.find((r) => r.server === "memory" && r.phase =
 console.log(`\nmedians (µs of CPU per event, idle subtracted), ${USERS} users × ${args.friends} friends, commit ${commit}`);
 for (const row of summary) {
   const ref = memory(row.phase === "change" || row.phase === "fanout" ? "change" : "heartbeat");
-  const ratio = ref && row.server !== "memory" ? `  (runtime ${(row.runtimeUs / ref).toFixed(1)}× memory)` : "";
+  let ratio = ref && row.server !== "memory" ? `  (runtime ${(row.runtimeUs / ref).toFixed(1)}× memory's heartbeat)` : "";
+  if (row.phase === "change" || row.phase === "fanout") ratio = ratio.replace("heartbeat", "change");
+  // A ping also against the memory peer's own ping.
+  const pingRef = row.phase === "ping" ? memory("ping") : undefined;
+  if (pingRef && row.server !== "memory") ratio += `  (${(row.runtimeUs / pingRef).toFixed(1)}× memory's ping)`;
   const cols = Object.entries(row)
     .filter(([k]) => k.endsWith("Us"))
     .map(([k, v]) => `${k.slice(0, -2)} ${v}`)

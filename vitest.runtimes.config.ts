@@ -18,6 +18,7 @@ export default defineConfig({
       // These start `wrangler dev` and use the `ws` package (test:client runs them); the service under Bun
       // and Deno is test/runtimes/smoke.
       "test/client/live.test.ts",
+      "test/client/quiet.test.ts",
       "test/client/realm.test.ts",
       "test/client/status-expiry.test.ts",
       "test/client/subset.test.ts",

@@ -181,6 +181,15 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** Keep-alive `ping` interval. Default: a quarter of the server's TTL, at most 30 s. */
   pingIntervalMs?: number;
+  /**
+   * Send the periodic heartbeat even when it would repeat the last one the
+   * server acknowledged on this socket. Default false: such a heartbeat is
+   * left out and the keep-alive `ping` is the sign of life, which the server's
+   * runtime answers without waking its Durable Object (issue #11). (Pings at
+   * most a third of the TTL apart are needed for that; slower ones keep the
+   * heartbeats.)
+   */
+  heartbeatWhenUnchanged?: boolean;
   /** On close code 4001 (same device connected elsewhere): stop (default) or reconnect and take over. */
   onReplaced?: "close" | "reconnect";
   /** Source of randomness for the backoff jitter (tests). */
@@ -237,6 +246,10 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   /** Friends updated by pushes on this socket since the subscription was requested. */
   private touched = new Set<string>();
   private lastFrameAt = 0;
+  /** The keep-alive interval on this socket (0 before `welcome`). */
+  private pingEvery = 0;
+  /** The last heartbeat the server acknowledged, and on which socket: a periodic heartbeat that would repeat it is left out. */
+  private acked: { generation: number; key: string } | null = null;
 
   private reconnectTimer: TimerHandle | null = null;
   private connectTimer: TimerHandle | null = null;
@@ -691,6 +704,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   private startTimers(heartbeatIntervalMs: number): void {
     const ttlMs = this.welcome?.ttlMs ?? 120_000;
     const pingEvery = this.options.pingIntervalMs ?? Math.max(250, Math.min(30_000, Math.floor(ttlMs / 4)));
+    this.pingEvery = pingEvery;
     // Three silent ping intervals: the socket is half-open; start over.
     const deadAfter = pingEvery * 3;
     const generation = this.generation;
@@ -710,7 +724,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     const generation = this.generation;
     this.heartbeatTimer = setTimer(() => {
       if (generation !== this.generation) return;
-      if (this.desired.position && this.desired.realm) {
+      if (this.desired.position && this.desired.realm && !this.repeatsAcked()) {
         this.sendHeartbeat(true).catch((error: PresenceError) => this.reportBackground(error));
       }
       this.scheduleHeartbeat(this.welcome?.heartbeatIntervalMs ?? ms);
@@ -840,10 +854,30 @@ export class PresenceClient extends Emitter<PresenceEvents> {
     // Always explicit: the deadline as the server gave it, or none (a status set for good drops an older deadline).
     const deadline: Pick<HeartbeatBody, "expiresAt" | "expiresInMs"> = sent === null ? { expiresAt: null } : "inMs" in sent ? { expiresInMs: sent.inMs } : { expiresAt: sent.at };
     const body = { position, realm, status, ...(statusText === null ? {} : { statusText }), ...deadline };
+    const generation = this.generation;
     const reply = await this.request({ type: "PositionHeartbeat", ...body }, "heartbeat_ack", { internal });
     if (sent !== null && this.expiry === sent) this.onExpiry(reply.expiresAt);
     this.onSelf(reply.presence);
+    // What the server now holds for this device: the deadline as it answered it.
+    if (generation === this.generation) this.acked = { generation, key: heartbeatKey(position, realm, status, statusText, reply.expiresAt ?? null) };
     return reply.presence;
+  }
+
+  /**
+   * Whether the next periodic heartbeat would say nothing the server has not
+   * acknowledged on this socket: then the keep-alive ping alone is the sign of
+   * life (PROTOCOL.md, "Keeping the socket alive").
+   */
+  private repeatsAcked(): boolean {
+    if (this.options.heartbeatWhenUnchanged || this.acked?.generation !== this.generation) return false;
+    const ttlMs = this.welcome?.ttlMs ?? 120_000;
+    if (this.pingEvery <= 0 || this.pingEvery > ttlMs / 3) return false;
+    const { position, realm, status, statusText } = this.desired;
+    if (!position || !realm) return false;
+    const expiry = this.expiry;
+    // A deadline still to send as a duration is news to the server.
+    if (expiry !== null && "inMs" in expiry) return false;
+    return heartbeatKey(position, realm, status, statusText, expiry === null ? null : expiry.at) === this.acked.key;
   }
 
   /** The server's answer about the deadline: keep its time (and follow it locally then), or it has passed: revert. */
@@ -917,4 +951,9 @@ export class PresenceClient extends Emitter<PresenceEvents> {
 /** Opens a presence connection; it connects, subscribes and reconnects on its own. */
 export function connect(options: ConnectOptions): PresenceClient {
   return new PresenceClient(options);
+}
+
+/** What a heartbeat tells the server, as a comparable string. */
+function heartbeatKey(position: Position, realm: string, status: DeviceStatus, statusText: string | null, expiresAt: number | null): string {
+  return JSON.stringify([position.x, position.y, position.z, realm, status, statusText, expiresAt]);
 }

@@ -49,7 +49,7 @@ import { makeGraph } from "./lib/graph.mjs";
 import { importGraph, mintTokens } from "./lib/loadgen.mjs";
 import { categorize } from "./lib/perf.mjs";
 import { commandLine, descendants } from "./lib/proc.mjs";
-import { startServer } from "./lib/servers.mjs";
+import { entryPortOf, startServer } from "./lib/servers.mjs";
 
 const { values: args } = parseArgs({
   options: {
@@ -120,21 +120,6 @@ function treeCopy() {
   for (const file of [".dev.vars", ".dev.vars.example"]) if (existsSync(join(root, file))) execFileSync("cp", [join(root, file), join(dir, file)]);
   process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** The runtime workerd's own entry socket (the one that answers /health), to bypass the proxy workerd. */
-async function entryPortOf(pid) {
-  const out = execFileSync("ss", ["-ltnpH"], { encoding: "utf8" });
-  const ports = [...out.matchAll(/127\.0\.0\.1:(\d+)\s.*pid=(\d+),fd=(\d+)/g)].filter((m) => Number(m[2]) === pid).map((m) => Number(m[1]));
-  for (const port of ports) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
-      if (res.ok) return port;
-    } catch {
-      // not this one
-    }
-  }
-  return null;
 }
 
 /** wrangler dev of the worker (or the floor): its two workerd processes, and where clients connect. */
@@ -365,22 +350,27 @@ async function runServer(name, dir, vars, graph, tokens) {
           const m = await measure(server, clients, phase, 0, () => closedLoop(clients, N_HEARTBEATS, WINDOW, (c) => [`${prefix}${body(c)}`]), perfOn(phase));
           results.push({ ...m, events: N_HEARTBEATS });
         }
-        let expected = 0;
-        const fan = await measure(
-          server,
-          clients,
-          "fanout",
-          () => expected,
-          () =>
-            closedLoop(clients, N_CHANGES, Math.max(1, WINDOW / 2), (c) => {
-              c.status = c.status === "online" ? "busy" : "online";
-              expected += degree[clients.indexOf(c)];
-              return [`F${body(c)}`];
-            }),
-          perfOn("fanout"),
-        );
-        if (fan.delivered < expected) fan.errors.push(`delivered ${fan.delivered} of ${expected}`);
-        results.push({ ...fan, events: fan.delivered });
+        for (const [phase, prefix] of [
+          ["fanout", "F"],
+          ["fanout-stubs", "G"],
+        ]) {
+          let expected = 0;
+          const fan = await measure(
+            server,
+            clients,
+            phase,
+            () => expected,
+            () =>
+              closedLoop(clients, N_CHANGES, Math.max(1, WINDOW / 2), (c) => {
+                c.status = c.status === "online" ? "busy" : "online";
+                expected += degree[clients.indexOf(c)];
+                return [`${prefix}${body(c)}`];
+              }),
+            perfOn(phase),
+          );
+          if (fan.delivered < expected) fan.errors.push(`delivered ${fan.delivered} of ${expected}`);
+          results.push({ ...fan, events: fan.delivered });
+        }
       } else {
         const hb = await measure(server, clients, "heartbeat", 0, () => closedLoop(clients, N_HEARTBEATS, WINDOW, (c) => [heartbeat(c, ++c.requests)]), perfOn("heartbeat"));
         results.push({ ...hb, events: N_HEARTBEATS });
@@ -406,7 +396,7 @@ async function runServer(name, dir, vars, graph, tokens) {
         if (change.delivered < expected) change.errors.push(`delivered ${change.delivered} of ${expected}`);
         results.push({ ...change, events: change.delivered });
       }
-      const last = results.slice(-(name === "floor" ? 4 : 3));
+      const last = results.slice(-(name === "floor" ? 5 : 3));
       for (const m of last) console.log(`  ${m.phase.padEnd(9)} ${describe(m)}`);
     }
   } finally {
@@ -448,9 +438,10 @@ for (const run of runs) {
 const memory = (phase) => summary.find((r) => r.server === "memory" && r.phase === phase)?.nodeUs;
 console.log(`\nmedians (µs of CPU per event, idle subtracted), ${USERS} users × ${args.friends} friends, commit ${commit}`);
 for (const row of summary) {
-  const ref = memory(row.phase === "change" || row.phase === "fanout" ? "change" : "heartbeat");
+  const delivery = row.phase === "change" || row.phase.startsWith("fanout");
+  const ref = memory(delivery ? "change" : "heartbeat");
   let ratio = ref && row.server !== "memory" ? `  (runtime ${(row.runtimeUs / ref).toFixed(1)}× memory's heartbeat)` : "";
-  if (row.phase === "change" || row.phase === "fanout") ratio = ratio.replace("heartbeat", "change");
+  if (delivery) ratio = ratio.replace("heartbeat", "change");
   // A ping also against the memory peer's own ping.
   const pingRef = row.phase === "ping" ? memory("ping") : undefined;
   if (pingRef && row.server !== "memory") ratio += `  (${(row.runtimeUs / pingRef).toFixed(1)}× memory's ping)`;

@@ -11,6 +11,8 @@
  *   node bench/run.mjs --servers edge,memory --scenarios scale-1000 --steady 10
  *   node bench/run.mjs --servers edge --scenarios scale-1600 --idle 60   (a longer pings-only phase)
  *   node bench/run.mjs --servers edge --scenarios capacity-3000 --connect-deadline 600   (stop connecting after 10 min; go on with those connected)
+ *   node bench/run.mjs --servers edge --via proxy   (clients through wrangler's proxy workerd, as before #11's sixth round;
+ *                                                    the default, direct, connects them to the runtime's own socket)
  *
  * Nothing here asserts a timing: the numbers are reported, never judged.
  */
@@ -37,6 +39,9 @@ const { values: args } = parseArgs({
     "connect-deadline": { type: "string" },
     out: { type: "string" },
     report: { type: "boolean", default: false },
+    // edge only: "direct" connects clients to the runtime workerd's own entry socket; "proxy" goes through
+    // wrangler's proxy workerd in front of it (dev tooling production does not have; the default up to #11's sixth round).
+    via: { type: "string", default: "direct" },
   },
 });
 
@@ -171,24 +176,33 @@ for (const scenario of scenarios) {
       logDir,
       label: `${scenario.name}.${serverName}`,
       vars: scenario.serverVars ?? {},
+      via: args.via,
     });
     try {
       const samples = {};
+      const processes = () => ({
+        ...sample(server.pids()),
+        parts: Object.fromEntries(Object.entries(server.parts()).map(([part, pid]) => [part, sample([pid])])),
+        generatorCpu: process.cpuUsage(),
+        // Other people's test suites share the machine's 2 cores: the load average goes with each phase (timings depend on it, billed counts do not).
+        loadAvg: loadavg().map((v) => +v.toFixed(2)),
+      });
       const take = async (name) => {
-        samples[name] = {
-          ...sample(server.pids()),
-          parts: Object.fromEntries(Object.entries(server.parts()).map(([part, pid]) => [part, sample([pid])])),
-          generatorCpu: process.cpuUsage(),
-          // Other people's test suites share the machine's 2 cores: the load average goes with each phase (timings depend on it, billed counts do not).
-          loadAvg: loadavg().map((v) => +v.toFixed(2)),
-        };
         // What the bill counts (edge only: durable/meter.ts, summed over the isolate's objects).
-        if (serverName === "edge" && (name === "steady-start" || name === "steady-end")) {
-          // Both at once: on a saturated runtime each waits behind the backlog.
-          [samples[name].meter, samples[name].devCounters] = await Promise.all([meterStats(server.baseUrl), devCounters(server.baseUrl)]);
-          // When the counts were taken: a saturated runtime answers minutes late, and the counts are as of its answer.
-          samples[name].meterAt = performance.now();
-        }
+        const metered = serverName === "edge" && (name === "steady-start" || name === "steady-end");
+        // The processes' CPU spans the load generator's window: it starts when this hook returns and ends
+        // before it is called. A saturated runtime answers the stats request late, so at the start the CPU is
+        // read after the answer and at the end before the request (it was read before both, and the wait at
+        // the start, up to minutes, was charged to a window that did not count it: "6.8 cores" on 2).
+        if (!metered || name === "steady-end") samples[name] = processes();
+        if (!metered) return;
+        // Both at once: on a saturated runtime each waits behind the backlog.
+        const [meter, counters] = await Promise.all([meterStats(server.baseUrl), devCounters(server.baseUrl)]);
+        if (name === "steady-start") samples[name] = processes();
+        samples[name].meter = meter;
+        samples[name].devCounters = counters;
+        // When the counts were taken: a saturated runtime answers minutes late, and the counts are as of its answer.
+        samples[name].meterAt = performance.now();
       };
       await take("started");
       const importMs = await importGraph(server.baseUrl, vars.ADMIN_TOKEN, graph.pairs);
@@ -399,6 +413,7 @@ function figures(scenario, serverName, server, graph, importMs, load, s, ttlMs) 
     billing: billing(serverName, s, load, steadyCpu, graph.stats.meanFriends),
     loadAvg: Object.fromEntries(Object.entries(s).map(([phase, sample]) => [phase, sample.loadAvg])),
     generatorEventLoopDelayMs: load.generatorEventLoopDelayMs,
+    via: server.via ?? null,
     serverStartupMs: server.startupMs,
     serverReloads: server.reloads?.() ?? 0,
     latencyCdf: cdfPoints(load.latencySamples),

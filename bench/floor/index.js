@@ -7,6 +7,7 @@
  *   A  sends a fixed ack of the size of a real heartbeat_ack;
  *   J  JSON.parse, then a JSON.stringify'd ack of that size;
  *   F  JSON.parse, one RPC per friend (each sends the text on its sockets), then the ack;
+ *   G  as F, with the friends' stubs kept in memory instead of made per call;
  *   S  a short ack (the end of a run of E frames).
  * Friends come with the connect (`?friends=a,b`) and live in memory and the attachment.
  */
@@ -47,6 +48,21 @@ export class Floor extends DurableObject {
         return ws.send(ACK);
       case "J": {
         const m = JSON.parse(frame.slice(1));
+        return ws.send(JSON.stringify({ type: "heartbeat_ack", id: m.id, presence: { ...PRESENCE, status: m.status }, nextHeartbeatMs: 30_000 }));
+      }
+      case "G": {
+        // As F, with each friend's stub kept for the object's life (not made anew per call).
+        const m = JSON.parse(frame.slice(1));
+        this.friends ??= ws.deserializeAttachment().friends;
+        this.stubs ??= new Map();
+        const text = JSON.stringify({ type: "presence", presence: { ...PRESENCE, status: m.status } });
+        await Promise.all(
+          this.friends.map((f) => {
+            let stub = this.stubs.get(f);
+            if (!stub) this.stubs.set(f, (stub = this.env.FLOOR.getByName(f)));
+            return stub.deliver(text);
+          }),
+        );
         return ws.send(JSON.stringify({ type: "heartbeat_ack", id: m.id, presence: { ...PRESENCE, status: m.status }, nextHeartbeatMs: 30_000 }));
       }
       case "F": {

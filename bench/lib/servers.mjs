@@ -61,7 +61,7 @@ export function versions() {
 }
 
 /** Returns { name, baseUrl, wsUrl, pids() → server pids to measure, stop() }. */
-export async function startServer(name, { ttlMs, secret, adminToken, logDir, label = name, vars = {} }) {
+export async function startServer(name, { ttlMs, secret, adminToken, logDir, label = name, vars = {}, via = "proxy" }) {
   const logFile = join(logDir, `${label}.log`);
   if (name === "edge") {
     // Durable Object storage goes to tmpfs by default: on this machine's disk every SQLite commit of
@@ -87,10 +87,20 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir, lab
     };
     const workerd = () => all().filter((pid) => commandLine(pid).includes("workerd serve"));
     const isProxy = (pid) => commandLine(pid).includes(`entry=127.0.0.1:${port} `);
+    // `via: "direct"`: clients talk to the runtime's own entry socket, not through wrangler's proxy workerd,
+    // which production does not have (it carries every frame twice: ≈ 0.7 cores at friends-50-1000).
+    let baseUrl = server.url;
+    if (via === "direct") {
+      const runtime = workerd().find((pid) => !isProxy(pid));
+      const entry = runtime === undefined ? null : await entryPortOf(runtime);
+      if (entry === null) throw new Error("the runtime's entry socket was not found; use --via proxy");
+      baseUrl = `http://127.0.0.1:${entry}`;
+    }
     return {
       name,
-      baseUrl: server.url,
-      wsUrl: `${server.url.replace("http", "ws")}/v1/connect`,
+      baseUrl,
+      wsUrl: `${baseUrl.replace("http", "ws")}/v1/connect`,
+      via,
       startupMs,
       /** Times wrangler reloaded the worker during the run (each one drops every socket): should be 0. */
       reloads: () => server.output().split("Reloading local server").length - 1,
@@ -151,4 +161,19 @@ export async function startServer(name, { ttlMs, secret, adminToken, logDir, lab
   }
   release();
   throw new Error(`unknown server ${name}`);
+}
+
+/** The runtime workerd's own entry socket (the one that answers /health): where clients bypass wrangler's proxy workerd. */
+export async function entryPortOf(pid) {
+  const out = execFileSync("ss", ["-ltnpH"], { encoding: "utf8" });
+  const ports = [...out.matchAll(/127\.0\.0\.1:(\d+)\s.*pid=(\d+),fd=(\d+)/g)].filter((m) => Number(m[2]) === pid).map((m) => Number(m[1]));
+  for (const port of ports) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) return port;
+    } catch {
+      // not this one
+    }
+  }
+  return null;
 }

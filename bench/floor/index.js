@@ -59,7 +59,10 @@ export class Floor extends DurableObject {
         await Promise.all(
           this.friends.map((f) => {
             let stub = this.stubs.get(f);
-            if (!stub) this.stubs.set(f, (stub = this.env.FLOOR.getByName(f)));
+            if (!stub) {
+              stub = this.env.FLOOR.getByName(f);
+              this.stubs.set(f, stub);
+            }
             return stub.deliver(text);
           }),
         );

@@ -353,6 +353,8 @@ async function runServer(name, dir, vars, graph, tokens) {
         for (const [phase, prefix] of [
           ["fanout", "F"],
           ["fanout-stubs", "G"],
+          ["fanout-object", "H"],
+          ["fanout-parsed", "I"],
         ]) {
           let expected = 0;
           const fan = await measure(
@@ -396,7 +398,7 @@ async function runServer(name, dir, vars, graph, tokens) {
         if (change.delivered < expected) change.errors.push(`delivered ${change.delivered} of ${expected}`);
         results.push({ ...change, events: change.delivered });
       }
-      const last = results.slice(-(name === "floor" ? 5 : 3));
+      const last = results.slice(-(name === "floor" ? 7 : 3));
       for (const m of last) console.log(`  ${m.phase.padEnd(9)} ${describe(m)}`);
     }
   } finally {

@@ -8,6 +8,8 @@
  *   J  JSON.parse, then a JSON.stringify'd ack of that size;
  *   F  JSON.parse, one RPC per friend (each sends the text on its sockets), then the ack;
  *   G  as F, with the friends' stubs kept in memory instead of made per call;
+ *   H  as F, with the presence passed as an object and stringified by each receiver (as edge does);
+ *   I  as F, with each receiver parsing the text (to keep the presence) before sending it on;
  *   S  a short ack (the end of a run of E frames).
  * Friends come with the connect (`?friends=a,b`) and live in memory and the attachment.
  */
@@ -68,6 +70,22 @@ export class Floor extends DurableObject {
         );
         return ws.send(JSON.stringify({ type: "heartbeat_ack", id: m.id, presence: { ...PRESENCE, status: m.status }, nextHeartbeatMs: 30_000 }));
       }
+      case "H": {
+        // As F, with the presence passed as an object (structured clone) and stringified by each receiver, as edge does.
+        const m = JSON.parse(frame.slice(1));
+        this.friends ??= ws.deserializeAttachment().friends;
+        const presence = { ...PRESENCE, status: m.status };
+        await Promise.all(this.friends.map((f) => this.env.FLOOR.get(this.env.FLOOR.idFromName(f)).deliverObject(presence)));
+        return ws.send(JSON.stringify({ type: "heartbeat_ack", id: m.id, presence, nextHeartbeatMs: 30_000 }));
+      }
+      case "I": {
+        // As F, with each receiver parsing the text it is sent (to keep the presence) before sending it on.
+        const m = JSON.parse(frame.slice(1));
+        this.friends ??= ws.deserializeAttachment().friends;
+        const text = JSON.stringify({ type: "presence", presence: { ...PRESENCE, status: m.status } });
+        await Promise.all(this.friends.map((f) => this.env.FLOOR.get(this.env.FLOOR.idFromName(f)).deliverParsed(text)));
+        return ws.send(JSON.stringify({ type: "heartbeat_ack", id: m.id, presence: { ...PRESENCE, status: m.status }, nextHeartbeatMs: 30_000 }));
+      }
       case "F": {
         const m = JSON.parse(frame.slice(1));
         this.friends ??= ws.deserializeAttachment().friends;
@@ -76,6 +94,16 @@ export class Floor extends DurableObject {
         return ws.send(JSON.stringify({ type: "heartbeat_ack", id: m.id, presence: { ...PRESENCE, status: m.status }, nextHeartbeatMs: 30_000 }));
       }
     }
+  }
+
+  deliverObject(presence) {
+    const text = JSON.stringify({ type: "presence", presence });
+    for (const ws of this.ctx.getWebSockets()) ws.send(text);
+  }
+
+  deliverParsed(text) {
+    this.last = JSON.parse(text).presence;
+    for (const ws of this.ctx.getWebSockets()) ws.send(text);
   }
 
   deliver(text) {

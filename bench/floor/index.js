@@ -52,48 +52,42 @@ export class Floor extends DurableObject {
         const m = JSON.parse(frame.slice(1));
         return ws.send(JSON.stringify({ type: "heartbeat_ack", id: m.id, presence: { ...PRESENCE, status: m.status }, nextHeartbeatMs: 30_000 }));
       }
-      case "G": {
+      case "F":
+        return this.fanOut(ws, frame, (f, _presence, text) => this.stub(f).deliver(text));
+      case "G":
         // As F, with each friend's stub kept for the object's life (not made anew per call).
-        const m = JSON.parse(frame.slice(1));
-        this.friends ??= ws.deserializeAttachment().friends;
-        this.stubs ??= new Map();
-        const text = JSON.stringify({ type: "presence", presence: { ...PRESENCE, status: m.status } });
-        await Promise.all(
-          this.friends.map((f) => {
-            let stub = this.stubs.get(f);
-            if (!stub) {
-              stub = this.env.FLOOR.getByName(f);
-              this.stubs.set(f, stub);
-            }
-            return stub.deliver(text);
-          }),
-        );
-        return ws.send(JSON.stringify({ type: "heartbeat_ack", id: m.id, presence: { ...PRESENCE, status: m.status }, nextHeartbeatMs: 30_000 }));
-      }
-      case "H": {
+        return this.fanOut(ws, frame, (f, _presence, text) => this.keptStub(f).deliver(text));
+      case "H":
         // As F, with the presence passed as an object (structured clone) and stringified by each receiver, as edge does.
-        const m = JSON.parse(frame.slice(1));
-        this.friends ??= ws.deserializeAttachment().friends;
-        const presence = { ...PRESENCE, status: m.status };
-        await Promise.all(this.friends.map((f) => this.env.FLOOR.get(this.env.FLOOR.idFromName(f)).deliverObject(presence)));
-        return ws.send(JSON.stringify({ type: "heartbeat_ack", id: m.id, presence, nextHeartbeatMs: 30_000 }));
-      }
-      case "I": {
+        return this.fanOut(ws, frame, (f, presence) => this.stub(f).deliverObject(presence));
+      case "I":
         // As F, with each receiver parsing the text it is sent (to keep the presence) before sending it on.
-        const m = JSON.parse(frame.slice(1));
-        this.friends ??= ws.deserializeAttachment().friends;
-        const text = JSON.stringify({ type: "presence", presence: { ...PRESENCE, status: m.status } });
-        await Promise.all(this.friends.map((f) => this.env.FLOOR.get(this.env.FLOOR.idFromName(f)).deliverParsed(text)));
-        return ws.send(JSON.stringify({ type: "heartbeat_ack", id: m.id, presence: { ...PRESENCE, status: m.status }, nextHeartbeatMs: 30_000 }));
-      }
-      case "F": {
-        const m = JSON.parse(frame.slice(1));
-        this.friends ??= ws.deserializeAttachment().friends;
-        const text = JSON.stringify({ type: "presence", presence: { ...PRESENCE, status: m.status } });
-        await Promise.all(this.friends.map((f) => this.env.FLOOR.get(this.env.FLOOR.idFromName(f)).deliver(text)));
-        return ws.send(JSON.stringify({ type: "heartbeat_ack", id: m.id, presence: { ...PRESENCE, status: m.status }, nextHeartbeatMs: 30_000 }));
-      }
+        return this.fanOut(ws, frame, (f, _presence, text) => this.stub(f).deliverParsed(text));
     }
+  }
+
+  /** JSON.parse of the frame, one call per friend (given the presence and its push's text, made once), then the ack. */
+  async fanOut(ws, frame, call) {
+    const m = JSON.parse(frame.slice(1));
+    this.friends ??= ws.deserializeAttachment().friends;
+    const presence = { ...PRESENCE, status: m.status };
+    const text = JSON.stringify({ type: "presence", presence });
+    await Promise.all(this.friends.map((f) => call(f, presence, text)));
+    return ws.send(JSON.stringify({ type: "heartbeat_ack", id: m.id, presence, nextHeartbeatMs: 30_000 }));
+  }
+
+  stub(friend) {
+    return this.env.FLOOR.get(this.env.FLOOR.idFromName(friend));
+  }
+
+  keptStub(friend) {
+    this.stubs ??= new Map();
+    let stub = this.stubs.get(friend);
+    if (!stub) {
+      stub = this.env.FLOOR.getByName(friend);
+      this.stubs.set(friend, stub);
+    }
+    return stub;
   }
 
   deliverObject(presence) {

@@ -4,12 +4,15 @@ import WebSocket from "ws";
 import { afterAll, beforeAll } from "vitest";
 import { connect, type ConnectOptions, type PresenceClient, type WebSocketConstructor } from "../../client/src/index.js";
 import { startDevServer, type DevServer } from "../../scripts/lib/dev-server.mjs";
+import { until, user } from "../shared/util";
 
 export interface SdkServer {
   /** The running server (set before the first test). */
   readonly server: DevServer;
   /** A connected client for `userId` (device `<userId>-d1`, desktop, in "lobby"), closed after the file. */
   open(userId: string, options?: Partial<ConnectOptions>): PresenceClient;
+  /** Two new friends, alice and bob, each with an open client; alice already sees bob online. */
+  friendsOnline(): Promise<{ a: PresenceClient; b: PresenceClient; alice: string; bob: string }>;
 }
 
 export function sdkServer(vars: Record<string, string>): SdkServer {
@@ -43,6 +46,15 @@ export function sdkServer(vars: Record<string, string>): SdkServer {
       });
       clients.push(client);
       return client;
+    },
+    async friendsOnline() {
+      const [alice, bob] = [user("alice"), user("bob")];
+      await running().befriend(alice, bob);
+      const a = this.open(alice);
+      const b = this.open(bob);
+      await Promise.all([a.ready(), b.ready()]);
+      await until("alice sees bob online", () => a.friend(bob)?.status === "online");
+      return { a, b, alice, bob };
     },
   };
 }

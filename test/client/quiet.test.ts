@@ -19,13 +19,9 @@ async function heartbeatsReceived(): Promise<number> {
   return byEvent["ws:heartbeat"]?.events ?? 0;
 }
 
+/** Two friends online, both first heartbeats acknowledged (the periodic ones are what is counted). */
 async function friendsOnline(): Promise<[PresenceClient, PresenceClient, string]> {
-  const [alice, bob] = [user("alice"), user("bob")];
-  await dev.server.befriend(alice, bob);
-  const a = open(alice);
-  const b = open(bob);
-  await Promise.all([a.ready(), b.ready()]);
-  await until("alice sees bob online", () => a.friend(bob)?.status === "online");
+  const { a, b, bob } = await dev.friendsOnline();
   await until("both heartbeats acknowledged", () => a.self !== null && b.self !== null);
   return [a, b, bob];
 }

@@ -8,12 +8,7 @@ const { open } = dev;
 
 describe("SDK: clear after, last seen (wrangler dev)", () => {
   it("setStatus with clearAfterMs: the friend sees busy, then online without text; the client follows; its periodic heartbeats never bring busy back", async () => {
-    const [alice, bob] = [user("alice"), user("bob")];
-    await dev.server.befriend(alice, bob);
-    const a = open(alice);
-    const b = open(bob);
-    await Promise.all([a.ready(), b.ready()]);
-    await until("alice sees bob", () => a.friend(bob)?.status === "online");
+    const { a, b, bob } = await dev.friendsOnline();
 
     const before = Date.now();
     const self = await b.setStatus("busy", "lunch", { clearAfterMs: 1_500 });

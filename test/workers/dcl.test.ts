@@ -312,6 +312,31 @@ describe("hibernation and liveness", () => {
     a.close();
   });
 
+  it("a DCL client's frames are written down at half the TTL: an eviction cannot expire a client that is still talking", async () => {
+    // DCL sockets carry no device state in their attachments: the device row is what survives an eviction.
+    const [alice, bob] = await friends();
+    const jb = await Client.connect(bob.address);
+    await jb.request({ type: "SubscribeFriendshipPresenceUpdates" });
+    const a = await dial(alice);
+    await jb.presenceOf(alice.address, (p) => p.status === "online");
+    // More than half a TTL without a frame, then one (a call): the sign of life reaches the row.
+    await ageDcl(alice.address, TTL / 2 + 1_000);
+    expect((await a.service.getFriends({})).friends.map((f) => f.address)).toEqual([bob.address]);
+    const [spoke] = await dclLastSeen(alice.address);
+    expect(spoke).toBeGreaterThan(Date.now() - 5_000);
+    // The object is evicted; the next instance knows the device from its row alone.
+    await evictDurableObject(stubOf(alice.address), { webSockets: "hibernate" });
+    // Another half TTL and more of silence from then: a whole TTL since the frame was not reached, so the
+    // alarm must keep the device (a row still at the old time would put it 2 s past the TTL).
+    await ageDcl(alice.address, TTL / 2 + 1_000);
+    await runDurableObjectAlarm(stubOf(alice.address));
+    expect(await dclLastSeen(alice.address)).toHaveLength(1);
+    expect(a.closed()).toBeNull();
+    expect((await jb.request({ type: "GetPresence", userId: alice.address })).presence).toMatchObject({ status: "online" });
+    await jb.expectNone((f) => f.type === "presence" && f.presence.userId === alice.address && f.presence.status === "offline");
+    a.close();
+  });
+
   it("a silent DCL client goes offline after the TTL: the friend sees it, the socket is closed 4000", async () => {
     const [alice, bob] = await friends();
     const jb = await Client.connect(bob.address);

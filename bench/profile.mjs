@@ -9,6 +9,7 @@
  *
  *   npm run bench:profile                          scale-1000-ish, 20 s recorded
  *   npm run bench:profile -- --users 500 --friends 20 --seconds 15 --hb 5000
+ *   npm run bench:profile -- --users 1250 --friends 25 --hb 30000 --move 1 --during connect   (the connect storm)
  *
  * Writes bench/results/profile.txt (categories, top symbols) and profile.json.
  * Needs `perf` (Debian: apt-get install linux-perf); the workerd binary ships
@@ -34,6 +35,10 @@ const { values: args } = parseArgs({
     move: { type: "string", default: "0.5" },
     status: { type: "string", default: "0.05" },
     out: { type: "string" },
+    // "steady" (default): the steady phase; "connect": the connect storm (every user connecting, 32 at a time).
+    during: { type: "string", default: "steady" },
+    // Passed to the load generator: how many connects at once in the storm.
+    concurrency: { type: "string" },
   },
 });
 
@@ -62,22 +67,37 @@ let runtimePid = null;
 try {
   await importGraph(server.baseUrl, vars.ADMIN_TOKEN, graph.pairs);
   const steadyMs = Number(args.seconds) * 1000;
+  const record = async () => {
+    runtimePid = server.parts().workerdRuntime;
+    perf = spawn("perf", ["record", "-e", "cpu-clock", "-F", "499", "-g", "-p", String(runtimePid), "-o", perfData], { stdio: "ignore" });
+    await sleep(300);
+  };
+  const stop = async () => {
+    if (!perf || perf.exitCode !== null) return;
+    perf.kill("SIGINT");
+    await new Promise((r) => perf.once("exit", r));
+  };
+  if (args.during === "connect") await record();
   await runLoad({
     wsUrl: server.wsUrl,
     graph,
     tokens,
-    params: { steadyMs, hbIntervalMs: Number(args.hb), moveProb: Number(args.move), statusProb: Number(args.status), online: 0.8 },
+    params: {
+      steadyMs,
+      hbIntervalMs: Number(args.hb),
+      moveProb: Number(args.move),
+      statusProb: Number(args.status),
+      online: 0.8,
+      ...(args.concurrency ? { connectConcurrency: Number(args.concurrency) } : {}),
+    },
     hooks: {
       phase: async (name) => {
-        if (name === "steady-start") {
-          runtimePid = server.parts().workerdRuntime;
-          perf = spawn("perf", ["record", "-e", "cpu-clock", "-F", "499", "-g", "-p", String(runtimePid), "-o", perfData], { stdio: "ignore" });
-          await sleep(300);
+        if (args.during === "connect") {
+          if (name === "connected") await stop();
+          return;
         }
-        if (name === "steady-end" && perf) {
-          perf.kill("SIGINT");
-          await new Promise((r) => perf.once("exit", r));
-        }
+        if (name === "steady-start") await record();
+        if (name === "steady-end") await stop();
       },
     },
     log: (...parts) => console.log(...parts),
@@ -88,7 +108,7 @@ try {
 
 const { categories, symbols } = categorize(perfData);
 const lines = [
-  `# workerd runtime CPU profile (perf cpu-clock, ${args.seconds} s steady, ${users} users × ${args.friends} friends, heartbeat ${args.hb} ms, move ${args.move}, status ${args.status})`,
+  `# workerd runtime CPU profile (perf cpu-clock, ${args.during === "connect" ? "the connect storm" : `${args.seconds} s steady`}, ${users} users × ${args.friends} friends, heartbeat ${args.hb} ms, move ${args.move}, status ${args.status})`,
   "",
   "## By category (self time, % of samples)",
   ...categories.map((c) => `${c.percent.toFixed(1).padStart(6)}%  ${c.name}`),

@@ -82,6 +82,7 @@ export class UserPresence extends DurableObject<Env> {
     this.watchers = new Watchers(this.host, this.outbox);
     this.watching = new Watching(this.host, this.sockets, this.outbox);
     this.presence = new OwnPresence(this.host, this.watchers, this.sockets);
+    this.watchers.signingOff = () => !this.presence.outwardView(Date.now()).hasLiveDevice;
     // A socket's device state rides in its attachment (a heartbeat writes no row): read back after a wake.
     this.store.savedDevices = () => this.sockets.savedDevices();
     this.friendships = new Friendships(this.host, this.sockets, this.outbox, this.watching);
@@ -173,7 +174,8 @@ export class UserPresence extends DurableObject<Env> {
     await this.presence.publishChanges(view, now);
     await this.realms.update(view, now);
     this.matrix.afterRefresh(view, now);
-    if (!hasLiveDevice && wasLive) await this.watching.stop();
+    if (!hasLiveDevice && wasLive) await this.watching.stop(this.watchers.releasedBy);
+    this.watchers.releasedBy.clear();
     if (hasLiveDevice) await this.watching.renewIfDue(now);
     await this.outbox.deliver(now);
     await this.scheduler.schedule(now);
@@ -225,8 +227,13 @@ export class UserPresence extends DurableObject<Env> {
     this.watchers.release(watcher);
   }
 
-  /** A friend's object pushes its presence; refused: the sender drops this user's lease. */
-  async receivePresence(from: string, presence: Presence): Promise<Result<boolean, "not_friends" | "not_watching">> {
+  /**
+   * A friend's object pushes its presence; refused: the sender drops this
+   * user's lease. `release`: the sender has no live device left, so the lease
+   * it held on this user goes too (its final offline doubles as `unwatch`).
+   */
+  async receivePresence(from: string, presence: Presence, release = false): Promise<Result<boolean, "not_friends" | "not_watching">> {
+    if (release) this.watchers.release(from);
     return this.watching.receive(from, presence);
   }
 

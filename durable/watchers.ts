@@ -38,6 +38,13 @@ export class Watchers {
    */
   private readonly sending = new Map<string, { pending: Pending | null }>();
 
+  /**
+   * Watchers that took this user's final offline push (no live device left):
+   * that push also released this user's lease on them, so `Watching.stop`
+   * sends them no `unwatch` (one call per friend saved at every sign-off).
+   */
+  readonly releasedBy = new Set<string>();
+
   constructor(
     private readonly host: Host,
     private readonly outbox: Outbox,
@@ -142,7 +149,10 @@ export class Watchers {
   private async send(watcher: string, presence: Presence, now: number): Promise<boolean> {
     const { store } = this.host;
     try {
-      const result = await this.host.call(watcher, (stub) => stub.receivePresence(this.host.userId, this.viewFor(watcher, presence)));
+      // The final offline (checked only for an offline presence: other pushes pay nothing for it).
+      const releasing = presence.status === "offline" && this.signingOff();
+      const result = await this.host.call(watcher, (stub) => stub.receivePresence(this.host.userId, this.viewFor(watcher, presence), releasing));
+      if (releasing) this.releasedBy.add(watcher);
       if (!result.ok) {
         store.removeWatcher(watcher);
         return false;
@@ -160,4 +170,7 @@ export class Watchers {
    * (durable/presence.ts `viewFor`: hiding, "last seen", that friend's seq).
    */
   viewFor: (friend: string, presence: Presence) => Presence = (_friend, presence) => presence;
+
+  /** Whether this user has no live device left (set by the class): an offline push then releases this user's lease on the watcher. */
+  signingOff: () => boolean = () => false;
 }

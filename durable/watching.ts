@@ -204,11 +204,15 @@ export class Watching {
     );
   }
 
-  /** The user's last live device is gone: release every lease (of the union last watched), drop the cache. */
-  async stop(): Promise<void> {
+  /**
+   * The user's last live device is gone: release every lease (of the union
+   * last watched), drop the cache. Friends that took the final offline push
+   * were released by it (`released`); only the others are sent `unwatch`.
+   */
+  async stop(released: ReadonlySet<string> = new Set()): Promise<void> {
     const { store } = this.host;
     const userId = this.host.userId;
-    const friends = this.watched();
+    const friends = this.watched().filter((f) => !released.has(f));
     store.set("live", null);
     store.set("watched_subset", null);
     store.set("watch_renew_at", null);

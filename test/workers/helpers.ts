@@ -43,6 +43,14 @@ export function befriend(a: string, b: string): Promise<Response> {
   return adminBefriend({ url: "http://presence", adminToken: ADMIN, fetch: (url, init) => worker().fetch(url, init) }, a, b);
 }
 
+/** When `watcher`'s lease on `owner` ends, as `owner`'s watchers table has it; null: no lease. */
+export function leaseOf(owner: string, watcher: string): Promise<number | null> {
+  return runInDurableObject(stubOf(owner), (_, state) => {
+    const rows = state.storage.sql.exec(`SELECT lease_expires_at FROM watchers WHERE watcher_id = ?`, watcher).toArray();
+    return rows.length ? Number(rows[0]!.lease_expires_at) : null;
+  });
+}
+
 /** Whose object an instance is (the name it was addressed by): fault injection filters on it. */
 export function ownerOf(instance: unknown): string | undefined {
   return (instance as { ctx: DurableObjectState }).ctx.id.name;
@@ -55,15 +63,21 @@ const patches: Array<() => void> = [];
  * objects `owner` names (a user id, or a test on the object's user id). RPC
  * dispatches through the class prototype, so the prototype is patched: a live
  * instance and one created after an eviction are both covered. `impl` gets the
- * original call. Undone by `restorePatches()` (each file: `afterEach(restorePatches)`).
+ * original call, its arguments, and the original to call with other ones.
+ * Undone by `restorePatches()` (each file: `afterEach(restorePatches)`).
  */
-export function patchObject(owner: string | ((userId: string) => boolean), method: string, impl: (original: () => unknown) => unknown): void {
+export function patchObject(
+  owner: string | ((userId: string) => boolean),
+  method: string,
+  impl: (original: () => unknown, args: unknown[], withArgs: (args: unknown[]) => unknown) => unknown,
+): void {
   const proto = UserPresence.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
   const original = proto[method]!;
   const applies = typeof owner === "string" ? (userId: string) => userId === owner : owner;
   proto[method] = function (this: unknown, ...args: unknown[]) {
-    const call = () => original.apply(this, args);
-    return applies(ownerOf(this) ?? "") ? impl(call) : call();
+    const withArgs = (given: unknown[]) => original.apply(this, given);
+    const call = () => withArgs(args);
+    return applies(ownerOf(this) ?? "") ? impl(call, args, withArgs) : call();
   };
   patches.push(() => {
     proto[method] = original;

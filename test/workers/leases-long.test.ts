@@ -10,19 +10,12 @@ import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_CONFIG } from "../../src/presence/config";
 import type { UserStore } from "../../durable/store";
 import { until } from "../shared/util";
-import { ageDevices, befriend, Client, patchObject, restorePatches, stubOf, user } from "./helpers";
+import { ageDevices, befriend, Client, leaseOf, patchObject, restorePatches, stubOf, user } from "./helpers";
 
 afterEach(restorePatches);
 
 const HOUR = 3_600_000;
 const TTL = 120_000;
-
-function leaseOf(owner: string, watcher: string): Promise<number | null> {
-  return runInDurableObject(stubOf(owner), (_, state) => {
-    const rows = state.storage.sql.exec(`SELECT lease_expires_at FROM watchers WHERE watcher_id = ?`, watcher).toArray();
-    return rows.length ? Number(rows[0]!.lease_expires_at) : null;
-  });
-}
 
 function callsTo(userId: string, method: string): { count: () => number } {
   let calls = 0;
@@ -32,6 +25,67 @@ function callsTo(userId: string, method: string): { count: () => number } {
   });
   return { count: () => calls };
 }
+
+describe("signing off releases leases without a call of its own (issue #11)", () => {
+  it("the final offline push releases the lease on each friend that watched; only the others get `unwatch`", async () => {
+    const [a, b, c] = [user("a"), user("b"), user("c")];
+    await befriend(a, b);
+    await befriend(a, c);
+    const cb = await Client.connect(b);
+    await cb.request({ type: "SubscribeFriendshipPresenceUpdates" });
+    await cb.heartbeat();
+    const ca = await Client.connect(a);
+    await ca.request({ type: "GetOnlineFriends" });
+    await ca.heartbeat();
+    await cb.presenceOf(a, (p) => p.status === "online");
+    // a watches b (online, watching a back) and c (offline: c's object is not watching anyone).
+    await until("a holds leases on b and c", async () => (await leaseOf(b, a)) !== null && (await leaseOf(c, a)) !== null);
+    const unwatchB = callsTo(b, "unwatch");
+    const unwatchC = callsTo(c, "unwatch");
+    await ca.close();
+    await cb.presenceOf(a, (p) => p.status === "offline");
+    await until("both leases released", async () => (await leaseOf(b, a)) === null && (await leaseOf(c, a)) === null);
+    // b took the offline push, which released a's lease there; c was not told a's presence and got `unwatch`.
+    expect(unwatchB.count()).toBe(0);
+    expect(unwatchC.count()).toBe(1);
+    // b's next change goes nowhere near a's object.
+    const pushes = callsTo(a, "receivePresence");
+    await cb.heartbeat({ status: "busy" });
+    await cb.heartbeat({ status: "away" });
+    expect(pushes.count()).toBe(0);
+    await cb.close();
+  });
+});
+
+describe("an offline that is not a sign-off releases nothing", () => {
+  it("going invisible, or hiding from a friend, keeps the user's own leases: the friend's changes still reach them", async () => {
+    const [a, b] = [user("a"), user("b")];
+    await befriend(a, b);
+    const cb = await Client.connect(b);
+    await cb.request({ type: "SubscribeFriendshipPresenceUpdates" });
+    await cb.heartbeat();
+    const ca = await Client.connect(a);
+    await ca.request({ type: "SubscribeFriendshipPresenceUpdates" });
+    await ca.heartbeat();
+    await cb.presenceOf(a, (p) => p.status === "online");
+
+    await ca.heartbeat({ status: "invisible" });
+    await cb.presenceOf(a, (p) => p.status === "offline");
+    await cb.heartbeat({ status: "busy" });
+    await ca.presenceOf(b, (p) => p.status === "busy");
+    expect(await leaseOf(b, a)).not.toBeNull();
+
+    await ca.heartbeat({ status: "online" });
+    await cb.presenceOf(a, (p) => p.status === "online");
+    await ca.request({ type: "HidePresence", userId: b, hidden: true });
+    await cb.presenceOf(a, (p) => p.status === "offline");
+    await cb.heartbeat({ status: "away" });
+    await ca.presenceOf(b, (p) => p.status === "away");
+    expect(await leaseOf(b, a)).not.toBeNull();
+    await ca.close();
+    await cb.close();
+  });
+});
 
 describe("watch leases of 24 h (issue #11)", () => {
   it("the default lease is 24 h, granted in full, and renewed at half-life (12 h)", async () => {
@@ -90,8 +144,10 @@ describe("watch leases of 24 h (issue #11)", () => {
     await cb.presenceOf(a, (p) => p.realm === "one");
     await until("b holds a lease on a", async () => (await leaseOf(a, b)) !== null);
 
-    // b's client vanishes (silent drop) and b's release of its leases never arrives.
+    // b's client vanishes (silent drop) and b's release of its leases never arrives: neither its
+    // `unwatch` nor the release its final offline push carries.
     patchObject(a, "unwatch", () => undefined);
+    patchObject(a, "receivePresence", (_original, [from, presence], withArgs) => withArgs([from, presence, false]));
     await ageDevices(b, TTL + 1);
     await runDurableObjectAlarm(stubOf(b));
     expect(await stubOf(b).lookup(b)).toMatchObject({ ok: true, value: { status: "offline" } });

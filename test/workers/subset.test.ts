@@ -8,7 +8,8 @@
  */
 import { evictDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
-import { api, befriend, Client, countCalls, restorePatches, stubOf, user } from "./helpers";
+import { until } from "../shared/util";
+import { api, befriend, Client, countCalls, leaseOf, restorePatches, stubOf, user } from "./helpers";
 
 afterEach(restorePatches);
 
@@ -144,13 +145,14 @@ describe("a subset subscription", () => {
     expect(pushes.n).toBe(1);
 
     await evictDurableObject(stubOf(a), { webSockets: "hibernate" });
-    const released = countCalls("unwatch", others);
-    const releasedF0 = countCalls("unwatch", [f0]);
+    expect(await leaseOf(f0, a)).not.toBeNull();
+    const unwatched = countCalls("unwatch", friends);
     await ca.close();
-    await sockets[0]!.heartbeat({ status: "online" }); // a's close has been handled once f0 is told (or its push refused)
-    for (let i = 0; i < 20 && releasedF0.n === 0; i++) await new Promise((r) => setTimeout(r, 25));
-    expect(releasedF0.n).toBe(1);
-    expect(released.n).toBe(0);
+    // f0 watches a too: a's final offline push releases a's lease there (no `unwatch` needed), and the
+    // others, outside the subset, never held one of a's.
+    await until("a's lease on f0 released", async () => (await leaseOf(f0, a)) === null);
+    for (const f of others) expect(await leaseOf(f, a)).toBeNull();
+    expect(unwatched.n).toBe(0);
     for (const c of sockets) await c.close();
   });
 

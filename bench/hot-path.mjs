@@ -337,7 +337,30 @@ async function runServer(name, dir, vars, graph, tokens) {
     await sleep(2000);
     const degree = clients.map((_, i) => graph.friends[i].length);
     for (let r = 0; r < REPEAT; r++) {
+      const measuredBefore = results.length;
       const perfOn = (phase) => (r === 0 && args.perf === phase) || (r === 0 && args.v8 === phase ? "v8" : false);
+      /**
+       * `N_CHANGES` status changes (online ↔ busy, round-robin over the users), each sent as `frameFor` makes
+       * it and delivered to every friend (all online and subscribed): CPU per delivered presence frame.
+       */
+      const changes = async (phase, frameFor) => {
+        let expected = 0;
+        const m = await measure(
+          server,
+          clients,
+          phase,
+          () => expected,
+          () =>
+            closedLoop(clients, N_CHANGES, Math.max(1, WINDOW / 2), (c) => {
+              c.status = c.status === "online" ? "busy" : "online";
+              expected += degree[clients.indexOf(c)];
+              return [frameFor(c)];
+            }),
+          perfOn(phase),
+        );
+        if (m.delivered < expected) m.errors.push(`delivered ${m.delivered} of ${expected}`);
+        return { ...m, events: m.delivered };
+      };
       if (name === "floor") {
         const body = (c) => heartbeat(c, ++c.requests);
         const units = Math.ceil(N_HEARTBEATS / 10);
@@ -356,22 +379,7 @@ async function runServer(name, dir, vars, graph, tokens) {
           ["fanout-object", "H"],
           ["fanout-parsed", "I"],
         ]) {
-          let expected = 0;
-          const fan = await measure(
-            server,
-            clients,
-            phase,
-            () => expected,
-            () =>
-              closedLoop(clients, N_CHANGES, Math.max(1, WINDOW / 2), (c) => {
-                c.status = c.status === "online" ? "busy" : "online";
-                expected += degree[clients.indexOf(c)];
-                return [`${prefix}${body(c)}`];
-              }),
-            perfOn(phase),
-          );
-          if (fan.delivered < expected) fan.errors.push(`delivered ${fan.delivered} of ${expected}`);
-          results.push({ ...fan, events: fan.delivered });
+          results.push(await changes(phase, (c) => `${prefix}${body(c)}`));
         }
       } else {
         const hb = await measure(server, clients, "heartbeat", 0, () => closedLoop(clients, N_HEARTBEATS, WINDOW, (c) => [heartbeat(c, ++c.requests)]), perfOn("heartbeat"));
@@ -380,26 +388,9 @@ async function runServer(name, dir, vars, graph, tokens) {
         // runtime answers it without waking the object (setWebSocketAutoResponse); the memory peer in its JS.
         const ping = await measure(server, clients, "ping", 0, () => closedLoop(clients, N_HEARTBEATS, WINDOW, () => ["ping"]), perfOn("ping"));
         results.push({ ...ping, events: N_HEARTBEATS });
-        // Each change reaches every friend (all online and subscribed); which users change is round-robin.
-        let expected = 0;
-        const change = await measure(
-          server,
-          clients,
-          "change",
-          () => expected,
-          () =>
-            closedLoop(clients, N_CHANGES, Math.max(1, WINDOW / 2), (c) => {
-              c.status = c.status === "online" ? "busy" : "online";
-              expected += degree[clients.indexOf(c)];
-              return [heartbeat(c, ++c.requests)];
-            }),
-          perfOn("change"),
-        );
-        if (change.delivered < expected) change.errors.push(`delivered ${change.delivered} of ${expected}`);
-        results.push({ ...change, events: change.delivered });
+        results.push(await changes("change", (c) => heartbeat(c, ++c.requests)));
       }
-      const last = results.slice(-(name === "floor" ? 7 : 3));
-      for (const m of last) console.log(`  ${m.phase.padEnd(9)} ${describe(m)}`);
+      for (const m of results.slice(measuredBefore)) console.log(`  ${m.phase.padEnd(9)} ${describe(m)}`);
     }
   } finally {
     for (const c of clients) c.ws.terminate();
@@ -440,13 +431,13 @@ for (const run of runs) {
 const memory = (phase) => summary.find((r) => r.server === "memory" && r.phase === phase)?.nodeUs;
 console.log(`\nmedians (µs of CPU per event, idle subtracted), ${USERS} users × ${args.friends} friends, commit ${commit}`);
 for (const row of summary) {
+  // Against the memory peer's event of the same kind (a ping: also against its heartbeat, what the ping replaces).
   const delivery = row.phase === "change" || row.phase.startsWith("fanout");
-  const ref = memory(delivery ? "change" : "heartbeat");
-  let ratio = ref && row.server !== "memory" ? `  (runtime ${(row.runtimeUs / ref).toFixed(1)}× memory's heartbeat)` : "";
-  if (delivery) ratio = ratio.replace("heartbeat", "change");
-  // A ping also against the memory peer's own ping.
-  const pingRef = row.phase === "ping" ? memory("ping") : undefined;
-  if (pingRef && row.server !== "memory") ratio += `  (${(row.runtimeUs / pingRef).toFixed(1)}× memory's ping)`;
+  const kinds = row.server === "memory" ? [] : delivery ? ["change"] : row.phase === "ping" ? ["heartbeat", "ping"] : ["heartbeat"];
+  const ratio = kinds
+    .filter((kind) => memory(kind))
+    .map((kind) => `  (runtime ${(row.runtimeUs / memory(kind)).toFixed(1)}× memory's ${kind})`)
+    .join("");
   const cols = Object.entries(row)
     .filter(([k]) => k.endsWith("Us"))
     .map(([k, v]) => `${k.slice(0, -2)} ${v}`)

@@ -246,8 +246,8 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   /** Friends updated by pushes on this socket since the subscription was requested. */
   private touched = new Set<string>();
   private lastFrameAt = 0;
-  /** The keep-alive interval on this socket (0 before `welcome`). */
-  private pingEvery = 0;
+  /** Whether this socket's pings come often enough (at most a third of the TTL apart) to be its sign of life alone. */
+  private pingsKeepAlive = false;
   /** The last heartbeat the server acknowledged, and on which socket: a periodic heartbeat that would repeat it is left out. */
   private acked: { generation: number; key: string } | null = null;
 
@@ -704,7 +704,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
   private startTimers(heartbeatIntervalMs: number): void {
     const ttlMs = this.welcome?.ttlMs ?? 120_000;
     const pingEvery = this.options.pingIntervalMs ?? Math.max(250, Math.min(30_000, Math.floor(ttlMs / 4)));
-    this.pingEvery = pingEvery;
+    this.pingsKeepAlive = pingEvery <= ttlMs / 3;
     // Three silent ping intervals: the socket is half-open; start over.
     const deadAfter = pingEvery * 3;
     const generation = this.generation;
@@ -869,9 +869,7 @@ export class PresenceClient extends Emitter<PresenceEvents> {
    * life (PROTOCOL.md, "Keeping the socket alive").
    */
   private repeatsAcked(): boolean {
-    if (this.options.heartbeatWhenUnchanged || this.acked?.generation !== this.generation) return false;
-    const ttlMs = this.welcome?.ttlMs ?? 120_000;
-    if (this.pingEvery <= 0 || this.pingEvery > ttlMs / 3) return false;
+    if (this.options.heartbeatWhenUnchanged || !this.pingsKeepAlive || this.acked?.generation !== this.generation) return false;
     const { position, realm, status, statusText } = this.desired;
     if (!position || !realm) return false;
     const expiry = this.expiry;

@@ -33,6 +33,16 @@ async function ageDcl(address: string, ms: number) {
   });
 }
 
+/** alice on a DCL socket, friends with bob, who follows her from a JSON socket and has seen her online. */
+async function dclWatched() {
+  const [alice, bob] = await friends();
+  const jb = await Client.connect(bob.address);
+  await jb.request({ type: "SubscribeFriendshipPresenceUpdates" });
+  const a = await dial(alice);
+  await jb.presenceOf(alice.address, (p) => p.status === "online");
+  return { alice, bob, jb, a };
+}
+
 async function dclLastSeen(address: string): Promise<number[]> {
   return runInDurableObject(stubOf(address), (instance) =>
     (instance as unknown as { store: UserStore }).store
@@ -314,11 +324,7 @@ describe("hibernation and liveness", () => {
 
   it("a DCL client's frames are written down at half the TTL: an eviction cannot expire a client that is still talking", async () => {
     // DCL sockets carry no device state in their attachments: the device row is what survives an eviction.
-    const [alice, bob] = await friends();
-    const jb = await Client.connect(bob.address);
-    await jb.request({ type: "SubscribeFriendshipPresenceUpdates" });
-    const a = await dial(alice);
-    await jb.presenceOf(alice.address, (p) => p.status === "online");
+    const { alice, bob, jb, a } = await dclWatched();
     // More than half a TTL without a frame, then one (a call): the sign of life reaches the row.
     await ageDcl(alice.address, TTL / 2 + 1_000);
     expect((await a.service.getFriends({})).friends.map((f) => f.address)).toEqual([bob.address]);
@@ -338,11 +344,7 @@ describe("hibernation and liveness", () => {
   });
 
   it("a silent DCL client goes offline after the TTL: the friend sees it, the socket is closed 4000", async () => {
-    const [alice, bob] = await friends();
-    const jb = await Client.connect(bob.address);
-    await jb.request({ type: "SubscribeFriendshipPresenceUpdates" });
-    const a = await dial(alice);
-    await jb.presenceOf(alice.address, (p) => p.status === "online");
+    const { alice, jb, a } = await dclWatched();
     await ageDcl(alice.address, TTL + 1);
     expect(await runDurableObjectAlarm(stubOf(alice.address))).toBe(true);
     await jb.presenceOf(alice.address, (p) => p.status === "offline");

@@ -9,21 +9,30 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_CONFIG } from "../../src/presence/config";
 import type { UserStore } from "../../durable/store";
+import type { Presence } from "../../src/presence/types";
 import { until } from "../shared/util";
-import { ageDevices, befriend, Client, leaseOf, patchObject, restorePatches, stubOf, user } from "./helpers";
+import { ageDevices, befriend, Client, countCalls, leaseOf, patchObject, restorePatches, stubOf, user } from "./helpers";
 
 afterEach(restorePatches);
 
 const HOUR = 3_600_000;
 const TTL = 120_000;
 
-function callsTo(userId: string, method: string): { count: () => number } {
-  let calls = 0;
-  patchObject(userId, method, (original) => {
-    calls++;
-    return original();
-  });
-  return { count: () => calls };
+/** b is subscribed and online; then a connects, subscribes and heartbeats `heartbeat`; b has seen a as `seen` says. */
+async function bothOnline(
+  a: string,
+  b: string,
+  heartbeat: Record<string, unknown> = {},
+  seen: (p: Presence) => boolean = (p) => p.status === "online",
+): Promise<{ ca: Client; cb: Client }> {
+  const cb = await Client.connect(b);
+  await cb.request({ type: "SubscribeFriendshipPresenceUpdates" });
+  await cb.heartbeat();
+  const ca = await Client.connect(a);
+  await ca.request({ type: "SubscribeFriendshipPresenceUpdates" });
+  await ca.heartbeat(heartbeat);
+  await cb.presenceOf(a, seen);
+  return { ca, cb };
 }
 
 describe("signing off releases leases without a call of its own (issue #11)", () => {
@@ -31,28 +40,22 @@ describe("signing off releases leases without a call of its own (issue #11)", ()
     const [a, b, c] = [user("a"), user("b"), user("c")];
     await befriend(a, b);
     await befriend(a, c);
-    const cb = await Client.connect(b);
-    await cb.request({ type: "SubscribeFriendshipPresenceUpdates" });
-    await cb.heartbeat();
-    const ca = await Client.connect(a);
-    await ca.request({ type: "GetOnlineFriends" });
-    await ca.heartbeat();
-    await cb.presenceOf(a, (p) => p.status === "online");
+    const { ca, cb } = await bothOnline(a, b);
     // a watches b (online, watching a back) and c (offline: c's object is not watching anyone).
     await until("a holds leases on b and c", async () => (await leaseOf(b, a)) !== null && (await leaseOf(c, a)) !== null);
-    const unwatchB = callsTo(b, "unwatch");
-    const unwatchC = callsTo(c, "unwatch");
+    const unwatchB = countCalls("unwatch", [b]);
+    const unwatchC = countCalls("unwatch", [c]);
     await ca.close();
     await cb.presenceOf(a, (p) => p.status === "offline");
     await until("both leases released", async () => (await leaseOf(b, a)) === null && (await leaseOf(c, a)) === null);
     // b took the offline push, which released a's lease there; c was not told a's presence and got `unwatch`.
-    expect(unwatchB.count()).toBe(0);
-    expect(unwatchC.count()).toBe(1);
+    expect(unwatchB.n).toBe(0);
+    expect(unwatchC.n).toBe(1);
     // b's next change goes nowhere near a's object.
-    const pushes = callsTo(a, "receivePresence");
+    const pushes = countCalls("receivePresence", [a]);
     await cb.heartbeat({ status: "busy" });
     await cb.heartbeat({ status: "away" });
-    expect(pushes.count()).toBe(0);
+    expect(pushes.n).toBe(0);
     await cb.close();
   });
 });
@@ -61,13 +64,7 @@ describe("an offline that is not a sign-off releases nothing", () => {
   it("going invisible, or hiding from a friend, keeps the user's own leases: the friend's changes still reach them", async () => {
     const [a, b] = [user("a"), user("b")];
     await befriend(a, b);
-    const cb = await Client.connect(b);
-    await cb.request({ type: "SubscribeFriendshipPresenceUpdates" });
-    await cb.heartbeat();
-    const ca = await Client.connect(a);
-    await ca.request({ type: "SubscribeFriendshipPresenceUpdates" });
-    await ca.heartbeat();
-    await cb.presenceOf(a, (p) => p.status === "online");
+    const { ca, cb } = await bothOnline(a, b);
 
     await ca.heartbeat({ status: "invisible" });
     await cb.presenceOf(a, (p) => p.status === "offline");
@@ -136,12 +133,7 @@ describe("watch leases of 24 h (issue #11)", () => {
     const a = user("a");
     const b = user("b");
     await befriend(a, b);
-    const cb = await Client.connect(b);
-    await cb.request({ type: "SubscribeFriendshipPresenceUpdates" });
-    await cb.heartbeat();
-    const ca = await Client.connect(a);
-    await ca.heartbeat({ realm: "one" });
-    await cb.presenceOf(a, (p) => p.realm === "one");
+    const { ca } = await bothOnline(a, b, { realm: "one" }, (p) => p.realm === "one");
     await until("b holds a lease on a", async () => (await leaseOf(a, b)) !== null);
 
     // b's client vanishes (silent drop) and b's release of its leases never arrives: neither its
@@ -154,13 +146,13 @@ describe("watch leases of 24 h (issue #11)", () => {
     expect(await leaseOf(a, b)).toBeGreaterThan(Date.now() + 23 * HOUR);
 
     // a's next change reaches b once, is refused (b has no live client), and the lease is gone.
-    const pushes = callsTo(b, "receivePresence");
+    const pushes = countCalls("receivePresence", [b]);
     await ca.heartbeat({ realm: "two", status: "busy" });
     await until("the refused push dropped the lease", async () => (await leaseOf(a, b)) === null);
-    expect(pushes.count()).toBe(1);
+    expect(pushes.n).toBe(1);
     await ca.heartbeat({ realm: "three", status: "away" });
     await ca.heartbeat({ realm: "four", status: "online" });
-    expect(pushes.count()).toBe(1);
+    expect(pushes.n).toBe(1);
     await ca.close();
   });
 });
